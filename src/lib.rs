@@ -1,0 +1,21 @@
+//! # gps-ssl — Guided Positive Sampling for self-supervised learning
+//!
+//! Stages (each usable alone, each a `gps-ssl` subcommand):
+//! 1. **dataset** sources ([`DataSource`]): image folders, IDX, CIFAR binary, Parquet tables.
+//! 2. **embed**: run an ONNX prior over a dataset → `embeddings.parquet`.
+//! 3. **knn**: k-NN lists in prior space → `neighbours.parquet`.
+//! 4. **loader**: GPS positive pairs, augmented, batched for Burn.
+//! 5. **ssl / eval**: SSL methods and their GPS versions; kNN / linear-probe evaluation.
+
+mod dataset;
+mod error;
+mod knn;
+mod loader;
+mod progress;
+mod store;
+
+pub use dataset::{DataSource, Image, Sample};
+pub use error::{Error, Result};
+pub use knn::NeighbourLists;
+pub use loader::PairBatch;
+pub use progress::{NoProgress, Progress};

@@ -1,0 +1,36 @@
+//! The `gps-ssl` command line: a thin shell over the library.
+
+use clap::{Parser, Subcommand};
+
+/// Guided Positive Sampling for self-supervised learning.
+#[derive(Debug, Parser)]
+#[command(name = "gps-ssl", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Describe a dataset source (count, shape, labels, fingerprint).
+    Inspect {
+        /// The dataset source (image folder, IDX file, CIFAR batch, Parquet table).
+        data: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Inspect { data } => {
+            anyhow::bail!("inspect {data}: dataset sources are not wired yet")
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Parquet files between stages: `embeddings.parquet` and `neighbours.parquet`.
