@@ -12,10 +12,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+# Key -> accepted TOML types. `channels` is "RGB" (3 also accepted); `pixel_scale` is the number the
+# 0..255 pixels are multiplied by before (x - mean) / std (a descriptive string is also accepted).
 REQUIRED = {
     "name": str, "onnx": str, "sha256": str, "input_name": str, "output_name": str, "dim": int,
-    "input_size": int, "channels": int, "layout": str, "pixel_scale": str, "mean": list, "std": list,
-    "resize": str, "source": str, "license": str,
+    "input_size": int, "channels": (str, int), "layout": str, "pixel_scale": (float, int, str),
+    "mean": list, "std": list, "resize": str, "source": str, "license": str,
 }
 
 
@@ -29,18 +31,25 @@ def check(path: Path) -> str | None:
     for key, ty in REQUIRED.items():
         if key not in m:
             return f"missing key `{key}`"
-        if not isinstance(m[key], ty) or (ty is int and isinstance(m[key], bool)):
-            return f"key `{key}` should be a {ty.__name__}, found {m[key]!r}"
+        if not isinstance(m[key], ty) or isinstance(m[key], bool):
+            names = " or ".join(t.__name__ for t in (ty if isinstance(ty, tuple) else (ty,)))
+            return f"key `{key}` should be a {names}, found {m[key]!r}"
+    if m["channels"] not in ("RGB", 3):
+        return f"key `channels` is {m['channels']!r}; only \"RGB\" is supported"
     for key in ("mean", "std"):
         v = m[key]
-        if len(v) != m["channels"] or not all(isinstance(x, (int, float)) for x in v):
-            return f"key `{key}` should list {m['channels']} numbers, found {v!r}"
+        if len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
+            return f"key `{key}` should list 3 numbers, found {v!r}"
     if any(s == 0 for s in m["std"]):
         return "key `std` contains 0"
+    if m["resize"] != "bilinear":
+        return f"key `resize` is {m['resize']!r}; only \"bilinear\" is supported"
     if m["layout"] != "NCHW":
         return f"key `layout` is {m['layout']!r}; only \"NCHW\" is supported"
     if not m["sha256"]:
         return "key `sha256` is empty: run the export script that writes this manifest"
+    if len(m["sha256"]) != 64 or any(c not in "0123456789abcdefABCDEF" for c in m["sha256"]):
+        return f"key `sha256` should be 64 hex digits, found {m['sha256']!r}"
     model = path.parent / m["onnx"]
     if not model.is_file():
         return f"model file {model} (key `onnx`) does not exist; run scripts/setup.sh or the export script"

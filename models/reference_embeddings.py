@@ -4,7 +4,7 @@
 Preprocessing (the contract the Rust `embed` stage must match):
   1. decode with Pillow, convert to RGB (grey images replicated to 3 channels),
   2. resize to input_size x input_size with Pillow's BILINEAR filter (aspect ratio not kept),
-  3. float32 (x - mean[c]) / std[c] on 0..255 values, layout NCHW.
+  3. float32 (p * pixel_scale - mean[c]) / std[c] on 0..255 pixels p, layout NCHW.
 
 Usage:
   python models/reference_embeddings.py --manifest models/efficientnet_lite0.toml \
@@ -38,6 +38,9 @@ def preprocess(path: Path, manifest: dict, size: int | None = None) -> np.ndarra
     size = size or manifest["input_size"]
     img = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
     x = np.asarray(img, dtype=np.float32)  # [H, W, 3], 0..255
+    scale = manifest["pixel_scale"]
+    if isinstance(scale, (int, float)):  # a string pixel_scale is only a description
+        x = x * np.float32(scale)
     x = (x - np.asarray(manifest["mean"], np.float32)) / np.asarray(manifest["std"], np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
