@@ -3,7 +3,7 @@
 
 Prints top-1 at the manifest's input_size, checks the graph also runs at 112x112 (symbolic
 H, W) and with batch sizes 1 and 20, and exits 1 if top-1 < --min-top1 (default 0.85; this Lite0
-conversion scores 17/20 = 0.85 with Pillow-bilinear resizing, 0.90 with bicubic) or if the mean NLL of
+conversion scores 17/20 = 0.85 with Pillow-bilinear resizing; misses at rank 2, 2, 5) or if the mean NLL of
 the true class > --max-nll (default 0.80; measured Lite0/1/2: 0.620/0.757/0.641; k//2 padding on Lite0
 0.731, ImageNet mean/std 0.88, BN eps 1e-5 0.75 — the pinned sha256 is the exact regression guard).
 
