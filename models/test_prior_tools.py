@@ -210,8 +210,8 @@ class ConverterTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def convert(self, out: Path, *extra) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, str(HERE / "convert_efficientnet_lite.py"), "--weights", str(self.pth),
+    def convert(self, out: Path, *extra, weights: Path | None = None) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(HERE / "convert_efficientnet_lite.py"), "--weights", str(weights or self.pth),
                "--variant", "lite0", "--out", str(out), *extra]
         return subprocess.run(cmd, capture_output=True, text=True)
 
@@ -274,9 +274,10 @@ class ConverterTest(unittest.TestCase):
             conv.load_legacy_state_dict(evil)
         self.assertIn("refusing to load global", str(ctx.exception))
         self.assertFalse(marker.exists())
-        r = self.convert(self.dir / "evil.onnx")
+        r = self.convert(self.dir / "evil.onnx", weights=evil)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("refusing", r.stderr)
+        self.assertFalse((self.dir / "evil.onnx").exists())
 
     def test_truncated_file_is_an_error(self):
         bad = self.dir / "truncated.pth"
