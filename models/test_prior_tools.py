@@ -117,8 +117,11 @@ def contiguous(a: np.ndarray):
 # A small random EfficientNet-Lite-shaped state dict (7 stages, stem 32, head 1280)
 # ---------------------------------------------------------------------------------------------
 
-# per stage: (repeats, out channels, expand ratio); kernels/strides come from conv.STAGES
-SMALL = [(1, 8, 1), (2, 12, 2), (1, 16, 2), (2, 20, 2), (1, 24, 2), (2, 28, 2), (1, 32, 2)]
+# per stage: (repeats, out channels, expand ratio, kernel, first stride) — the EfficientNet-B0 table,
+# written out here independently of the converter's STAGES.
+SMALL = [(1, 8, 1, 3, 1), (2, 12, 2, 3, 2), (1, 16, 2, 5, 2), (2, 20, 2, 3, 2), (1, 24, 2, 5, 1), (2, 28, 2, 5, 2),
+         (1, 32, 2, 3, 1)]
+EPS = 1e-3
 
 
 def random_state(rng) -> "collections.OrderedDict[str, tuple]":
@@ -138,7 +141,7 @@ def random_state(rng) -> "collections.OrderedDict[str, tuple]":
     sd["_conv_stem.weight"] = hwio(w(32, 3, 3, 3))
     bn("_bn0", 32)
     c_in, b = 32, 0
-    for (reps, c_out, e), (_, k) in zip(SMALL, conv.STAGES):
+    for reps, c_out, e, k, _ in SMALL:
         for _ in range(reps):
             p, mid = f"_blocks.{b}.", c_in * e
             if e != 1:
@@ -180,18 +183,21 @@ def np_conv(x, w, stride, groups):
 def np_forward(sd, x):
     def bn(y, p):
         g, b, m, v = (sd[p + s] for s in (".weight", ".bias", ".running_mean", ".running_var"))
-        return (y - m[:, None, None]) / np.sqrt(v[:, None, None] + conv.BN_EPS) * g[:, None, None] + b[:, None, None]
+        return (y - m[:, None, None]) / np.sqrt(v[:, None, None] + EPS) * g[:, None, None] + b[:, None, None]
 
     relu6 = lambda y: np.clip(y, 0, 6)  # noqa: E731
     x = relu6(bn(np_conv(x, sd["_conv_stem.weight"], 2, 1), "_bn0"))
-    for i, has_expand, k, stride, c_in, c_out in conv.block_plan(sd):
-        p, inp = f"_blocks.{i}.", x
-        if has_expand:
-            x = relu6(bn(np_conv(x, sd[p + "_expand_conv.weight"], 1, 1), p + "_bn0"))
-        x = relu6(bn(np_conv(x, sd[p + "_depthwise_conv.weight"], stride, x.shape[0]), p + "_bn1"))
-        x = bn(np_conv(x, sd[p + "_project_conv.weight"], 1, 1), p + "_bn2")
-        if stride == 1 and c_in == c_out:
-            x = x + inp
+    i, c_in = 0, 32
+    for reps, c_out, e, _, first_stride in SMALL:
+        for r in range(reps):
+            p, inp, stride = f"_blocks.{i}.", x, first_stride if r == 0 else 1
+            if e != 1:
+                x = relu6(bn(np_conv(x, sd[p + "_expand_conv.weight"], 1, 1), p + "_bn0"))
+            x = relu6(bn(np_conv(x, sd[p + "_depthwise_conv.weight"], stride, x.shape[0]), p + "_bn1"))
+            x = bn(np_conv(x, sd[p + "_project_conv.weight"], 1, 1), p + "_bn2")
+            if stride == 1 and c_in == c_out:
+                x = x + inp
+            i, c_in = i + 1, c_out
     x = relu6(bn(np_conv(x, sd["_conv_head.weight"], 1, 1), "_bn1"))
     feats = x.mean(axis=(1, 2))
     return feats, sd["_fc.weight"] @ feats + sd["_fc.bias"]
