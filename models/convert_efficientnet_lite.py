@@ -358,7 +358,7 @@ def main(argv=None) -> int:
     try:
         sd = load_legacy_state_dict(args.weights)
         model = build_model(sd, args.variant, args.padding)
-    except (OSError, ValueError, KeyError, pickle.UnpicklingError) as e:
+    except (OSError, ValueError, KeyError, IndexError, pickle.UnpicklingError, onnx.checker.ValidationError) as e:
         print(f"error: {args.weights}: {e}", file=sys.stderr)
         return 1
     data = model.SerializeToString(deterministic=True)
