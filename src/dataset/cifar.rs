@@ -117,7 +117,7 @@ impl CifarSource {
         for p in paths {
             let path = p.as_ref().to_path_buf();
             let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            if data.is_empty() || data.len() % record != 0 {
+            if data.is_empty() || !data.len().is_multiple_of(record) {
                 return Err(Error::format(
                     &path,
                     format!(

@@ -146,13 +146,15 @@ impl Spec {
             {
                 match Kind::from_prefix(prefix) {
                     Some(k) => (Some(k), rest),
-                    None => return Err(Error::invalid(
-                        "dataset spec",
-                        format!(
+                    None => {
+                        return Err(Error::invalid(
+                            "dataset spec",
+                            format!(
                             "`{spec}`: unknown kind `{prefix}:`; expected one of idx:, cifar10:, \
                                  cifar100:, parquet:, folder: or a plain path"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             _ => (None, spec),
@@ -266,7 +268,7 @@ fn cifar_kind(path: &Path) -> Result<Kind> {
         .map_err(|e| Error::io(path, e))?
         .len() as usize;
     let (r10, r100) = (1 + CIFAR_PIXELS, 2 + CIFAR_PIXELS);
-    match (len > 0 && len % r10 == 0, len > 0 && len % r100 == 0) {
+    match (len > 0 && len.is_multiple_of(r10), len > 0 && len.is_multiple_of(r100)) {
         (true, false) => Ok(Kind::Cifar10),
         (false, true) => Ok(Kind::Cifar100),
         (true, true) => Err(Error::invalid(
