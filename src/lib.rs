@@ -22,7 +22,13 @@ pub use augment::{
     JitterParams, JitterSpec, Normalize, ViewParams, ViewRecipe, DEFAULT_BLUR_KERNEL_FRAC,
     IMAGENET_MEAN, IMAGENET_STD, LUMA, SOLARIZE_THRESHOLD,
 };
-pub use dataset::{DataSource, Image, Sample};
+pub use dataset::{
+    decode_image, open_source, sha256, sha256_file, CifarFormat, CifarSource, DataSource,
+    Fingerprinter, IdxSource, Image, ImageFolderSource, ParquetImageSource,
+    ParquetImageSourceBuilder, Sample, CIFAR_PIXELS, CIFAR_SIDE, DEFAULT_CACHED_ROW_GROUPS,
+    DEFAULT_IMAGE_COLUMN, DEFAULT_LABEL_COLUMN, FINGERPRINT_VERSION, IDX_IMAGES_MAGIC,
+    IDX_LABELS_MAGIC, IMAGE_EXTENSIONS,
+};
 pub use error::{Error, Result};
 pub use knn::NeighbourLists;
 pub use loader::{

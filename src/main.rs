@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli {
+    pub mod inspect;
+}
+
 /// Guided Positive Sampling for self-supervised learning.
 #[derive(Debug, Parser)]
 #[command(name = "gps-ssl", version, about)]
@@ -13,10 +17,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Describe a dataset source (count, shape, labels, fingerprint).
-    Inspect {
-        /// The dataset source (image folder, IDX file, CIFAR batch, Parquet table).
-        data: String,
-    },
+    Inspect(cli::inspect::InspectArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,8 +30,6 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Inspect { data } => {
-            anyhow::bail!("inspect {data}: dataset sources are not wired yet")
-        }
+        Command::Inspect(args) => cli::inspect::run(args),
     }
 }
