@@ -8,14 +8,24 @@
 //! 5. **ssl / eval**: SSL methods and their GPS versions; kNN / linear-probe evaluation.
 
 mod dataset;
+mod embed;
 mod error;
 mod knn;
 mod loader;
+mod prior;
 mod progress;
+mod runtime;
 mod store;
 
 pub use dataset::{DataSource, Image, Sample};
+pub use embed::{
+    BadSample, EmbedJob, EmbedSummary, Embedder, EmbedderBuilder, ExecutionProvider, Preprocess,
+    ShardSpec, DEFAULT_BATCH_SIZE, DEFAULT_ROW_GROUP_ROWS,
+};
 pub use error::{Error, Result};
 pub use knn::NeighbourLists;
 pub use loader::PairBatch;
+pub use prior::{sha256_file, PriorManifest};
 pub use progress::{NoProgress, Progress};
+pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
+pub use store::embeddings::{merge_embeddings, EmbeddingTable};
