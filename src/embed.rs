@@ -118,17 +118,17 @@ impl EmbedderBuilder {
         let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| {
             Error::Ort(format!("{}: {e}", self.prior.onnx.display()))
         };
-        let mut builder = Session::builder(env)
+        let builder = Session::builder(env)
             .map_err(|e| Error::Ort(e.to_string()))?
             .with_intra_threads(threads)
             .map_err(ort_err)?
             .with_inter_threads(1)
             .map_err(ort_err)?;
-        match self.provider {
-            ExecutionProvider::Cpu => {}
+        let mut builder = match self.provider {
+            ExecutionProvider::Cpu => builder,
             #[cfg(feature = "cuda")]
             ExecutionProvider::Cuda(device) => {
-                builder = builder
+                builder
                     .with_execution_providers([ort::ep::CUDA::default()
                         .with_device_id(device)
                         .build()
@@ -138,9 +138,9 @@ impl EmbedderBuilder {
                             "CUDA execution provider (device {device}) could not be registered \
                              (is onnxruntime-gpu installed and a GPU visible?): {e}"
                         ))
-                    })?;
+                    })?
             }
-        }
+        };
         let session = builder.commit_from_file(&self.prior.onnx).map_err(|e| {
             Error::Ort(format!("cannot load prior {}: {e}", self.prior.onnx.display()))
         })?;

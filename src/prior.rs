@@ -62,6 +62,12 @@ pub struct PriorManifest {
     pub source: String,
     /// Licence of the weights.
     pub license: String,
+    /// Optional human-readable summary of the preprocessing.
+    #[serde(default)]
+    pub preprocess: Option<String>,
+    /// Optional name of a classifier output of the graph (e.g. `"logits"`, `[N, classes]`).
+    #[serde(default)]
+    pub logits_name: Option<String>,
 }
 
 impl PriorManifest {
@@ -134,7 +140,10 @@ impl PriorManifest {
             ));
         }
         if self.sha256.len() != 64 || !self.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return bad(format!("sha256 must be 64 hex digits, found {:?}", self.sha256));
+            return bad(format!(
+                "sha256 must be 64 hex digits, found {:?} (export the model first; see models/README.md)",
+                self.sha256
+            ));
         }
         Ok(())
     }
@@ -188,7 +197,7 @@ license = "MIT"
         path
     }
 
-    // sha256 of b"not really onnx": python3 -c "import hashlib;print(hashlib.sha256(b'not really onnx').hexdigest())"
+    // A well-formed digest that is not the file's.
     const SHA: &str = "2dbd0d0f04f02a7a8b1c1e6a06d4c8ee5b6ad1e5e1e5bd5e2bb0fbe32b3e0d6f";
 
     #[test]

@@ -20,9 +20,6 @@ use std::sync::OnceLock;
 /// Environment variable naming the ONNX Runtime shared library explicitly.
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 
-/// The ONNX Runtime version the setup script installs (and that this crate is tested with).
-pub const ORT_PYTHON_VERSION: &str = "1.32.0";
-
 /// How to get a usable ONNX Runtime, appended to every discovery error.
 const FIX_HINT: &str = "To fix it, do one of:\n  \
      - run `scripts/setup.sh` (creates ./.venv with onnxruntime==1.32.0), or\n  \
