@@ -20,6 +20,7 @@
 mod job;
 mod pipeline;
 mod preprocess;
+mod resize;
 
 pub use job::{EmbedJob, EmbedSummary, ShardSpec, DEFAULT_ROW_GROUP_ROWS};
 pub use pipeline::BadSample;

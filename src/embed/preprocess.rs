@@ -1,12 +1,12 @@
 //! Image → network input: resize to the prior's square resolution, grey → RGB, normalise, NCHW.
 
+use super::resize::resize_bilinear;
 use crate::{Error, Image, PriorManifest, Result};
-use fast_image_resize::{images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 /// How one image becomes one `[3, size, size]` slice of the input tensor.
 ///
-/// The image is resized (up or down) to `size × size` with a bilinear convolution filter
-/// (`fast_image_resize`, the same algorithm as Pillow's `Image.resize(..., BILINEAR)`; aspect
+/// The image is resized (up or down) to `size × size` with a bilinear filter that reproduces
+/// Pillow's `Image.resize(..., BILINEAR)` pixel for pixel (antialiased when shrinking; aspect
 /// ratio is not kept, nothing is cropped). A grey image is resized on its one channel and then
 /// repeated into R, G and B. Each u8 pixel `p` of channel `c` becomes
 /// `(p * pixel_scale - mean[c]) / std[c]`.
@@ -41,7 +41,7 @@ impl Preprocess {
     /// A one-line description recorded in output metadata (`gps.prior.preprocess`).
     pub fn describe(&self) -> String {
         format!(
-            "resize=bilinear(square,no-crop) size={} grey=repeat3 layout=NCHW channels=RGB \
+            "resize=pillow-bilinear(square,no-crop) size={} grey=repeat3 layout=NCHW channels=RGB \
              x=(p*{}-mean)/std mean={:?} std={:?}",
             self.size, self.pixel_scale, self.mean, self.std
         )
@@ -58,27 +58,21 @@ impl Preprocess {
         if w == self.size && h == self.size {
             return Ok(std::borrow::Cow::Borrowed(&image.data));
         }
-        let pixel_type = match c {
-            1 => PixelType::U8,
-            3 => PixelType::U8x3,
-            other => {
-                return Err(Error::Decode {
-                    key: key.to_string(),
-                    detail: format!("expected 1 or 3 channels, found {other}"),
-                })
-            }
-        };
-        let src = ImageRef::new(w, h, &image.data, pixel_type).map_err(|e| Error::Decode {
-            key: key.to_string(),
-            detail: format!("{w}x{h}x{c} buffer of {} bytes: {e}", image.data.len()),
-        })?;
-        let mut dst = fast_image_resize::images::Image::new(self.size, self.size, pixel_type);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| Error::Decode {
-            key: key.to_string(),
-            detail: format!("resize {w}x{h} -> {0}x{0}: {e}", self.size),
-        })?;
-        Ok(std::borrow::Cow::Owned(dst.into_vec()))
+        if c != 1 && c != 3 {
+            return Err(Error::Decode {
+                key: key.to_string(),
+                detail: format!("expected 1 or 3 channels, found {c}"),
+            });
+        }
+        if image.data.len() != w as usize * h as usize * c as usize {
+            return Err(Error::Decode {
+                key: key.to_string(),
+                detail: format!("{w}x{h}x{c} image with a {}-byte buffer", image.data.len()),
+            });
+        }
+        let s = self.size as usize;
+        let out = resize_bilinear(&image.data, w as usize, h as usize, c as usize, s, s);
+        Ok(std::borrow::Cow::Owned(out))
     }
 
     /// Writes `image` as a normalised `[3, size, size]` planar slice into `out`
