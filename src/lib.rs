@@ -17,7 +17,13 @@ mod progress;
 mod runtime;
 mod store;
 
-pub use dataset::{DataSource, Image, Sample};
+pub use dataset::{
+    decode_image, open_source, sha256, sha256_file, CifarFormat, CifarSource, DataSource,
+    Fingerprinter, IdxSource, Image, ImageFolderSource, ParquetImageSource,
+    ParquetImageSourceBuilder, Sample, CIFAR_PIXELS, CIFAR_SIDE, DEFAULT_CACHED_ROW_GROUPS,
+    DEFAULT_IMAGE_COLUMN, DEFAULT_LABEL_COLUMN, FINGERPRINT_VERSION, IDX_IMAGES_MAGIC,
+    IDX_LABELS_MAGIC, IMAGE_EXTENSIONS,
+};
 pub use embed::{
     BadSample, EmbedJob, EmbedSummary, Embedder, EmbedderBuilder, ExecutionProvider, Preprocess,
     ShardSpec, DEFAULT_BATCH_SIZE, DEFAULT_ROW_GROUP_ROWS,
@@ -25,7 +31,7 @@ pub use embed::{
 pub use error::{Error, Result};
 pub use knn::NeighbourLists;
 pub use loader::PairBatch;
-pub use prior::{sha256_file, PriorManifest};
+pub use prior::PriorManifest;
 pub use progress::{NoProgress, Progress};
 pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
 pub use store::embeddings::{merge_embeddings, EmbeddingTable};

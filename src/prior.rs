@@ -97,7 +97,7 @@ impl PriorManifest {
                 ),
             ));
         }
-        let found = sha256_file(&manifest.onnx)?;
+        let found = sha256_hex_file(&manifest.onnx)?;
         if !found.eq_ignore_ascii_case(&manifest.sha256) {
             return Err(Error::mismatch(
                 format!(
@@ -150,7 +150,7 @@ impl PriorManifest {
 }
 
 /// Lower-case hex SHA-256 of a file's contents.
-pub fn sha256_file(path: &Path) -> Result<String> {
+pub(crate) fn sha256_hex_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
