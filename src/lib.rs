@@ -9,10 +9,13 @@
 
 mod augment;
 mod dataset;
+mod embed;
 mod error;
 mod knn;
 mod loader;
+mod prior;
 mod progress;
+mod runtime;
 mod sampler;
 mod seed;
 mod store;
@@ -29,14 +32,21 @@ pub use dataset::{
     DEFAULT_IMAGE_COLUMN, DEFAULT_LABEL_COLUMN, FINGERPRINT_VERSION, IDX_IMAGES_MAGIC,
     IDX_LABELS_MAGIC, IMAGE_EXTENSIONS,
 };
+pub use embed::{
+    BadSample, EmbedJob, EmbedSummary, Embedder, EmbedderBuilder, ExecutionProvider, Preprocess,
+    ShardSpec, DEFAULT_BATCH_SIZE as DEFAULT_EMBED_BATCH_SIZE, DEFAULT_ROW_GROUP_ROWS,
+};
 pub use error::{Error, Result};
 pub use knn::NeighbourLists;
 pub use loader::{
     BurnPairLoader, PairBatch, PairIter, PairLoader, PairLoaderBuilder, TensorPairBatch,
-    DEFAULT_BATCH_SIZE, DEFAULT_DROP_LAST, DEFAULT_PREFETCH_PER_WORKER, DEFAULT_SEED,
-    DEFAULT_SHUFFLE, DEFAULT_WORKERS,
+    DEFAULT_BATCH_SIZE as DEFAULT_LOADER_BATCH_SIZE, DEFAULT_DROP_LAST, DEFAULT_PREFETCH_PER_WORKER,
+    DEFAULT_SEED as DEFAULT_LOADER_SEED, DEFAULT_SHUFFLE, DEFAULT_WORKERS,
 };
 pub use progress::{NoProgress, Progress};
 pub use sampler::{
     GpsSampler, PositiveSampler, SelfSampler, DEFAULT_INCLUDE_SELF, DEFAULT_POSITIVES,
 };
+pub use prior::PriorManifest;
+pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
+pub use store::embeddings::{merge_embeddings, EmbeddingTable};

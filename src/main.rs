@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cli {
+    pub mod embed;
     pub mod inspect;
 }
 
@@ -18,6 +19,10 @@ struct Cli {
 enum Command {
     /// Describe a dataset source (count, shape, labels, fingerprint).
     Inspect(cli::inspect::InspectArgs),
+    /// Embed a dataset with an ONNX prior into embeddings.parquet (resumable, shardable).
+    Embed(cli::embed::EmbedArgs),
+    /// Join the part files of a sharded `embed` run into one embeddings file.
+    MergeEmbeddings(cli::embed::MergeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +36,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => cli::inspect::run(args),
+        Command::Embed(args) => cli::embed::run(args),
+        Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
     }
 }
