@@ -1,0 +1,169 @@
+//! The serde description of an experiment (saved next to its results).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The prior name that selects the hand-crafted raw-pixel prior (the identity map of
+/// Proposition 1 in the paper) instead of an ONNX manifest.
+pub const PIXEL_PRIOR: &str = "pixels";
+
+/// One experiment: which runs to make and how long to train them.
+///
+/// Baseline runs (plain SSL) do not depend on the prior or `k`, so they are made once per
+/// `(method, aug, seed)`; GPS runs once per `(method, aug, prior, k, seed)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Short name shown in reports.
+    pub name: String,
+    /// Training set (any dataset source spec, see `open_source`).
+    pub data: String,
+    /// Test set for evaluation (same kind of source).
+    pub test_data: String,
+    /// Priors: paths of prior manifests (`models/*.toml`) or [`PIXEL_PRIOR`].
+    pub priors: Vec<String>,
+    /// Input resolution of the ONNX prior (`None`: the manifest's native size).
+    pub resolution: Option<u32>,
+    /// GPS neighbourhood sizes (partners drawn uniformly from the k nearest, self excluded).
+    pub k: Vec<usize>,
+    /// SSL methods (`simclr`, `byol`, `barlow`, `vicreg`, `mocov3`, `nnclr`).
+    pub methods: Vec<String>,
+    /// Augmentation settings (`rhflip` = the paper's RHFlipAug, `strong` = SimCLR's recipe).
+    pub augs: Vec<String>,
+    /// Make the plain-SSL baseline runs.
+    pub baseline: bool,
+    /// Make the GPS runs.
+    pub gps: bool,
+    /// Seeds; each run is repeated once per seed (loader, initialisation).
+    pub seeds: Vec<u64>,
+    /// Training epochs per run.
+    pub epochs: usize,
+    /// Pairs per batch.
+    pub batch_size: usize,
+    /// Base learning rate (`None`: the method's default).
+    pub lr: Option<f64>,
+    /// Backbone preset: `small`, `resnet18` or `resnet50`.
+    pub backbone: String,
+    /// Loader worker threads.
+    pub workers: usize,
+    /// Evaluate with the linear probe too (kNN is always evaluated).
+    pub linear_probe: bool,
+}
+
+impl Default for ExperimentConfig {
+    /// The README demo: SimCLR vs GPS-SimCLR, RHFlipAug, Lite0 prior at 112 px, k = 5, seed 0.
+    fn default() -> Self {
+        ExperimentConfig {
+            name: "demo".into(),
+            data: "data/fashion-mnist/train".into(),
+            test_data: "data/fashion-mnist/t10k".into(),
+            priors: vec!["models/efficientnet_lite0.toml".into()],
+            resolution: Some(112),
+            k: vec![5],
+            methods: vec!["simclr".into()],
+            augs: vec!["rhflip".into()],
+            baseline: true,
+            gps: true,
+            seeds: vec![0],
+            epochs: 4,
+            batch_size: 256,
+            lr: None,
+            backbone: "small".into(),
+            workers: 2,
+            linear_probe: true,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads a TOML file; missing keys take the [`Default`] values.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let config: ExperimentConfig = toml::from_str(&text).map_err(|e| Error::Serde {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that every list is non-empty and every name is known.
+    pub fn validate(&self) -> Result<()> {
+        if self.methods.is_empty() || self.augs.is_empty() || self.seeds.is_empty() {
+            return Err(Error::invalid("experiment", "methods, augs and seeds must be non-empty"));
+        }
+        if !self.baseline && !self.gps {
+            return Err(Error::invalid("experiment", "enable baseline, gps or both"));
+        }
+        if self.gps && (self.priors.is_empty() || self.k.is_empty()) {
+            return Err(Error::invalid("experiment", "GPS runs need at least one prior and one k"));
+        }
+        if let Some(&k) = self.k.iter().find(|&&k| k == 0) {
+            return Err(Error::invalid("k", format!("{k}: must be at least 1")));
+        }
+        for aug in &self.augs {
+            if aug != "rhflip" && aug != "strong" {
+                return Err(Error::invalid("aug", format!("`{aug}`; expected rhflip|strong")));
+            }
+        }
+        for m in &self.methods {
+            crate::MethodKind::parse(m)?;
+        }
+        if self.epochs == 0 || self.batch_size < 2 {
+            return Err(Error::invalid("experiment", "epochs ≥ 1 and batch_size ≥ 2 required"));
+        }
+        Ok(())
+    }
+
+    /// A short file-name-safe label of a prior (`efficientnet_lite0`, `pixels`).
+    pub fn prior_label(prior: &str) -> String {
+        if prior == PIXEL_PRIOR {
+            return PIXEL_PRIOR.into();
+        }
+        Path::new(prior)
+            .file_stem()
+            .map_or_else(|| prior.to_string(), |s| s.to_string_lossy().into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_demo_and_valid() {
+        let c = ExperimentConfig::default();
+        assert_eq!(c.methods, ["simclr"]);
+        assert!(c.baseline && c.gps);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn partial_toml_fills_defaults_and_rejects_unknown_keys() {
+        let c: ExperimentConfig = toml::from_str("methods = [\"byol\"]\nseeds = [1, 2]").unwrap();
+        assert_eq!(c.methods, ["byol"]);
+        assert_eq!(c.seeds, [1, 2]);
+        assert_eq!(c.k, [5]);
+        assert!(toml::from_str::<ExperimentConfig>("epoch = 3").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let c = ExperimentConfig { augs: vec!["heavy".into()], ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("heavy"));
+        let c = ExperimentConfig { k: vec![0], ..Default::default() };
+        assert!(c.validate().is_err());
+        let c = ExperimentConfig { methods: vec!["simsiam".into()], ..Default::default() };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn prior_labels_are_file_stems() {
+        assert_eq!(ExperimentConfig::prior_label("models/efficientnet_lite0.toml"), "efficientnet_lite0");
+        assert_eq!(ExperimentConfig::prior_label(PIXEL_PRIOR), "pixels");
+    }
+}
