@@ -246,7 +246,7 @@ impl AugRecipe {
             }
         }
         let n = &self.normalize;
-        if n.mean.is_empty() || n.std.is_empty() || n.std.iter().any(|s| !(*s > 0.0)) {
+        if n.mean.is_empty() || n.std.is_empty() || n.std.iter().any(|s| s.is_nan() || *s <= 0.0) {
             return Err(Error::invalid(
                 "normalize",
                 "need non-empty mean/std and std > 0",
@@ -267,7 +267,7 @@ impl AugRecipe {
                 prob(j.p, "jitter.p")?;
                 let bad = [j.brightness, j.contrast, j.saturation]
                     .iter()
-                    .any(|x| !(*x >= 0.0));
+                    .any(|x| x.is_nan() || *x < 0.0);
                 if bad || !(0.0..=0.5).contains(&j.hue) {
                     return Err(Error::invalid(
                         "jitter",

@@ -19,7 +19,7 @@ impl NeighbourLists {
         if k == 0 {
             return Err(Error::invalid("k", "must be at least 1"));
         }
-        if ids.len() != distances.len() || ids.len() % k != 0 {
+        if ids.len() != distances.len() || !ids.len().is_multiple_of(k) {
             return Err(Error::mismatch(
                 "neighbour buffer length",
                 format!("two equal multiples of k={k}"),
