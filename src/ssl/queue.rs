@@ -124,7 +124,7 @@ mod tests {
         let mut q = SupportQueue::new(4, 2).unwrap();
         q.push(&[1., 0., 0., 1., -1., 0.]).unwrap();
         let z = Tensor::<2>::from_data(TensorData::new(vec![0.1f32, 0.9, -0.8, 0.2], [2, 2]), &device);
-        let nn = q.nearest(z).unwrap().into_data().to_vec::<f32>().unwrap();
+        let nn = q.nearest(z).unwrap().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(nn, vec![0., 1., -1., 0.]);
     }
 }
