@@ -211,6 +211,9 @@ impl Method {
     /// Builds the method's networks on `device` (an autodiff device for training).
     pub fn new(loss: LossConfig, network: &NetworkConfig, device: &Device) -> Result<Self> {
         let online = network.init(device)?;
+        // Burn initialises parameters lazily on first use; draw them now, in a fixed order, so
+        // a seeded construction does not depend on what else uses the RNG later.
+        let _ = export_tensors(&online);
         let target = match loss.base_momentum() {
             Some(_) => {
                 let fresh = network.without_predictor().init(device)?.no_grad();

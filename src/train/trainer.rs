@@ -21,6 +21,9 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 /// File name of the per-step log inside the output directory.
 pub const LOG_FILE: &str = "log.csv";
 
+/// Serialises seeded network initialisation (burn's RNG is shared by the process).
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Trains one [`Method`] on batches from a [`PairSource`], with schedule, logging and
 /// checkpoints. Create with [`Trainer::new`] or [`Trainer::resume`].
 #[derive(Debug)]
@@ -39,15 +42,21 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run of `config` with `batches_per_epoch` batches per epoch on `device` (an
     /// autodiff device, e.g. `Device::flex().autodiff()`). The device is seeded with
-    /// `config.seed` before the networks are built.
+    /// `config.seed` before the networks are built; the initialisation is reproducible as long as
+    /// no code outside a `Trainer` draws from burn's RNG on another thread at the same time.
     pub fn new(config: TrainConfig, batches_per_epoch: usize, device: &Device) -> Result<Self> {
         config.validate()?;
         if batches_per_epoch == 0 {
             return Err(Error::invalid("source", "yields no batch per epoch"));
         }
-        device.seed(config.seed);
-        let method = Method::new(config.method.clone(), &config.network, device)?
-            .with_false_negative_masking(config.mask_false_negatives);
+        let method = {
+            // Burn's RNG is process-global: hold the lock from seeding to the last draw so two
+            // trainers built on different threads cannot interleave their draws.
+            let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            device.seed(config.seed);
+            Method::new(config.method.clone(), &config.network, device)?
+                .with_false_negative_masking(config.mask_false_negatives)
+        };
         let total_steps = (config.epochs * batches_per_epoch) as u64;
         let schedule = LrSchedule {
             base_lr: config.lr,
