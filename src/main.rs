@@ -2,6 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli {
+    pub mod embed;
+    pub mod inspect;
+}
+
 /// Guided Positive Sampling for self-supervised learning.
 #[derive(Debug, Parser)]
 #[command(name = "gps-ssl", version, about)]
@@ -13,10 +18,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Describe a dataset source (count, shape, labels, fingerprint).
-    Inspect {
-        /// The dataset source (image folder, IDX file, CIFAR batch, Parquet table).
-        data: String,
-    },
+    Inspect(cli::inspect::InspectArgs),
+    /// Embed a dataset with an ONNX prior into embeddings.parquet (resumable, shardable).
+    Embed(cli::embed::EmbedArgs),
+    /// Join the part files of a sharded `embed` run into one embeddings file.
+    MergeEmbeddings(cli::embed::MergeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,8 +35,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Inspect { data } => {
-            anyhow::bail!("inspect {data}: dataset sources are not wired yet")
-        }
+        Command::Inspect(args) => cli::inspect::run(args),
+        Command::Embed(args) => cli::embed::run(args),
+        Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
     }
 }
