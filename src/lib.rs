@@ -41,6 +41,7 @@ pub use embed::{
 pub use error::{Error, Result};
 pub use knn::NeighbourLists;
 pub use loader::{
+    false_negative_mask,
     BurnPairLoader, PairBatch, PairIter, PairLoader, PairLoaderBuilder, TensorPairBatch,
     DEFAULT_BATCH_SIZE as DEFAULT_LOADER_BATCH_SIZE, DEFAULT_DROP_LAST, DEFAULT_PREFETCH_PER_WORKER,
     DEFAULT_SEED as DEFAULT_LOADER_SEED, DEFAULT_SHUFFLE, DEFAULT_WORKERS,

@@ -12,7 +12,7 @@ mod builder;
 mod burn;
 mod iter;
 
-pub use batch::PairBatch;
+pub use batch::{false_negative_mask, PairBatch};
 pub use builder::{
     PairLoaderBuilder, DEFAULT_BATCH_SIZE, DEFAULT_DROP_LAST, DEFAULT_PREFETCH_PER_WORKER,
     DEFAULT_SEED, DEFAULT_SHUFFLE, DEFAULT_WORKERS,

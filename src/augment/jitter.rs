@@ -97,7 +97,8 @@ pub fn adjust_saturation(data: &mut [f32], f: f32) {
 pub fn adjust_hue(data: &mut [f32], shift: f32) {
     for p in data.chunks_exact_mut(3) {
         let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
-        let h = (h + shift).rem_euclid(1.0);
+        let h = h + shift;
+        let h = h - h.floor();
         let (r, g, b) = hsv_to_rgb(h, s, v);
         p[0] = r;
         p[1] = g;
@@ -124,7 +125,8 @@ pub fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
     } else {
         4.0 + gc - rc
     };
-    ((h / 6.0 + 1.0).rem_euclid(1.0), s, maxc)
+    let h = h / 6.0 + 1.0;
+    (h - h.floor(), s, maxc)
 }
 
 /// torchvision `_hsv2rgb` for one pixel.

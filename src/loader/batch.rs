@@ -41,19 +41,25 @@ impl PairBatch {
     /// `anchor_i` or `partner_i`), so a contrastive loss should not treat `j` as a negative of
     /// `i`. The diagonal (the positive pair itself) is `false`.
     pub fn false_negative_mask(&self) -> Vec<bool> {
-        let n = self.anchor_ids.len();
-        let mut mask = vec![false; n * n];
-        for i in 0..n {
-            let (ai, pi) = (self.anchor_ids[i], self.partner_ids[i]);
-            for j in 0..n {
-                if i != j {
-                    let (aj, pj) = (self.anchor_ids[j], self.partner_ids[j]);
-                    mask[i * n + j] = aj == ai || aj == pi || pj == ai || pj == pi;
-                }
+        false_negative_mask(&self.anchor_ids, &self.partner_ids)
+    }
+}
+
+/// The in-batch false-negative mask of pairs `(anchor_ids[i], partner_ids[i])`, row-major
+/// `[batch, batch]`; see [`PairBatch::false_negative_mask`].
+pub fn false_negative_mask(anchor_ids: &[u64], partner_ids: &[u64]) -> Vec<bool> {
+    let n = anchor_ids.len().min(partner_ids.len());
+    let mut mask = vec![false; n * n];
+    for i in 0..n {
+        let (ai, pi) = (anchor_ids[i], partner_ids[i]);
+        for j in 0..n {
+            if i != j {
+                let (aj, pj) = (anchor_ids[j], partner_ids[j]);
+                mask[i * n + j] = aj == ai || aj == pi || pj == ai || pj == pi;
             }
         }
-        mask
     }
+    mask
 }
 
 #[cfg(test)]

@@ -22,6 +22,20 @@ pub struct TensorPairBatch {
     pub labels: Option<Vec<i64>>,
 }
 
+impl TensorPairBatch {
+    /// The in-batch false-negative mask as a `[batch, batch]` float tensor on the views'
+    /// device: 1.0 where pair `j` shares an image with pair `i` (`i != j`), else 0.0. Subtract
+    /// a large multiple of it from contrastive logits to ignore those negatives.
+    pub fn false_negative_mask(&self) -> Tensor<2> {
+        let n = self.anchor_ids.len();
+        let m: Vec<f32> = super::batch::false_negative_mask(&self.anchor_ids, &self.partner_ids)
+            .into_iter()
+            .map(|v| v as u8 as f32)
+            .collect();
+        Tensor::<2>::from_data(TensorData::new(m, [n, n]), &self.view_a.device())
+    }
+}
+
 impl PairBatch {
     /// Moves the batch to `device`: one tensor creation per view from its contiguous buffer.
     pub fn to_tensors(self, device: &Device) -> TensorPairBatch {
