@@ -16,6 +16,16 @@ mod store;
 
 pub use dataset::{DataSource, Image, Sample};
 pub use error::{Error, Result};
-pub use knn::NeighbourLists;
+pub use knn::{
+    default_purity_ks, estimate_seconds, label_purity, AdaptiveTau, ExactIndex, HnswIndex,
+    HnswParams, KnnIndex, KnnMethod, KnnOutput, KnnSummary, Metric, NeighbourBuilder,
+    NeighbourLists, NeighbourSearch, Purity, Radius, DEFAULT_HNSW_EF_CONSTRUCTION,
+    DEFAULT_HNSW_EF_SEARCH, DEFAULT_HNSW_M, DEFAULT_KNN_INCLUDE_SELF, DEFAULT_KNN_K,
+    DEFAULT_KNN_METHOD, DEFAULT_KNN_METRIC, DEFAULT_KNN_RECALL_SAMPLE, DEFAULT_KNN_REFINE_FACTOR,
+    DEFAULT_KNN_SEED, DEFAULT_KNN_THREADS, EXACT_FLOPS, EXACT_TILE, HNSW_SECONDS_PER_POINT_DIM,
+};
 pub use loader::PairBatch;
 pub use progress::{NoProgress, Progress};
+pub use store::{
+    NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K,
+};

@@ -1,1 +1,7 @@
 //! Parquet files between stages: `embeddings.parquet` and `neighbours.parquet`.
+
+mod neighbours;
+
+pub use neighbours::{
+    NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K,
+};
