@@ -137,12 +137,12 @@ mod tests {
     use super::*;
 
     // numpy: a=[1,2,2]; b=[2,0,1]; 1-a@b/(norm(a)*norm(b)) = 1-4/(3*sqrt(5)) = 0.40372
-    //        ((a-b)**2).sum() = 9 ; -a@b = -4
+    //        ((a-b)**2).sum() = 6 ; -a@b = -4
     #[test]
     fn distances_match_numpy() {
         let (a, b) = ([1.0, 2.0, 2.0], [2.0, 0.0, 1.0]);
         assert!((Metric::Cosine.distance(&a, &b) - 0.403_72).abs() < 1e-4);
-        assert_eq!(Metric::L2.distance(&a, &b), 9.0);
+        assert_eq!(Metric::L2.distance(&a, &b), 6.0);
         assert_eq!(Metric::Dot.distance(&a, &b), -4.0);
     }
 
