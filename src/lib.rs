@@ -8,13 +8,20 @@
 //! 5. **ssl / eval**: SSL methods and their GPS versions; kNN / linear-probe evaluation.
 
 mod dataset;
+mod embed;
 mod error;
 mod knn;
 mod loader;
+mod prior;
 mod progress;
+mod runtime;
 mod store;
 
 pub use dataset::{DataSource, Image, Sample};
+pub use embed::{
+    BadSample, EmbedJob, EmbedSummary, Embedder, EmbedderBuilder, ExecutionProvider, Preprocess,
+    ShardSpec, DEFAULT_BATCH_SIZE, DEFAULT_ROW_GROUP_ROWS,
+};
 pub use error::{Error, Result};
 pub use knn::{
     default_purity_ks, estimate_seconds, label_purity, AdaptiveTau, ExactIndex, HnswIndex,
@@ -25,7 +32,10 @@ pub use knn::{
     DEFAULT_KNN_SEED, DEFAULT_KNN_THREADS, EXACT_FLOPS, EXACT_TILE, HNSW_SECONDS_PER_POINT_DIM,
 };
 pub use loader::PairBatch;
+pub use prior::{sha256_file, PriorManifest};
 pub use progress::{NoProgress, Progress};
+pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
+pub use store::embeddings::{merge_embeddings, EmbeddingTable};
 pub use store::{
     NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K,
 };

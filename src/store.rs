@@ -1,5 +1,6 @@
 //! Parquet files between stages: `embeddings.parquet` and `neighbours.parquet`.
 
+pub(crate) mod embeddings;
 mod neighbours;
 
 pub use neighbours::{
