@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod config;
+mod data;
 mod log;
 mod optim;
 mod schedule;
@@ -13,6 +14,7 @@ pub use checkpoint::{Checkpoint, Position};
 pub use config::{
     TrainConfig, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS,
 };
+pub use data::PairData;
 pub use log::{CsvLog, StepRecord, LOG_HEADER};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use schedule::LrSchedule;

@@ -20,7 +20,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "embeddings.parquet")]
     out: PathBuf,
     /// Images per inference call.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = gps_ssl::DEFAULT_EMBED_BATCH_SIZE)]
     batch_size: usize,
     /// ONNX Runtime intra-op threads (default: all cores).
     #[arg(long)]

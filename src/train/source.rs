@@ -54,3 +54,17 @@ where
         Ok(Box::new((self.f)(epoch, start_batch)))
     }
 }
+
+impl PairSource for crate::PairLoader {
+    fn batches_per_epoch(&self) -> usize {
+        self.num_batches()
+    }
+
+    fn epoch(
+        &mut self,
+        epoch: usize,
+        start_batch: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<PairBatch>> + '_>> {
+        Ok(Box::new(self.iter_epoch_from(epoch as u64, start_batch)))
+    }
+}
