@@ -6,7 +6,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use gps_ssl::{Method, MethodKind, Optimizer, OptimizerConfig, PairBatch, ResNetConfig, TrainConfig};
+use gps_ssl::{
+    Method, MethodKind, Optimizer, OptimizerConfig, PairBatch, ResNetConfig, TrainConfig,
+};
 use rand::{Rng, SeedableRng};
 
 const BATCH: usize = 128;
@@ -16,7 +18,11 @@ const STEPS: u64 = 3;
 fn batch() -> PairBatch {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let n = BATCH * SIZE * SIZE;
-    let mut view = || (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect::<Vec<f32>>();
+    let mut view = || {
+        (0..n)
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect::<Vec<f32>>()
+    };
     let (view_a, view_b) = (view(), view());
     let ids: Vec<u64> = (0..BATCH as u64).collect();
     PairBatch {
@@ -35,7 +41,9 @@ fn rust_step_seconds(kind: MethodKind, batch: &PairBatch) -> f64 {
     let config = TrainConfig::new(kind, ResNetConfig::small(1));
     let mut method = Method::new(config.method, &config.network, &device).expect("method");
     let mut opt = Optimizer::new(OptimizerConfig::sgd());
-    method.step(batch, &mut opt, 0.05, 0, 100).expect("warm-up step");
+    method
+        .step(batch, &mut opt, 0.05, 0, 100)
+        .expect("warm-up step");
     let t0 = Instant::now();
     for s in 1..=STEPS {
         method.step(batch, &mut opt, 0.05, s, 100).expect("step");
@@ -46,12 +54,18 @@ fn rust_step_seconds(kind: MethodKind, batch: &PairBatch) -> f64 {
 fn torch_step_seconds() -> Option<f64> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let out = Command::new("/usr/bin/python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/ssl_step_peer.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/peers/ssl_step_peer.py"
+        ))
         .args([BATCH, SIZE, STEPS as usize, threads].map(|v| v.to_string()))
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("torch peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "torch peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     String::from_utf8_lossy(&out.stdout)
@@ -70,12 +84,19 @@ fn main() {
         if kind == MethodKind::Simclr {
             simclr = s;
         }
-        println!("{:<28} {:>12.3}", format!("burn-flex/{}/b{BATCH}", kind.name()), s);
+        println!(
+            "{:<28} {:>12.3}",
+            format!("burn-flex/{}/b{BATCH}", kind.name()),
+            s
+        );
     }
     match torch_step_seconds() {
         Some(t) => {
             println!("{:<28} {:>12.3}", format!("pytorch-cpu/simclr/b{BATCH}"), t);
-            println!("ratio burn/pytorch (simclr): {:.2}x (>1 means burn is slower)", simclr / t);
+            println!(
+                "ratio burn/pytorch (simclr): {:.2}x (>1 means burn is slower)",
+                simclr / t
+            );
         }
         None => println!("pytorch peer unavailable: run scripts/install_bench_peers.sh"),
     }

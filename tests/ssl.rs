@@ -16,8 +16,12 @@ const D: usize = 3;
 /// The fixed inputs of the reference snippet: `za = sin(0.7·k)`, `zb = cos(0.3·k + 1)` with
 /// `k = arange(12).reshape(4, 3)`.
 fn inputs(device: &Device) -> (Tensor<2>, Tensor<2>) {
-    let za: Vec<f32> = (0..B * D).map(|k| ((k as f64) * 0.7).sin() as f32).collect();
-    let zb: Vec<f32> = (0..B * D).map(|k| ((k as f64) * 0.3 + 1.0).cos() as f32).collect();
+    let za: Vec<f32> = (0..B * D)
+        .map(|k| ((k as f64) * 0.7).sin() as f32)
+        .collect();
+    let zb: Vec<f32> = (0..B * D)
+        .map(|k| ((k as f64) * 0.3 + 1.0).cos() as f32)
+        .collect();
     (
         Tensor::from_data(TensorData::new(za, [B, D]), device).require_grad(),
         Tensor::from_data(TensorData::new(zb, [B, D]), device),
@@ -30,9 +34,17 @@ fn check(f: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<1>, value: f32, grad: [f32; 
     let (za, zb) = inputs(&device);
     let loss = f(za.clone(), zb);
     let v: f32 = loss.clone().into_scalar();
-    assert!((v - value).abs() <= 1e-5 * value.abs().max(1.0), "loss {v} vs reference {value}");
+    assert!(
+        (v - value).abs() <= 1e-5 * value.abs().max(1.0),
+        "loss {v} vs reference {value}"
+    );
     let grads = loss.backward();
-    let g = za.grad(&grads).expect("gradient of za").into_data().try_to_vec::<f32>().unwrap();
+    let g = za
+        .grad(&grads)
+        .expect("gradient of za")
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     for (i, (a, b)) in g.iter().zip(grad).enumerate() {
         assert!((a - b).abs() < 2e-4, "grad[{i}] {a} vs reference {b}");
     }
@@ -185,7 +197,8 @@ fn ema_update_matches_formula() {
 
 fn source(images: &[f32], batch: usize, per_epoch: usize) -> impl gps_ssl::PairSource + '_ {
     FnSource::new(per_epoch, move |_epoch, start| {
-        (start..per_epoch).map(move |b| Ok::<PairBatch, gps_ssl::Error>(fmnist::flip_batch(images, batch, b)))
+        (start..per_epoch)
+            .map(move |b| Ok::<PairBatch, gps_ssl::Error>(fmnist::flip_batch(images, batch, b)))
     })
 }
 
@@ -217,10 +230,18 @@ fn loss_falls(kind: MethodKind) {
     assert_eq!(rec.len(), 30);
     let mean = |r: &[StepRecord]| r.iter().map(|r| r.loss).sum::<f32>() / r.len() as f32;
     let (first, last) = (mean(&rec[..5]), mean(&rec[25..]));
-    assert!(last < first, "{}: loss {first} → {last} did not fall", kind.name());
+    assert!(
+        last < first,
+        "{}: loss {first} → {last} did not fall",
+        kind.name()
+    );
     let std = rec[29].embedding_std;
     // 1/sqrt(64) = 0.125 is a perfectly spread embedding; a collapsed one is ~0.
-    assert!(std > 0.02, "{}: embedding std {std} — collapse", kind.name());
+    assert!(
+        std > 0.02,
+        "{}: embedding std {std} — collapse",
+        kind.name()
+    );
 }
 
 #[test]
@@ -266,24 +287,48 @@ fn resume_is_exact(kind: MethodKind, optimizer: OptimizerConfig) {
     let device = Device::flex().autodiff();
 
     let mut straight = Trainer::new(config.clone(), per_epoch, &device).unwrap();
-    let all = straight.fit(&mut source(&images, 16, per_epoch), Some(n + m), &NoProgress).unwrap();
+    let all = straight
+        .fit(
+            &mut source(&images, 16, per_epoch),
+            Some(n + m),
+            &NoProgress,
+        )
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Trainer::new(config, per_epoch, &device).unwrap().with_output_dir(dir.path()).unwrap();
-    let head = first.fit(&mut source(&images, 16, per_epoch), Some(n), &NoProgress).unwrap();
+    let mut first = Trainer::new(config, per_epoch, &device)
+        .unwrap()
+        .with_output_dir(dir.path())
+        .unwrap();
+    let head = first
+        .fit(&mut source(&images, 16, per_epoch), Some(n), &NoProgress)
+        .unwrap();
     drop(first);
     let mut resumed = Trainer::resume(dir.path(), per_epoch, &device).unwrap();
     assert_eq!(resumed.position().step, n);
-    let tail = resumed.fit(&mut source(&images, 16, per_epoch), Some(m), &NoProgress).unwrap();
+    let tail = resumed
+        .fit(&mut source(&images, 16, per_epoch), Some(m), &NoProgress)
+        .unwrap();
 
     let joined: Vec<_> = head.iter().chain(&tail).collect();
     assert_eq!(joined.len(), all.len());
     for (a, b) in joined.iter().zip(&all) {
         assert_eq!((a.step, a.epoch, a.batch), (b.step, b.epoch, b.batch));
-        assert!((a.loss - b.loss).abs() <= 1e-6, "{}: step {} {} vs {}", kind.name(), a.step, a.loss, b.loss);
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-6,
+            "{}: step {} {} vs {}",
+            kind.name(),
+            a.step,
+            a.loss,
+            b.loss
+        );
     }
     let log = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
-    assert_eq!(log.lines().count() as u64, 1 + n + m, "log has one row per step");
+    assert_eq!(
+        log.lines().count() as u64,
+        1 + n + m,
+        "log has one row per step"
+    );
     assert!(dir.path().join("config.json").exists());
 }
 

@@ -9,7 +9,9 @@ use burn::tensor::Device;
 use gps_ssl::{MethodKind, NoProgress, PairData, ResNetConfig, TrainConfig, Trainer};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 /// Trains `kind` per the command-line flags and prints the loss curve's ends.

@@ -61,6 +61,9 @@ pub struct TrainArgs {
     /// Output directory (config.json, log.csv, checkpoint.bin).
     #[arg(long)]
     out: PathBuf,
+    /// cpu (burn flex) | cuda (needs the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Resume the run in --out from its checkpoint.
     #[arg(long)]
     resume: bool,
@@ -92,7 +95,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         seed: args.seed,
         workers: args.workers,
     };
-    let mut loader = pairs.open().with_context(|| format!("opening {}", pairs.describe()))?;
+    let mut loader = pairs
+        .open()
+        .with_context(|| format!("opening {}", pairs.describe()))?;
     let [channels, _, _] = loader.view_shape();
     let backbone = match args.backbone.as_str() {
         "small" => ResNetConfig::small(channels),
@@ -100,7 +105,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "resnet50" => ResNetConfig::resnet50(channels, Stem::Small),
         other => anyhow::bail!("--backbone {other}: expected small|resnet18|resnet50"),
     };
-    let device = Device::flex().autodiff();
+    let device = match args.device.as_str() {
+        "cpu" => Device::flex().autodiff(),
+        #[cfg(feature = "cuda")]
+        "cuda" => Device::cuda(0).autodiff(),
+        other => anyhow::bail!("--device {other}: expected cpu (or cuda with the `cuda` feature)"),
+    };
     let batches = loader.num_batches();
     let mut trainer = if args.resume {
         Trainer::resume(&args.out, batches, &device)

@@ -101,7 +101,10 @@ impl ResNetConfig {
         if self.layers.contains(&0) || self.widths.contains(&0) {
             return Err(Error::invalid(
                 "backbone",
-                format!("layers {:?} and widths {:?} must be positive", self.layers, self.widths),
+                format!(
+                    "layers {:?} and widths {:?} must be positive",
+                    self.layers, self.widths
+                ),
             ));
         }
         Ok(())
@@ -115,9 +118,12 @@ impl ResNetConfig {
         let (stem_conv, max_pool) = match self.stem {
             Stem::ImageNet => (
                 conv(self.in_channels, stem_width, 7, 2, 3, device),
-                Some(MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(
-                    PaddingConfig2d::Explicit(1, 1, 1, 1),
-                ).init()),
+                Some(
+                    MaxPool2dConfig::new([3, 3])
+                        .with_strides([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .init(),
+                ),
             ),
             Stem::Small => (conv(self.in_channels, stem_width, 3, 1, 1, device), None),
         };
@@ -173,7 +179,10 @@ impl Block {
         let out_ch = width * kind.expansion();
         let convs = match kind {
             BlockKind::Basic => {
-                vec![conv(in_ch, width, 3, stride, 1, device), conv(width, width, 3, 1, 1, device)]
+                vec![
+                    conv(in_ch, width, 3, stride, 1, device),
+                    conv(width, width, 3, 1, 1, device),
+                ]
             }
             BlockKind::Bottleneck => vec![
                 conv(in_ch, width, 1, 1, 0, device),
@@ -240,7 +249,9 @@ impl ResNet {
 
     /// `[batch, C, H, W]` → `[batch, feature_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut h = self.relu.forward(self.stem_bn.forward(self.stem_conv.forward(x)));
+        let mut h = self
+            .relu
+            .forward(self.stem_bn.forward(self.stem_conv.forward(x)));
         if let Some(pool) = &self.max_pool {
             h = pool.forward(h);
         }

@@ -43,7 +43,11 @@ impl ModuleMapper for Blend {
         let t = target.without_autodiff();
         let s = source.reshape(shape);
         let blended = t.mul_scalar(self.momentum) + s.mul_scalar(1.0 - self.momentum);
-        let blended = if device.is_autodiff() { blended.autodiff() } else { blended };
+        let blended = if device.is_autodiff() {
+            blended.autodiff()
+        } else {
+            blended
+        };
         Param::from_mapped_value(id, blended, mapper)
     }
 }
@@ -56,7 +60,10 @@ impl ModuleMapper for Blend {
 pub fn ema_update<M: Module>(target: M, online: &M, momentum: f64) -> M {
     let mut collect = Collect(Vec::new());
     online.visit(&mut collect);
-    target.map(&mut Blend { source: collect.0.into_iter(), momentum: momentum as f32 })
+    target.map(&mut Blend {
+        source: collect.0.into_iter(),
+        momentum: momentum as f32,
+    })
 }
 
 #[cfg(test)]

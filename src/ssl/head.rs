@@ -22,7 +22,10 @@ impl MlpConfig {
         let mut dims = vec![input];
         dims.extend(std::iter::repeat_n(hidden, layers.saturating_sub(1)));
         dims.push(output);
-        Self { dims, last_norm: false }
+        Self {
+            dims,
+            last_norm: false,
+        }
     }
 
     /// Sets whether the last layer is batch-normalised.
@@ -41,7 +44,10 @@ impl MlpConfig {
         if self.dims.len() < 2 || self.dims.contains(&0) {
             return Err(Error::invalid(
                 "head.dims",
-                format!("need at least [in, out] with positive widths, got {:?}", self.dims),
+                format!(
+                    "need at least [in, out] with positive widths, got {:?}",
+                    self.dims
+                ),
             ));
         }
         let n = self.dims.len() - 1;
@@ -49,13 +55,20 @@ impl MlpConfig {
             .map(|i| {
                 // A bias before batch norm is redundant.
                 let normed = i + 1 < n || self.last_norm;
-                LinearConfig::new(self.dims[i], self.dims[i + 1]).with_bias(!normed).init(device)
+                LinearConfig::new(self.dims[i], self.dims[i + 1])
+                    .with_bias(!normed)
+                    .init(device)
             })
             .collect();
         let norm_count = if self.last_norm { n } else { n - 1 };
-        let norms =
-            (0..norm_count).map(|i| BatchNormConfig::new(self.dims[i + 1]).init(device)).collect();
-        Ok(Mlp { linears, norms, relu: Relu::new() })
+        let norms = (0..norm_count)
+            .map(|i| BatchNormConfig::new(self.dims[i + 1]).init(device))
+            .collect();
+        Ok(Mlp {
+            linears,
+            norms,
+            relu: Relu::new(),
+        })
     }
 }
 
@@ -92,14 +105,20 @@ mod tests {
     #[test]
     fn head_maps_input_to_output_width() {
         let device = Device::flex();
-        let mlp = MlpConfig::new(8, 16, 4, 3).with_last_norm(true).init(&device).unwrap();
+        let mlp = MlpConfig::new(8, 16, 4, 3)
+            .with_last_norm(true)
+            .init(&device)
+            .unwrap();
         let y = mlp.forward(Tensor::<2>::ones([5, 8], &device));
         assert_eq!(y.dims(), [5, 4]);
     }
 
     #[test]
     fn single_entry_dims_are_rejected() {
-        let cfg = MlpConfig { dims: vec![8], last_norm: false };
+        let cfg = MlpConfig {
+            dims: vec![8],
+            last_norm: false,
+        };
         assert!(cfg.init(&Device::flex()).is_err());
     }
 }

@@ -53,7 +53,10 @@ pub(crate) fn false_negative_mask(
             mask[i * cols + j] = masked;
         }
     }
-    Some(Tensor::from_data(TensorData::new(mask, [rows, cols]), device))
+    Some(Tensor::from_data(
+        TensorData::new(mask, [rows, cols]),
+        device,
+    ))
 }
 
 /// Mean cross-entropy of `logits [rows, cols]` against targets `positive[i]`.

@@ -9,8 +9,8 @@ use super::backbone::ResNetConfig;
 use super::ema::{cosine_momentum, ema_update};
 use super::head::MlpConfig;
 use super::loss::{
-    barlow_twins_loss, byol_regression_loss, info_nce_loss, l2_normalize, nt_xent_loss, vicreg_loss,
-    VicRegWeights,
+    barlow_twins_loss, byol_regression_loss, info_nce_loss, l2_normalize, nt_xent_loss,
+    vicreg_loss, VicRegWeights,
 };
 use super::network::{NetworkConfig, SslNetwork};
 use super::queue::SupportQueue;
@@ -62,27 +62,48 @@ impl MethodKind {
 
     /// Parses a command-line name.
     pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
-            Error::invalid("method", format!("`{name}`; expected simclr|byol|barlow|vicreg|mocov3|nnclr"))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "method",
+                    format!("`{name}`; expected simclr|byol|barlow|vicreg|mocov3|nnclr"),
+                )
+            })
     }
 
     /// The method's loss hyper-parameters at their paper defaults.
     pub fn default_loss(self) -> LossConfig {
         match self {
             MethodKind::Simclr => LossConfig::Simclr { temperature: 0.5 },
-            MethodKind::Byol => LossConfig::Byol { base_momentum: 0.99 },
+            MethodKind::Byol => LossConfig::Byol {
+                base_momentum: 0.99,
+            },
             MethodKind::Barlow => LossConfig::Barlow { lambda: 5e-3 },
-            MethodKind::Vicreg => LossConfig::Vicreg { weights: VicRegWeights::default() },
-            MethodKind::Mocov3 => LossConfig::Mocov3 { temperature: 0.2, base_momentum: 0.99 },
-            MethodKind::Nnclr => LossConfig::Nnclr { temperature: 0.1, queue_size: 4096 },
+            MethodKind::Vicreg => LossConfig::Vicreg {
+                weights: VicRegWeights::default(),
+            },
+            MethodKind::Mocov3 => LossConfig::Mocov3 {
+                temperature: 0.2,
+                base_momentum: 0.99,
+            },
+            MethodKind::Nnclr => LossConfig::Nnclr {
+                temperature: 0.1,
+                queue_size: 4096,
+            },
         }
     }
 
     /// The usual network for this method over `backbone`: projector `feat → hidden → out`
     /// (three layers for Barlow Twins, VICReg, MoCo v3, NNCLR) and a `out → hidden → out`
     /// predictor for BYOL, MoCo v3 and NNCLR.
-    pub fn default_network(self, backbone: ResNetConfig, hidden: usize, out: usize) -> NetworkConfig {
+    pub fn default_network(
+        self,
+        backbone: ResNetConfig,
+        hidden: usize,
+        out: usize,
+    ) -> NetworkConfig {
         let feat = backbone.feature_dim();
         let (layers, last_norm) = match self {
             MethodKind::Simclr | MethodKind::Byol => (2, false),
@@ -90,9 +111,16 @@ impl MethodKind {
             MethodKind::Mocov3 | MethodKind::Nnclr => (3, true),
         };
         let projector = MlpConfig::new(feat, hidden, out, layers).with_last_norm(last_norm);
-        let predictor = matches!(self, MethodKind::Byol | MethodKind::Mocov3 | MethodKind::Nnclr)
-            .then(|| MlpConfig::new(out, hidden, out, 2));
-        NetworkConfig { backbone, projector, predictor }
+        let predictor = matches!(
+            self,
+            MethodKind::Byol | MethodKind::Mocov3 | MethodKind::Nnclr
+        )
+        .then(|| MlpConfig::new(out, hidden, out, 2));
+        NetworkConfig {
+            backbone,
+            projector,
+            predictor,
+        }
     }
 }
 
@@ -222,12 +250,20 @@ impl Method {
             None => None,
         };
         let queue = match &loss {
-            LossConfig::Nnclr { queue_size, .. } => {
-                Some(SupportQueue::new(*queue_size, network.projector.output_dim())?)
-            }
+            LossConfig::Nnclr { queue_size, .. } => Some(SupportQueue::new(
+                *queue_size,
+                network.projector.output_dim(),
+            )?),
             _ => None,
         };
-        Ok(Self { loss, online, target, queue, mask_false_negatives: false, device: device.clone() })
+        Ok(Self {
+            loss,
+            online,
+            target,
+            queue,
+            mask_false_negatives: false,
+            device: device.clone(),
+        })
     }
 
     /// Masks in-batch false negatives (same anchor/partner ids) in the contrastive losses
@@ -275,7 +311,9 @@ impl Method {
             LossConfig::Simclr { temperature } => {
                 nt_xent_loss(oa.projection, ob.projection, *temperature, ids)
             }
-            LossConfig::Barlow { lambda } => barlow_twins_loss(oa.projection, ob.projection, *lambda),
+            LossConfig::Barlow { lambda } => {
+                barlow_twins_loss(oa.projection, ob.projection, *lambda)
+            }
             LossConfig::Vicreg { weights } => vicreg_loss(oa.projection, ob.projection, *weights),
             LossConfig::Byol { .. } | LossConfig::Mocov3 { .. } => {
                 let (ta, tb) = match &self.target {
@@ -283,7 +321,10 @@ impl Method {
                         t.forward(view_a).projection.detach(),
                         t.forward(view_b).projection.detach(),
                     ),
-                    None => (oa.projection.clone().detach(), ob.projection.clone().detach()),
+                    None => (
+                        oa.projection.clone().detach(),
+                        ob.projection.clone().detach(),
+                    ),
                 };
                 match &self.loss {
                     LossConfig::Mocov3 { temperature, .. } => {
@@ -292,22 +333,28 @@ impl Method {
                             + info_nce_loss(ob.prediction, ta, t, swapped))
                         .mul_scalar(2.0 * t)
                     }
-                    _ => byol_regression_loss(oa.prediction, tb) + byol_regression_loss(ob.prediction, ta),
+                    _ => {
+                        byol_regression_loss(oa.prediction, tb)
+                            + byol_regression_loss(ob.prediction, ta)
+                    }
                 }
             }
             LossConfig::Nnclr { temperature, .. } => {
                 let na = l2_normalize(oa.projection.clone()).detach();
                 let nb = l2_normalize(ob.projection.clone()).detach();
                 let (nn_a, nn_b) = match &self.queue {
-                    Some(q) if !q.is_empty() => match (q.nearest(na.clone()), q.nearest(nb.clone())) {
-                        (Some(x), Some(y)) => (x.autodiff(), y.autodiff()),
-                        _ => (na, nb),
-                    },
+                    Some(q) if !q.is_empty() => {
+                        match (q.nearest(na.clone()), q.nearest(nb.clone())) {
+                            (Some(x), Some(y)) => (x.autodiff(), y.autodiff()),
+                            _ => (na, nb),
+                        }
+                    }
                     _ => (na, nb),
                 };
                 let t = *temperature;
-                (info_nce_loss(nn_a, ob.prediction, t, ids) + info_nce_loss(nn_b, oa.prediction, t, swapped))
-                    .mul_scalar(0.5)
+                (info_nce_loss(nn_a, ob.prediction, t, ids)
+                    + info_nce_loss(nn_b, oa.prediction, t, swapped))
+                .mul_scalar(0.5)
             }
         };
         (loss, za)
@@ -328,13 +375,18 @@ impl Method {
         let (loss, za) = self.loss(a, b, Some((&batch.anchor_ids, &batch.partner_ids)));
         let loss_value: f32 = loss.clone().into_scalar();
         if !loss_value.is_finite() {
-            return Err(Error::NonFinite { context: format!("{} loss at step {step}", self.kind().name()), row: step });
+            return Err(Error::NonFinite {
+                context: format!("{} loss at step {step}", self.kind().name()),
+                row: step,
+            });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
         self.online = optimizer.step(self.online.clone(), grads, lr);
-        let za_host = za.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| {
-            Error::invalid("projection data", format!("{e:?}"))
-        })?;
+        let za_host = za
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::invalid("projection data", format!("{e:?}")))?;
         let dim = self.queue.as_ref().map(|q| q.dim()).unwrap_or(1);
         let mut momentum = 0.0;
         if let (Some(base), Some(target)) = (self.loss.base_momentum(), self.target.take()) {
@@ -356,7 +408,11 @@ impl Method {
             q.push(&normed)?;
         }
         let proj_dim = za_host.len() / batch.len().max(1);
-        Ok(StepStats { loss: loss_value, embedding_std: embedding_std(&za_host, proj_dim), momentum })
+        Ok(StepStats {
+            loss: loss_value,
+            embedding_std: embedding_std(&za_host, proj_dim),
+            momentum,
+        })
     }
 
     /// Snapshot of the networks and queue (exact values).
@@ -374,12 +430,24 @@ impl Method {
         self.target = match (self.target, state.target) {
             (Some(t), Some(s)) => Some(import_tensors(t, s)?),
             (None, None) => None,
-            _ => return Err(Error::mismatch("checkpoint target network", "same method", "other")),
+            _ => {
+                return Err(Error::mismatch(
+                    "checkpoint target network",
+                    "same method",
+                    "other",
+                ))
+            }
         };
         self.queue = match (self.queue, state.queue) {
             (Some(q), Some(rows)) => Some(SupportQueue::from_ordered(q.capacity(), q.dim(), rows)?),
             (None, None) => None,
-            _ => return Err(Error::mismatch("checkpoint support queue", "same method", "other")),
+            _ => {
+                return Err(Error::mismatch(
+                    "checkpoint support queue",
+                    "same method",
+                    "other",
+                ))
+            }
         };
         Ok(self)
     }
@@ -393,4 +461,3 @@ fn copy_into(target: SslNetwork, online: &SslNetwork) -> SslNetwork {
         predictor: None,
     }
 }
-

@@ -33,13 +33,20 @@ impl NetworkConfig {
         Ok(SslNetwork {
             backbone,
             projector: self.projector.init(device)?,
-            predictor: self.predictor.as_ref().map(|p| p.init(device)).transpose()?,
+            predictor: self
+                .predictor
+                .as_ref()
+                .map(|p| p.init(device))
+                .transpose()?,
         })
     }
 
     /// The same network without predictor (a momentum target).
     pub fn without_predictor(&self) -> Self {
-        Self { predictor: None, ..self.clone() }
+        Self {
+            predictor: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -71,6 +78,9 @@ impl SslNetwork {
             Some(p) => p.forward(projection.clone()),
             None => projection.clone(),
         };
-        ViewOutput { projection, prediction }
+        ViewOutput {
+            projection,
+            prediction,
+        }
     }
 }

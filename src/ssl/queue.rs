@@ -22,7 +22,12 @@ impl SupportQueue {
         if capacity == 0 || dim == 0 {
             return Err(Error::invalid("queue", "capacity and dim must be positive"));
         }
-        Ok(Self { dim, capacity, rows: Vec::new(), head: 0 })
+        Ok(Self {
+            dim,
+            capacity,
+            rows: Vec::new(),
+            head: 0,
+        })
     }
 
     /// Rows currently held.
@@ -74,7 +79,11 @@ impl SupportQueue {
     pub fn from_ordered(capacity: usize, dim: usize, rows: Vec<f32>) -> Result<Self> {
         let mut q = Self::new(capacity, dim)?;
         if rows.len() % dim != 0 || rows.len() / dim > capacity {
-            return Err(Error::mismatch("queue rows", format!("≤ {capacity} × {dim}"), rows.len()));
+            return Err(Error::mismatch(
+                "queue rows",
+                format!("≤ {capacity} × {dim}"),
+                rows.len(),
+            ));
         }
         q.rows = rows;
         if q.len() == capacity {
@@ -90,9 +99,11 @@ impl SupportQueue {
             return None;
         }
         let device = z.device();
-        let support =
-            Tensor::<2>::from_data(TensorData::new(self.rows.clone(), [self.len(), self.dim]), &device)
-                .without_autodiff();
+        let support = Tensor::<2>::from_data(
+            TensorData::new(self.rows.clone(), [self.len(), self.dim]),
+            &device,
+        )
+        .without_autodiff();
         let sim = z.without_autodiff().matmul(support.clone().transpose());
         let idx: Tensor<1, Int> = sim.argmax(1).flatten(0, 1);
         Some(support.select(0, idx))
@@ -123,8 +134,16 @@ mod tests {
         let device = burn::tensor::Device::flex();
         let mut q = SupportQueue::new(4, 2).unwrap();
         q.push(&[1., 0., 0., 1., -1., 0.]).unwrap();
-        let z = Tensor::<2>::from_data(TensorData::new(vec![0.1f32, 0.9, -0.8, 0.2], [2, 2]), &device);
-        let nn = q.nearest(z).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let z = Tensor::<2>::from_data(
+            TensorData::new(vec![0.1f32, 0.9, -0.8, 0.2], [2, 2]),
+            &device,
+        );
+        let nn = q
+            .nearest(z)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(nn, vec![0., 1., -1., 0.]);
     }
 }

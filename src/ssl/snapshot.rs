@@ -22,7 +22,11 @@ impl ModuleVisitor for Export {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let t = param.val();
         let shape = t.dims().to_vec();
-        let values = t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        let values = t
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
         self.0.push(TensorBlob { shape, values });
     }
 }
@@ -46,7 +50,8 @@ impl ModuleMapper for Import {
         let index = self.index;
         self.index += 1;
         let Some(blob) = self.blobs.next() else {
-            self.error.get_or_insert(Error::mismatch("snapshot tensor count", "more", index));
+            self.error
+                .get_or_insert(Error::mismatch("snapshot tensor count", "more", index));
             return Param::from_mapped_value(id, old, mapper);
         };
         if blob.shape != old.dims().to_vec() || blob.values.len() != old.shape().num_elements() {
@@ -70,13 +75,21 @@ impl ModuleMapper for Import {
 /// Loads `blobs` (from [`export_tensors`] of a same-architecture module) into `module`.
 pub fn import_tensors<M: Module>(module: M, blobs: Vec<TensorBlob>) -> Result<M> {
     let expected = blobs.len();
-    let mut import = Import { blobs: blobs.into_iter(), index: 0, error: None };
+    let mut import = Import {
+        blobs: blobs.into_iter(),
+        index: 0,
+        error: None,
+    };
     let module = module.map(&mut import);
     if let Some(e) = import.error {
         return Err(e);
     }
     if import.index != expected {
-        return Err(Error::mismatch("snapshot tensor count", import.index, expected));
+        return Err(Error::mismatch(
+            "snapshot tensor count",
+            import.index,
+            expected,
+        ));
     }
     Ok(module)
 }

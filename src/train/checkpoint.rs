@@ -65,11 +65,23 @@ impl Checkpoint {
             target: self.method.target.as_deref().map(shapes),
             queue: self.method.queue.as_ref().map(Vec::len),
             optimizer_steps: self.optimizer.steps,
-            first: self.optimizer.first.iter().map(|v| v.as_ref().map(Vec::len)).collect(),
-            second: self.optimizer.second.iter().map(|v| v.as_ref().map(Vec::len)).collect(),
+            first: self
+                .optimizer
+                .first
+                .iter()
+                .map(|v| v.as_ref().map(Vec::len))
+                .collect(),
+            second: self
+                .optimizer
+                .second
+                .iter()
+                .map(|v| v.as_ref().map(Vec::len))
+                .collect(),
         };
-        let json = serde_json::to_vec(&header)
-            .map_err(|e| Error::Serde { path: path.into(), detail: e.to_string() })?;
+        let json = serde_json::to_vec(&header).map_err(|e| Error::Serde {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
         let tmp = path.with_extension("tmp");
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = std::io::BufWriter::new(file);
@@ -77,7 +89,12 @@ impl Checkpoint {
         put(MAGIC)?;
         put(&(json.len() as u64).to_le_bytes())?;
         put(&json)?;
-        let mut arrays: Vec<&[f32]> = self.method.online.iter().map(|b| b.values.as_slice()).collect();
+        let mut arrays: Vec<&[f32]> = self
+            .method
+            .online
+            .iter()
+            .map(|b| b.values.as_slice())
+            .collect();
         if let Some(t) = &self.method.target {
             arrays.extend(t.iter().map(|b| b.values.as_slice()));
         }
@@ -90,7 +107,9 @@ impl Checkpoint {
             put(bytemuck::cast_slice(a))?;
         }
         drop(put);
-        let file = w.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     }
@@ -110,9 +129,14 @@ impl Checkpoint {
         let body = bytes
             .get(16..16usize.saturating_add(hlen))
             .ok_or_else(|| Error::format(path, "truncated header"))?;
-        let header: Header = serde_json::from_slice(body)
-            .map_err(|e| Error::Serde { path: path.into(), detail: e.to_string() })?;
-        let mut cursor = Cursor { data: &bytes[16 + hlen..], path };
+        let header: Header = serde_json::from_slice(body).map_err(|e| Error::Serde {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
+        let mut cursor = Cursor {
+            data: &bytes[16 + hlen..],
+            path,
+        };
         let blobs = |c: &mut Cursor, shapes: Vec<Vec<usize>>| -> Result<Vec<TensorBlob>> {
             shapes
                 .into_iter()
@@ -125,18 +149,35 @@ impl Checkpoint {
         let online = blobs(&mut cursor, header.online)?;
         let target = header.target.map(|s| blobs(&mut cursor, s)).transpose()?;
         let queue = header.queue.map(|n| cursor.take(n)).transpose()?;
-        let first =
-            header.first.into_iter().map(|n| n.map(|n| cursor.take(n)).transpose()).collect::<Result<_>>()?;
-        let second =
-            header.second.into_iter().map(|n| n.map(|n| cursor.take(n)).transpose()).collect::<Result<_>>()?;
+        let first = header
+            .first
+            .into_iter()
+            .map(|n| n.map(|n| cursor.take(n)).transpose())
+            .collect::<Result<_>>()?;
+        let second = header
+            .second
+            .into_iter()
+            .map(|n| n.map(|n| cursor.take(n)).transpose())
+            .collect::<Result<_>>()?;
         if !cursor.data.is_empty() {
-            return Err(Error::format(path, format!("{} trailing bytes", cursor.data.len())));
+            return Err(Error::format(
+                path,
+                format!("{} trailing bytes", cursor.data.len()),
+            ));
         }
         Ok(Checkpoint {
             position: header.position,
             seed: header.seed,
-            method: MethodState { online, target, queue },
-            optimizer: OptimizerState { steps: header.optimizer_steps, first, second },
+            method: MethodState {
+                online,
+                target,
+                queue,
+            },
+            optimizer: OptimizerState {
+                steps: header.optimizer_steps,
+                first,
+                second,
+            },
         })
     }
 }
@@ -150,10 +191,16 @@ impl Cursor<'_> {
     fn take(&mut self, n: usize) -> Result<Vec<f32>> {
         let bytes = n * 4;
         if self.data.len() < bytes {
-            return Err(Error::format(self.path, format!("truncated: need {bytes} more bytes")));
+            return Err(Error::format(
+                self.path,
+                format!("truncated: need {bytes} more bytes"),
+            ));
         }
         let (head, rest) = self.data.split_at(bytes);
         self.data = rest;
-        Ok(head.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(head
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 }

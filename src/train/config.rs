@@ -33,7 +33,7 @@ pub struct TrainConfig {
     pub final_lr_ratio: f64,
     /// Epochs to train.
     pub epochs: usize,
-    /// Pairs per batch (informative: the source decides; checked against the batches).
+    /// Pairs per batch (for the record: the source decides the actual batches).
     pub batch_size: usize,
     /// Seed of the network initialisation.
     pub seed: u64,
@@ -73,23 +73,38 @@ impl TrainConfig {
     /// Checks value ranges and that the network fits the method.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::invalid("lr", format!("{} (must be positive)", self.lr)));
+            return Err(Error::invalid(
+                "lr",
+                format!("{} (must be positive)", self.lr),
+            ));
         }
         if self.epochs == 0 || self.batch_size < 2 {
             return Err(Error::invalid(
                 "epochs / batch_size",
-                format!("{} / {} (need ≥ 1 epoch and ≥ 2 pairs)", self.epochs, self.batch_size),
+                format!(
+                    "{} / {} (need ≥ 1 epoch and ≥ 2 pairs)",
+                    self.epochs, self.batch_size
+                ),
             ));
         }
         if !(self.warmup_epochs >= 0.0) || !(0.0..=1.0).contains(&self.final_lr_ratio) {
-            return Err(Error::invalid("schedule", "warmup_epochs ≥ 0, final_lr_ratio in [0, 1]"));
+            return Err(Error::invalid(
+                "schedule",
+                "warmup_epochs ≥ 0, final_lr_ratio in [0, 1]",
+            ));
         }
-        let needs_predictor =
-            matches!(self.method.kind(), MethodKind::Byol | MethodKind::Mocov3 | MethodKind::Nnclr);
+        let needs_predictor = matches!(
+            self.method.kind(),
+            MethodKind::Byol | MethodKind::Mocov3 | MethodKind::Nnclr
+        );
         if needs_predictor != self.network.predictor.is_some() {
             return Err(Error::invalid(
                 "network.predictor",
-                format!("{} {} a predictor", self.method.kind().name(), if needs_predictor { "needs" } else { "takes no" }),
+                format!(
+                    "{} {} a predictor",
+                    self.method.kind().name(),
+                    if needs_predictor { "needs" } else { "takes no" }
+                ),
             ));
         }
         self.network.backbone.validate()

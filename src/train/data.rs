@@ -37,7 +37,12 @@ impl PairData {
         let mut recipe = match self.aug.as_str() {
             "rhflip" => AugRecipe::rhflip(),
             "strong" => AugRecipe::simclr(),
-            other => return Err(Error::invalid("aug", format!("`{other}`; expected rhflip|strong"))),
+            other => {
+                return Err(Error::invalid(
+                    "aug",
+                    format!("`{other}`; expected rhflip|strong"),
+                ))
+            }
         };
         if let Some(s) = self.size {
             recipe = recipe.with_output_size(s, s);
@@ -64,7 +69,9 @@ impl PairData {
         format!(
             "data={} neighbours={} aug={} size={:?} seed={}",
             self.data,
-            self.neighbours.as_ref().map_or("none (plain SSL)".into(), |p| p.display().to_string()),
+            self.neighbours
+                .as_ref()
+                .map_or("none (plain SSL)".into(), |p| p.display().to_string()),
             self.aug,
             self.size,
             self.seed

@@ -50,17 +50,29 @@ pub enum OptimizerConfig {
 impl OptimizerConfig {
     /// SGD, momentum 0.9, weight decay 5·10⁻⁴.
     pub fn sgd() -> Self {
-        OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 5e-4 }
+        OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        }
     }
 
     /// LARS, momentum 0.9, weight decay 10⁻⁵, η = 0.02 (solo-learn's defaults).
     pub fn lars() -> Self {
-        OptimizerConfig::Lars { momentum: 0.9, weight_decay: 1e-5, eta: 0.02 }
+        OptimizerConfig::Lars {
+            momentum: 0.9,
+            weight_decay: 1e-5,
+            eta: 0.02,
+        }
     }
 
     /// AdamW, β = (0.9, 0.999), ε = 10⁻⁸, weight decay 10⁻⁴.
     pub fn adamw() -> Self {
-        OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: 1e-4 }
+        OptimizerConfig::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 1e-4,
+        }
     }
 
     /// Parses `sgd|lars|adamw` into its defaults.
@@ -69,7 +81,10 @@ impl OptimizerConfig {
             "sgd" => Ok(Self::sgd()),
             "lars" => Ok(Self::lars()),
             "adamw" => Ok(Self::adamw()),
-            other => Err(Error::invalid("optimizer", format!("`{other}`; expected sgd|lars|adamw"))),
+            other => Err(Error::invalid(
+                "optimizer",
+                format!("`{other}`; expected sgd|lars|adamw"),
+            )),
         }
     }
 }
@@ -103,7 +118,11 @@ pub struct Optimizer {
 impl Optimizer {
     /// A fresh optimiser.
     pub fn new(config: OptimizerConfig) -> Self {
-        Self { config, steps: 0, slots: Vec::new() }
+        Self {
+            config,
+            steps: 0,
+            slots: Vec::new(),
+        }
     }
 
     /// The configuration.
@@ -114,15 +133,24 @@ impl Optimizer {
     /// Updates every parameter of `module` that has a gradient in `grads`, at learning rate `lr`.
     pub fn step<M: Module>(&mut self, module: M, grads: GradientsParams, lr: f64) -> M {
         self.steps += 1;
-        let mut mapper =
-            Update { opt: self, grads, lr, index: 0 };
+        let mut mapper = Update {
+            opt: self,
+            grads,
+            lr,
+            index: 0,
+        };
         module.map(&mut mapper)
     }
 
     /// Snapshot of the state (exact values).
     pub fn state(&self) -> OptimizerState {
         let host = |t: &Option<Tensor<1>>| {
-            t.as_ref().map(|t| t.to_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default())
+            t.as_ref().map(|t| {
+                t.to_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default()
+            })
         };
         OptimizerState {
             steps: self.steps,
@@ -134,7 +162,11 @@ impl Optimizer {
     /// Restores a [`state`](Self::state); buffers are created on `device` (without autodiff).
     pub fn load_state(&mut self, state: OptimizerState, device: &Device) -> Result<()> {
         if state.first.len() != state.second.len() {
-            return Err(Error::mismatch("optimizer buffers", state.first.len(), state.second.len()));
+            return Err(Error::mismatch(
+                "optimizer buffers",
+                state.first.len(),
+                state.second.len(),
+            ));
         }
         let dev = |v: Option<Vec<f32>>| {
             v.map(|v| {
@@ -147,7 +179,10 @@ impl Optimizer {
             .first
             .into_iter()
             .zip(state.second)
-            .map(|(f, s)| Slot { first: dev(f), second: dev(s) })
+            .map(|(f, s)| Slot {
+                first: dev(f),
+                second: dev(s),
+            })
             .collect();
         Ok(())
     }
@@ -184,8 +219,15 @@ impl ModuleMapper for Update<'_> {
         let lr = self.lr;
         let slot = &mut self.opt.slots[index];
         let updated = match self.opt.config {
-            OptimizerConfig::Sgd { momentum, weight_decay } => {
-                let g = if decay && weight_decay > 0.0 { g + w.clone().mul_scalar(weight_decay) } else { g };
+            OptimizerConfig::Sgd {
+                momentum,
+                weight_decay,
+            } => {
+                let g = if decay && weight_decay > 0.0 {
+                    g + w.clone().mul_scalar(weight_decay)
+                } else {
+                    g
+                };
                 let buf = match slot.first.take() {
                     Some(b) => b.mul_scalar(momentum) + g,
                     None => g,
@@ -193,7 +235,11 @@ impl ModuleMapper for Update<'_> {
                 slot.first = Some(buf.clone());
                 w - buf.mul_scalar(lr)
             }
-            OptimizerConfig::Lars { momentum, weight_decay, eta } => {
+            OptimizerConfig::Lars {
+                momentum,
+                weight_decay,
+                eta,
+            } => {
                 let mut g = g;
                 if decay {
                     if weight_decay > 0.0 {
@@ -211,7 +257,12 @@ impl ModuleMapper for Update<'_> {
                 slot.first = Some(buf.clone());
                 w - buf.mul_scalar(lr)
             }
-            OptimizerConfig::AdamW { beta1, beta2, epsilon, weight_decay } => {
+            OptimizerConfig::AdamW {
+                beta1,
+                beta2,
+                epsilon,
+                weight_decay,
+            } => {
                 let t = self.opt.steps as i32;
                 let m = match slot.first.take() {
                     Some(m) => m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1),
@@ -225,7 +276,11 @@ impl ModuleMapper for Update<'_> {
                 slot.second = Some(v.clone());
                 let m_hat = m.div_scalar(1.0 - beta1.powi(t));
                 let v_hat = v.div_scalar(1.0 - beta2.powi(t));
-                let w = if decay && weight_decay > 0.0 { w.clone() - w.mul_scalar(lr * weight_decay) } else { w };
+                let w = if decay && weight_decay > 0.0 {
+                    w.clone() - w.mul_scalar(lr * weight_decay)
+                } else {
+                    w
+                };
                 w - (m_hat / v_hat.sqrt().add_scalar(epsilon)).mul_scalar(lr)
             }
         };

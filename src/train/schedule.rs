@@ -35,7 +35,12 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine() {
-        let s = LrSchedule { base_lr: 1.0, warmup_steps: 4, total_steps: 14, final_ratio: 0.0 };
+        let s = LrSchedule {
+            base_lr: 1.0,
+            warmup_steps: 4,
+            total_steps: 14,
+            final_ratio: 0.0,
+        };
         assert!((s.lr(0) - 0.25).abs() < 1e-12);
         assert!((s.lr(3) - 1.0).abs() < 1e-12);
         assert!((s.lr(4) - 1.0).abs() < 1e-12);

@@ -33,7 +33,11 @@ where
 {
     /// Wraps `f`, which yields `batches_per_epoch` batches per epoch.
     pub fn new(batches_per_epoch: usize, f: F) -> Self {
-        Self { batches_per_epoch, f, _borrow: std::marker::PhantomData }
+        Self {
+            batches_per_epoch,
+            f,
+            _borrow: std::marker::PhantomData,
+        }
     }
 }
 

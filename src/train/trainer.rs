@@ -52,7 +52,9 @@ impl Trainer {
         let method = {
             // Burn's RNG is process-global: hold the lock from seeding to the last draw so two
             // trainers built on different threads cannot interleave their draws.
-            let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = INIT_LOCK
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             device.seed(config.seed);
             Method::new(config.method.clone(), &config.network, device)?
                 .with_false_negative_masking(config.mask_false_negatives)
@@ -82,8 +84,10 @@ impl Trainer {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let path = dir.join(CONFIG_FILE);
-        let json = serde_json::to_string_pretty(&self.config)
-            .map_err(|e| Error::Serde { path: path.clone(), detail: e.to_string() })?;
+        let json = serde_json::to_string_pretty(&self.config).map_err(|e| Error::Serde {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
@@ -93,12 +97,18 @@ impl Trainer {
     }
 
     /// Resumes the run in `dir` from its `config.json` and `checkpoint.bin`.
-    pub fn resume(dir: impl AsRef<Path>, batches_per_epoch: usize, device: &Device) -> Result<Self> {
+    pub fn resume(
+        dir: impl AsRef<Path>,
+        batches_per_epoch: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let dir = dir.as_ref();
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let config: TrainConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::Serde { path: path.clone(), detail: e.to_string() })?;
+        let config: TrainConfig = serde_json::from_str(&text).map_err(|e| Error::Serde {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         let mut trainer = Self::new(config, batches_per_epoch, device)?;
         trainer.load_checkpoint(&dir.join(CHECKPOINT_FILE))?;
         trainer.with_output_dir(dir)
@@ -143,11 +153,19 @@ impl Trainer {
     pub fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
         let ck = Checkpoint::load(path)?;
         if ck.seed != self.config.seed {
-            return Err(Error::mismatch(format!("{}: seed", path.display()), self.config.seed, ck.seed));
+            return Err(Error::mismatch(
+                format!("{}: seed", path.display()),
+                self.config.seed,
+                ck.seed,
+            ));
         }
         let method = std::mem::replace(
             &mut self.method,
-            Method::new(self.config.method.clone(), &self.config.network, &self.device)?,
+            Method::new(
+                self.config.method.clone(),
+                &self.config.network,
+                &self.device,
+            )?,
         );
         self.method = method
             .load_state(ck.method)?
@@ -178,17 +196,26 @@ impl Trainer {
         progress.start("train", stop_at.saturating_sub(self.position.step));
         let mut records = Vec::new();
         'epochs: while self.position.step < stop_at {
-            let Position { epoch, batch: start, .. } = self.position;
+            let Position {
+                epoch,
+                batch: start,
+                ..
+            } = self.position;
             let batches = source.epoch(epoch, start)?;
             for (i, batch) in batches.enumerate() {
                 let batch = batch?;
                 if batch.len() < 2 {
-                    return Err(Error::invalid("batch", format!("epoch {epoch} batch {}: fewer than 2 pairs", start + i)));
+                    return Err(Error::invalid(
+                        "batch",
+                        format!("epoch {epoch} batch {}: fewer than 2 pairs", start + i),
+                    ));
                 }
                 let t0 = Instant::now();
                 let step = self.position.step;
                 let lr = self.schedule.lr(step);
-                let stats = self.method.step(&batch, &mut self.optimizer, lr, step, total)?;
+                let stats = self
+                    .method
+                    .step(&batch, &mut self.optimizer, lr, step, total)?;
                 let record = StepRecord {
                     step,
                     epoch,

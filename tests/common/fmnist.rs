@@ -10,7 +10,11 @@ use gps_ssl::PairBatch;
 
 /// The IDX training images, from the repo's bundled copy or the Debian package.
 pub fn images_path() -> PathBuf {
-    for dir in ["/work/wt/data/data/fashion-mnist", "/usr/share/datasets/fashion-mnist", "data/fashion-mnist"] {
+    for dir in [
+        "/work/wt/data/data/fashion-mnist",
+        "/usr/share/datasets/fashion-mnist",
+        "data/fashion-mnist",
+    ] {
         let p = PathBuf::from(dir).join("train-images-idx3-ubyte.gz");
         if p.exists() {
             return p;
@@ -69,8 +73,10 @@ pub fn flip(images: &[f32]) -> Vec<f32> {
 pub fn flip_batch(images: &[f32], batch: usize, b: usize) -> PairBatch {
     let n = images.len() / 256;
     let ids: Vec<u64> = (0..batch).map(|i| ((b * batch + i) % n) as u64).collect();
-    let view_a: Vec<f32> =
-        ids.iter().flat_map(|&i| images[i as usize * 256..(i as usize + 1) * 256].to_vec()).collect();
+    let view_a: Vec<f32> = ids
+        .iter()
+        .flat_map(|&i| images[i as usize * 256..(i as usize + 1) * 256].to_vec())
+        .collect();
     let view_b = flip(&view_a);
     PairBatch {
         view_a,

@@ -17,7 +17,10 @@ fn standardise(z: Tensor<2>) -> Tensor<2> {
 /// loss `Σᵢ (1 − Cᵢᵢ)² + λ Σ_{i≠j} Cᵢⱼ²` (paper: λ = 5·10⁻³). Shape `[1]`.
 pub fn barlow_twins_loss(z_a: Tensor<2>, z_b: Tensor<2>, lambda: f32) -> Tensor<1> {
     let [batch, _] = z_a.dims();
-    let c = standardise(z_a).transpose().matmul(standardise(z_b)).div_scalar(batch as f32);
+    let c = standardise(z_a)
+        .transpose()
+        .matmul(standardise(z_b))
+        .div_scalar(batch as f32);
     let [d, _] = c.dims();
     let eye = Tensor::<2>::eye(d, &c.device());
     let on_diag = ((c.clone() * eye.clone()) - eye).square().sum();

@@ -18,9 +18,18 @@ pub fn info_nce_loss(
 ) -> Tensor<1> {
     let [batch, _] = q.dims();
     let device = q.device();
-    let logits = l2_normalize(q).matmul(l2_normalize(k).transpose()).div_scalar(temperature);
+    let logits = l2_normalize(q)
+        .matmul(l2_normalize(k).transpose())
+        .div_scalar(temperature);
     let positive: Vec<usize> = (0..batch).collect();
-    let mask = false_negative_mask(ids.map(|i| i.0), ids.map(|i| i.1), &positive, batch, false, &device);
+    let mask = false_negative_mask(
+        ids.map(|i| i.0),
+        ids.map(|i| i.1),
+        &positive,
+        batch,
+        false,
+        &device,
+    );
     let logits = match mask {
         Some(m) => logits.mask_fill(m, MASKED_LOGIT),
         None => logits,

@@ -18,7 +18,11 @@ pub struct VicRegWeights {
 
 impl Default for VicRegWeights {
     fn default() -> Self {
-        Self { invariance: 25.0, variance: 25.0, covariance: 1.0 }
+        Self {
+            invariance: 25.0,
+            variance: 25.0,
+            covariance: 1.0,
+        }
     }
 }
 
@@ -32,7 +36,11 @@ fn variance_term(z: Tensor<2>) -> Tensor<1> {
 fn covariance_term(z: Tensor<2>) -> Tensor<1> {
     let [batch, dim] = z.dims();
     let centred = z.clone() - z.mean_dim(0);
-    let cov = centred.clone().transpose().matmul(centred).div_scalar((batch - 1) as f32);
+    let cov = centred
+        .clone()
+        .transpose()
+        .matmul(centred)
+        .div_scalar((batch - 1) as f32);
     off_diagonal(cov).square().sum().div_scalar(dim as f32)
 }
 
