@@ -9,3 +9,5 @@ if ! /usr/bin/python3 -c "import torch, torchvision" 2>/dev/null; then
 fi
 VENV="${VENV:-.venv}"
 "$VENV/bin/pip" install -r scripts/requirements-bench.txt
+# `cargo bench --bench ssl_step` (benches/peers/ssl_step_peer.py) needs only python3-torch (above).
+/usr/bin/python3 -c "import torch" 2>/dev/null || apt-get install -y python3-torch

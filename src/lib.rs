@@ -15,10 +15,12 @@ mod knn;
 mod loader;
 mod prior;
 mod progress;
+mod ssl;
 mod runtime;
 mod sampler;
 mod seed;
 mod store;
+mod train;
 
 pub use augment::{
     gaussian_kernel, kernel_size, sample_rrc, AugRecipe, Augmenter, BlurSpec, CropBox, CropSpec,
@@ -37,7 +39,15 @@ pub use embed::{
     ShardSpec, DEFAULT_BATCH_SIZE as DEFAULT_EMBED_BATCH_SIZE, DEFAULT_ROW_GROUP_ROWS,
 };
 pub use error::{Error, Result};
-pub use knn::NeighbourLists;
+pub use knn::{
+    default_purity_ks, estimate_seconds, label_purity, AdaptiveTau, ExactIndex, HnswIndex,
+    HnswParams, KnnIndex, KnnMethod, KnnOutput, KnnSummary, Metric, NeighbourBuilder,
+    NeighbourLists, NeighbourSearch, Purity, Radius, DEFAULT_HNSW_EF_CONSTRUCTION,
+    DEFAULT_HNSW_EF_SEARCH, DEFAULT_HNSW_M, DEFAULT_KNN_INCLUDE_SELF, DEFAULT_KNN_K,
+    DEFAULT_KNN_METHOD, DEFAULT_KNN_METRIC, DEFAULT_KNN_RECALL_SAMPLE, DEFAULT_KNN_REFINE_FACTOR,
+    DEFAULT_KNN_SEED, DEFAULT_KNN_THREADS, EXACT_FLOPS, EXACT_TILE, HNSW_SECONDS_PER_POINT_DIM,
+};
+pub use prior::PriorManifest;
 pub use loader::{
     false_negative_mask, BurnPairLoader, PairBatch, PairIter, PairLoader, PairLoaderBuilder,
     TensorPairBatch, DEFAULT_BATCH_SIZE as DEFAULT_LOADER_BATCH_SIZE, DEFAULT_DROP_LAST,
@@ -45,9 +55,24 @@ pub use loader::{
     DEFAULT_WORKERS,
 };
 pub use progress::{NoProgress, Progress};
+pub use ssl::{
+    barlow_twins_loss, batch_tensors, byol_regression_loss, cosine_momentum, ema_update,
+    embedding_std, export_tensors, import_tensors, info_nce_loss, l2_normalize, nt_xent_loss,
+    vicreg_loss, Block, BlockKind, LossConfig, Method, MethodKind, MethodState, Mlp, MlpConfig,
+    NetworkConfig, ResNet, ResNetConfig, SslNetwork, StepStats, Stem, SupportQueue, TensorBlob,
+    VicRegWeights, ViewOutput,
+};
+pub use train::{
+    Checkpoint, CsvLog, FnSource, PairData, LrSchedule, Optimizer, OptimizerConfig, OptimizerState,
+    PairSource, Position, StepRecord, TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE,
+    DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS, LOG_FILE,
+    LOG_HEADER,
+};
 pub use sampler::{
     GpsSampler, PositiveSampler, SelfSampler, DEFAULT_INCLUDE_SELF, DEFAULT_POSITIVES,
 };
-pub use prior::PriorManifest;
 pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
 pub use store::embeddings::{merge_embeddings, EmbeddingTable};
+pub use store::{
+    NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K,
+};

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod cli {
     pub mod embed;
     pub mod inspect;
+    pub mod train;
 }
 
 /// Guided Positive Sampling for self-supervised learning.
@@ -23,6 +24,8 @@ enum Command {
     Embed(cli::embed::EmbedArgs),
     /// Join the part files of a sharded `embed` run into one embeddings file.
     MergeEmbeddings(cli::embed::MergeArgs),
+    /// Train an SSL method (plain, or GPS with --neighbours).
+    Train(cli::train::TrainArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Embed(args) => cli::embed::run(args),
         Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
+        Command::Train(args) => cli::train::run(args),
     }
 }

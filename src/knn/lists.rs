@@ -1,4 +1,10 @@
 //! The in-memory neighbour table handed from the `knn` stage to the loader.
+//!
+//! The table is fixed-width (`k` entries per row). A radius (fixed or adaptive τ, see
+//! [`Radius`](crate::Radius)) is encoded as a per-row **valid count**: because each row is
+//! sorted ascending, the entries inside the radius are always a prefix, and `valid(id)` is that
+//! prefix. The loader samples positives only from `valid(id)`. A row always has at least one
+//! valid entry (the nearest one), so sampling never fails.
 
 use crate::{Error, Result};
 
@@ -9,12 +15,15 @@ pub struct NeighbourLists {
     k: usize,
     ids: Vec<u32>,
     distances: Vec<f32>,
+    /// Per-row number of leading entries inside the radius, each in `1..=k`.
+    valid: Vec<u32>,
 }
 
 impl NeighbourLists {
     /// Builds a table from flat `[n * k]` buffers.
     ///
-    /// Fails when the buffers disagree in length, are not a multiple of `k`, or `k == 0`.
+    /// Every entry is valid (no radius). Fails when the buffers disagree in length, are not a
+    /// multiple of `k`, or `k == 0`.
     pub fn new(k: usize, ids: Vec<u32>, distances: Vec<f32>) -> Result<Self> {
         if k == 0 {
             return Err(Error::invalid("k", "must be at least 1"));
@@ -26,7 +35,40 @@ impl NeighbourLists {
                 format!("ids={} distances={}", ids.len(), distances.len()),
             ));
         }
-        Ok(NeighbourLists { k, ids, distances })
+        let valid = vec![k as u32; ids.len() / k];
+        Ok(NeighbourLists { k, ids, distances, valid })
+    }
+
+    /// Replaces the per-row valid counts (`[n]`, each in `1..=k`): row `i` keeps only its first
+    /// `counts[i]` entries as positives (see the module docs).
+    pub fn with_valid(mut self, counts: Vec<u32>) -> Result<Self> {
+        if counts.len() != self.len() {
+            return Err(Error::mismatch("valid count rows", self.len(), counts.len()));
+        }
+        if let Some((row, c)) =
+            counts.iter().enumerate().find(|(_, &c)| c == 0 || c as usize > self.k)
+        {
+            return Err(Error::invalid(
+                "valid count",
+                format!("row {row} has {c}, expected 1..={}", self.k),
+            ));
+        }
+        self.valid = counts;
+        Ok(self)
+    }
+
+    /// The neighbours of point `id` inside its radius (a non-empty prefix of
+    /// [`neighbours`](Self::neighbours)); all `k` when no radius was applied.
+    ///
+    /// # Panics
+    /// When `id >= len()`.
+    pub fn valid(&self, id: usize) -> &[u32] {
+        &self.ids[id * self.k..id * self.k + self.valid[id] as usize]
+    }
+
+    /// Per-row valid counts, `[n]`, each in `1..=k`.
+    pub fn valid_counts(&self) -> &[u32] {
+        &self.valid
     }
 
     /// Neighbours per point.

@@ -1,0 +1,9 @@
+//! Nnclr on the bundled Fashion-MNIST subset, plain or GPS:
+//! `cargo run --release --example nnclr -- [--gps neighbours.parquet] [--steps 50]`.
+
+#[path = "common/ssl_example.rs"]
+mod ssl_example;
+
+fn main() -> anyhow::Result<()> {
+    ssl_example::run(gps_ssl::MethodKind::Nnclr)
+}

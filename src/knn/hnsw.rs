@@ -1,0 +1,223 @@
+//! Approximate k-NN with a hierarchical navigable small-world graph (`hnsw_rs`).
+//!
+//! `hnsw_rs` needs non-negative distances, so the graph is built over a prepared copy of the
+//! vectors: unit-normalised for cosine (`1 - a·b`), unchanged for L2 (squared distance), and
+//! for dot products the classic MIPS → L2 reduction (each point gets an extra coordinate
+//! `sqrt(M² - ||x||²)`, queries a 0, so the L2 order equals the inner-product order).
+//! Returned candidates are always re-scored exactly with the original vectors and metric, so
+//! the distances in the output are exact and sorted by `(distance, id)`.
+//!
+//! The graph is not bit-reproducible: `hnsw_rs` draws levels from an unseeded RNG and parallel
+//! insertion races; recall is what is measured and reported instead.
+
+use hnsw_rs::prelude::{Distance, Hnsw};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::exact::ExactIndex;
+use super::metric::{dot, Metric};
+use super::topk::Candidate;
+use crate::{Error, Progress, Result};
+
+/// Default [`HnswParams::m`].
+pub const DEFAULT_HNSW_M: usize = 16;
+/// Default [`HnswParams::ef_construction`].
+pub const DEFAULT_HNSW_EF_CONSTRUCTION: usize = 100;
+/// Default [`HnswParams::ef_search`].
+pub const DEFAULT_HNSW_EF_SEARCH: usize = 64;
+
+/// HNSW graph parameters, saved with the neighbour file (`gps.knn.params`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Links per node per layer (2..=255). Defaults to [`DEFAULT_HNSW_M`].
+    pub m: usize,
+    /// Candidate list width while building. Defaults to [`DEFAULT_HNSW_EF_CONSTRUCTION`].
+    pub ef_construction: usize,
+    /// Candidate list width while searching (raised to the number of candidates asked for when
+    /// smaller). Defaults to [`DEFAULT_HNSW_EF_SEARCH`].
+    pub ef_search: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: DEFAULT_HNSW_M,
+            ef_construction: DEFAULT_HNSW_EF_CONSTRUCTION,
+            ef_search: DEFAULT_HNSW_EF_SEARCH,
+        }
+    }
+}
+
+impl HnswParams {
+    /// Checks the ranges `hnsw_rs` accepts.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=255).contains(&self.m) {
+            return Err(Error::invalid("hnsw m", format!("{} is not in 2..=255", self.m)));
+        }
+        if self.ef_construction == 0 || self.ef_search == 0 {
+            return Err(Error::invalid("hnsw ef", "ef_construction and ef_search must be >= 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Non-negative distances over the prepared vectors.
+#[derive(Debug, Clone, Copy)]
+enum GraphDistance {
+    /// `max(0, 1 - a·b)` over unit vectors.
+    UnitDot,
+    /// `||a - b||²`.
+    SquaredL2,
+}
+
+impl Distance<f32> for GraphDistance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        let d = match self {
+            GraphDistance::UnitDot => 1.0 - dot(a, b),
+            GraphDistance::SquaredL2 => Metric::L2.distance(a, b),
+        };
+        if d > 0.0 {
+            d
+        } else {
+            0.0
+        }
+    }
+}
+
+/// An HNSW graph over borrowed vectors `[n, dim]`, plus an exact index used to re-score.
+pub struct HnswIndex<'a> {
+    exact: ExactIndex<'a>,
+    graph: Hnsw<'static, f32, GraphDistance>,
+    /// Prepared vectors `[n, pdim]` in graph space (queries use the same rows; for dot the
+    /// query form replaces the last coordinate by 0).
+    prepared: Vec<f32>,
+    pdim: usize,
+    params: HnswParams,
+}
+
+impl std::fmt::Debug for HnswIndex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswIndex")
+            .field("n", &self.exact.len())
+            .field("dim", &self.exact.dim())
+            .field("metric", &self.exact.metric())
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl<'a> HnswIndex<'a> {
+    /// Builds the graph with parallel insertion on the current rayon pool.
+    pub fn build(
+        vectors: &'a [f32],
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        params.validate()?;
+        let exact = ExactIndex::new(vectors, dim, metric)?;
+        let n = exact.len();
+        let (prepared, pdim, dist) = prepare(vectors, dim, metric);
+        let graph = Hnsw::new(params.m, n.max(1), 16, params.ef_construction, dist);
+        progress.start("hnsw insert", n as u64);
+        let chunk = 4096;
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
+            let items: Vec<(&[f32], usize)> =
+                (start..end).map(|i| (&prepared[i * pdim..(i + 1) * pdim], i)).collect();
+            graph.parallel_insert_slice(&items);
+            progress.advance((end - start) as u64);
+        }
+        progress.finish();
+        let mut graph = graph;
+        graph.set_searching_mode(true);
+        Ok(HnswIndex { exact, graph, prepared, pdim, params })
+    }
+
+    /// The parameters the graph was built with.
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    /// The exact index over the same vectors (used for re-scoring and recall checks).
+    pub fn exact(&self) -> &ExactIndex<'a> {
+        &self.exact
+    }
+
+    /// For every point, `k` other points: the `candidates` (≥ k) best graph hits re-scored
+    /// exactly and cut to `k`. Rows where the graph returns fewer than `k` others fall back to
+    /// exact search, so every row is full.
+    pub(crate) fn all_others(
+        &self,
+        k: usize,
+        candidates: usize,
+        progress: &dyn Progress,
+    ) -> Vec<Vec<Candidate>> {
+        let n = self.exact.len();
+        let want = candidates.max(k) + 1; // +1: the point itself is usually returned
+        let ef = self.params.ef_search.max(want);
+        progress.start("hnsw search", n as u64);
+        let mut rows: Vec<Vec<Candidate>> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let mut q = self.prepared[i * self.pdim..(i + 1) * self.pdim].to_vec();
+                if self.pdim != self.exact.dim() {
+                    if let Some(last) = q.last_mut() {
+                        *last = 0.0;
+                    }
+                }
+                let hits = self.graph.search(&q, want, ef);
+                let mut c: Vec<Candidate> = hits
+                    .iter()
+                    .filter(|h| h.d_id != i && h.d_id < n)
+                    .map(|h| Candidate { dist: self.exact.pair_distance(i, h.d_id), id: h.d_id as u32 })
+                    .collect();
+                c.sort();
+                c.dedup_by_key(|x| x.id);
+                c.truncate(k);
+                if i % 1024 == 0 {
+                    progress.advance(1024.min((n - i) as u64));
+                }
+                c
+            })
+            .collect();
+        progress.finish();
+        let short: Vec<u32> =
+            (0..n).filter(|&i| rows[i].len() < k).map(|i| i as u32).collect();
+        if !short.is_empty() {
+            tracing::debug!(rows = short.len(), "hnsw returned too few neighbours; exact fallback");
+            for (r, c) in short.iter().zip(self.exact.rows_others(&short, k)) {
+                rows[*r as usize] = c;
+            }
+        }
+        rows
+    }
+}
+
+/// Maps vectors into graph space; returns `(prepared [n, pdim], pdim, distance)`.
+fn prepare(vectors: &[f32], dim: usize, metric: Metric) -> (Vec<f32>, usize, GraphDistance) {
+    match metric {
+        Metric::Cosine => {
+            let mut p = vectors.to_vec();
+            p.par_chunks_exact_mut(dim).for_each(|v| {
+                let norm = dot(v, v).sqrt();
+                if norm > 0.0 {
+                    v.iter_mut().for_each(|x| *x /= norm);
+                }
+            });
+            (p, dim, GraphDistance::UnitDot)
+        }
+        Metric::L2 => (vectors.to_vec(), dim, GraphDistance::SquaredL2),
+        Metric::Dot => {
+            let sq: Vec<f32> = vectors.par_chunks_exact(dim).map(|v| dot(v, v)).collect();
+            let max = sq.iter().copied().fold(0.0f32, f32::max);
+            let mut p = Vec::with_capacity(vectors.len() + sq.len());
+            for (v, s) in vectors.chunks_exact(dim).zip(&sq) {
+                p.extend_from_slice(v);
+                p.push((max - s).max(0.0).sqrt());
+            }
+            (p, dim + 1, GraphDistance::SquaredL2)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Choosing between exact and HNSW search, and measuring the recall of approximate results.
+//!
+//! # Cost model
+//! Exact all-points search computes the upper triangle of `X·Xᵀ`: `n²/2 · dim` multiply-adds,
+//! i.e. `n² · dim` FLOP. HNSW costs roughly `n · dim · c` for build + search at the default
+//! parameters. So
+//!
+//! ```text
+//! exact_seconds = n² · dim / EXACT_FLOPS
+//! hnsw_seconds  = n · dim · HNSW_SECONDS_PER_POINT_DIM
+//! ```
+//!
+//! and [`KnnMethod::Auto`] takes the cheaper one; the crossover is
+//! `n* = EXACT_FLOPS · HNSW_SECONDS_PER_POINT_DIM` points whatever `dim` is. The constants were
+//! measured on the 2-core development machine with `cargo bench --bench knn` (see
+//! `benches/knn.rs`); they only decide the method, never the results.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::exact::ExactIndex;
+use super::topk::Candidate;
+use crate::{Error, Result};
+
+/// Measured exact-search throughput, FLOP/s (`2 · multiply-adds / s`), on the 2-core dev box.
+pub const EXACT_FLOPS: f64 = 1.0e11;
+/// Measured HNSW (build + search, default params) cost in seconds per point per dimension.
+pub const HNSW_SECONDS_PER_POINT_DIM: f64 = 1.0e-6;
+
+/// Which search to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KnnMethod {
+    /// Brute force, exact.
+    Exact,
+    /// HNSW graph, approximate (optionally refined).
+    Hnsw,
+    /// Exact or HNSW, whichever the cost model says is cheaper.
+    #[default]
+    Auto,
+}
+
+impl KnnMethod {
+    /// Stable lower-case name (`exact`, `hnsw`, `auto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KnnMethod::Exact => "exact",
+            KnnMethod::Hnsw => "hnsw",
+            KnnMethod::Auto => "auto",
+        }
+    }
+
+    /// Resolves [`KnnMethod::Auto`] for `n` points of dimension `dim`; other methods are returned
+    /// unchanged.
+    pub fn resolve(self, n: usize, dim: usize) -> KnnMethod {
+        match self {
+            KnnMethod::Auto if estimate_seconds(KnnMethod::Exact, n, dim)
+                <= estimate_seconds(KnnMethod::Hnsw, n, dim) =>
+            {
+                KnnMethod::Exact
+            }
+            KnnMethod::Auto => KnnMethod::Hnsw,
+            m => m,
+        }
+    }
+}
+
+/// The cost model's estimate in seconds ([`KnnMethod::Auto`] is the cheaper of the two).
+pub fn estimate_seconds(method: KnnMethod, n: usize, dim: usize) -> f64 {
+    let (n, dim) = (n as f64, dim as f64);
+    let exact = n * n * dim / EXACT_FLOPS;
+    let hnsw = n * dim * HNSW_SECONDS_PER_POINT_DIM;
+    match method {
+        KnnMethod::Exact => exact,
+        KnnMethod::Hnsw => hnsw,
+        KnnMethod::Auto => exact.min(hnsw),
+    }
+}
+
+impl fmt::Display for KnnMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KnnMethod {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "exact" | "flat" => Ok(KnnMethod::Exact),
+            "hnsw" => Ok(KnnMethod::Hnsw),
+            "auto" | "hybrid" => Ok(KnnMethod::Auto),
+            other => Err(Error::invalid(
+                "method",
+                format!("`{other}` is not one of exact, hnsw, auto"),
+            )),
+        }
+    }
+}
+
+/// Recall@k of approximate "other points" lists against exact search, on a seeded uniform
+/// sample of `sample` rows (all rows when `sample >= n`). Returns `(recall, rows checked)`.
+pub(crate) fn estimate_recall(
+    exact: &ExactIndex<'_>,
+    approx: &[Vec<Candidate>],
+    k: usize,
+    sample_size: usize,
+    seed: u64,
+) -> (f64, usize) {
+    let n = approx.len();
+    if n == 0 || k == 0 || sample_size == 0 {
+        return (1.0, 0);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rows: Vec<u32> = if sample_size >= n {
+        (0..n as u32).collect()
+    } else {
+        sample(&mut rng, n, sample_size).into_iter().map(|i| i as u32).collect()
+    };
+    rows.sort_unstable();
+    let truth = exact.rows_others(&rows, k);
+    let mut hit = 0usize;
+    for (&r, t) in rows.iter().zip(&truth) {
+        let got = &approx[r as usize];
+        hit += t.iter().filter(|c| got.iter().any(|g| g.id == c.id)).count();
+    }
+    (hit as f64 / (rows.len() * k) as f64, rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_exact_for_small_and_hnsw_for_huge_inputs() {
+        assert_eq!(KnnMethod::Auto.resolve(10_000, 512), KnnMethod::Exact);
+        assert_eq!(KnnMethod::Auto.resolve(10_000_000, 512), KnnMethod::Hnsw);
+        assert_eq!(KnnMethod::Hnsw.resolve(10, 2), KnnMethod::Hnsw);
+        assert_eq!("flat".parse::<KnnMethod>().ok(), Some(KnnMethod::Exact));
+        assert!("ivf".parse::<KnnMethod>().is_err());
+    }
+}

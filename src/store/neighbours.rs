@@ -1,0 +1,303 @@
+//! `neighbours.parquet`: the k-NN table on disk.
+//!
+//! Schema (one row per point, `id` = row position):
+//!
+//! | column       | type                          | meaning                                  |
+//! |--------------|-------------------------------|------------------------------------------|
+//! | `id`         | `UInt64`                      | the point (= position in the embeddings) |
+//! | `neighbours` | `FixedSizeList<UInt32, k>`    | neighbour ids, nearest first             |
+//! | `distances`  | `FixedSizeList<Float32, k>`   | their distances, ascending               |
+//! | `valid`      | `UInt32`                      | leading entries inside the radius (1..=k)|
+//!
+//! `valid` is optional on read (absent = all `k`), so tables made elsewhere load too.
+//! Key-value metadata: `gps.knn.metric`, `gps.knn.k`, `gps.knn.include_self`,
+//! `gps.knn.method`, `gps.knn.params` (JSON), `gps.knn.radius` (JSON),
+//! `gps.knn.recall_estimate`, `gps.knn.summary` (JSON), and the provenance keys
+//! `gps.embeddings.sha256` and `gps.dataset.fingerprint` (see [`NeighbourTable::check_dataset`]).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, RecordBatch, UInt32Array,
+    UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Float32Type, Schema, UInt32Type, UInt64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::{Error, NeighbourLists, Result};
+
+/// Metadata key: SHA-256 (hex) of the embeddings file the table was computed from.
+pub const META_EMBEDDINGS_SHA256: &str = "gps.embeddings.sha256";
+/// Metadata key: fingerprint of the dataset the embeddings belong to.
+pub const META_DATASET_FINGERPRINT: &str = "gps.dataset.fingerprint";
+/// Metadata key: neighbours per row.
+pub const META_KNN_K: &str = "gps.knn.k";
+
+/// Rows per record batch when writing.
+const WRITE_BATCH_ROWS: usize = 65_536;
+
+/// A neighbour table with its file metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeighbourTable {
+    /// The table, `[n, k]`.
+    pub lists: NeighbourLists,
+    /// Key-value metadata (`gps.*`).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl NeighbourTable {
+    /// Pairs a table with its metadata; `gps.knn.k` is set from the table.
+    pub fn new(lists: NeighbourLists, mut metadata: BTreeMap<String, String>) -> Self {
+        metadata.insert(META_KNN_K.into(), lists.k().to_string());
+        NeighbourTable { lists, metadata }
+    }
+
+    /// The dataset fingerprint recorded in the file, if any.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.metadata.get(META_DATASET_FINGERPRINT).map(String::as_str)
+    }
+
+    /// Refuses a table made for another dataset: errors with [`Error::Mismatch`] when the row
+    /// count differs from `rows` or the recorded fingerprint differs from `fingerprint` (or is
+    /// missing).
+    pub fn check_dataset(&self, fingerprint: &str, rows: usize) -> Result<()> {
+        if self.lists.len() != rows {
+            return Err(Error::mismatch("neighbour table rows", rows, self.lists.len()));
+        }
+        match self.fingerprint() {
+            Some(f) if f == fingerprint => Ok(()),
+            found => Err(Error::mismatch(
+                "dataset fingerprint of neighbour table",
+                fingerprint,
+                found.unwrap_or("<none recorded>"),
+            )),
+        }
+    }
+
+    /// Writes `path` (zstd-compressed Parquet) via a temporary file and a rename.
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let tmp = tmp_path(path);
+        let res = self.write_to(&tmp);
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return res;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    fn write_to(&self, tmp: &Path) -> Result<()> {
+        let k = self.lists.k();
+        let k_i32 = i32::try_from(k).map_err(|_| Error::invalid("k", "too large for Arrow"))?;
+        let schema = Arc::new(
+            Schema::new(vec![
+                Field::new("id", DataType::UInt64, false),
+                Field::new(
+                    "neighbours",
+                    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::UInt32, false)), k_i32),
+                    false,
+                ),
+                Field::new(
+                    "distances",
+                    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), k_i32),
+                    false,
+                ),
+                Field::new("valid", DataType::UInt32, false),
+            ])
+            .with_metadata(self.metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>()),
+        );
+        let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let pq = |e| Error::parquet(tmp, e);
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq)?;
+        for (key, value) in &self.metadata {
+            writer.append_key_value_metadata(KeyValue::new(key.clone(), value.clone()));
+        }
+        let n = self.lists.len();
+        for start in (0..n).step_by(WRITE_BATCH_ROWS) {
+            let end = (start + WRITE_BATCH_ROWS).min(n);
+            let ids = UInt64Array::from_iter_values(start as u64..end as u64);
+            let nb = UInt32Array::from(self.lists.ids_flat()[start * k..end * k].to_vec());
+            let ds = Float32Array::from(self.lists.distances_flat()[start * k..end * k].to_vec());
+            let item_u = Arc::new(Field::new("item", DataType::UInt32, false));
+            let item_f = Arc::new(Field::new("item", DataType::Float32, false));
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(ids),
+                Arc::new(FixedSizeListArray::try_new(item_u, k_i32, Arc::new(nb), None)?),
+                Arc::new(FixedSizeListArray::try_new(item_f, k_i32, Arc::new(ds), None)?),
+                Arc::new(UInt32Array::from(self.lists.valid_counts()[start..end].to_vec())),
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), columns)?;
+            writer.write(&batch).map_err(pq)?;
+        }
+        let file = writer.into_inner().map_err(pq)?;
+        file.sync_all().map_err(|e| Error::io(tmp, e))
+    }
+
+    /// Reads and validates a table: schema, `id` = row position, neighbour ids `< n`,
+    /// `valid` in `1..=k`, no nulls, `k` agreeing with `gps.knn.k` when present.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let pq = |e| Error::parquet(path, e);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+        let mut metadata = BTreeMap::new();
+        if let Some(kv) = builder.metadata().file_metadata().key_value_metadata() {
+            for e in kv.iter().filter(|e| e.key.starts_with("gps.")) {
+                metadata.insert(e.key.clone(), e.value.clone().unwrap_or_default());
+            }
+        }
+        let schema = builder.schema().clone();
+        let k = list_size(path, &schema, "neighbours", &DataType::UInt32)?;
+        if list_size(path, &schema, "distances", &DataType::Float32)? != k {
+            return Err(Error::format(path, "`neighbours` and `distances` differ in list size"));
+        }
+        if let Some(meta_k) = metadata.get(META_KNN_K) {
+            if meta_k != &k.to_string() {
+                return Err(Error::format(
+                    path,
+                    format!("metadata {META_KNN_K}={meta_k} but lists have {k} entries"),
+                ));
+            }
+        }
+        let has_valid = schema.column_with_name("valid").is_some();
+        let (mut ids, mut dists, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+        let mut row = 0u64;
+        for batch in builder.build().map_err(pq)? {
+            let batch = batch?;
+            let id = column(path, &batch, "id")?
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or_else(|| Error::format(path, "column `id` is not UInt64"))?;
+            if let Some(bad) = id.iter().enumerate().find(|(i, v)| *v != Some(row + *i as u64)) {
+                return Err(Error::format(
+                    path,
+                    format!("row {}: id {:?}, expected the row position", row + bad.0 as u64, bad.1),
+                ));
+            }
+            let nb = flat_values(path, &batch, "neighbours")?;
+            let nb = nb
+                .as_primitive_opt::<UInt32Type>()
+                .ok_or_else(|| Error::format(path, "`neighbours` items are not UInt32"))?;
+            ids.extend_from_slice(nb.values());
+            let ds = flat_values(path, &batch, "distances")?;
+            let ds = ds
+                .as_primitive_opt::<Float32Type>()
+                .ok_or_else(|| Error::format(path, "`distances` items are not Float32"))?;
+            dists.extend_from_slice(ds.values());
+            if has_valid {
+                let v = column(path, &batch, "valid")?
+                    .as_primitive_opt::<UInt32Type>()
+                    .ok_or_else(|| Error::format(path, "column `valid` is not UInt32"))?;
+                valid.extend_from_slice(v.values());
+            }
+            row += batch.num_rows() as u64;
+        }
+        let n = row as usize;
+        if let Some(pos) = ids.iter().position(|&id| id as usize >= n) {
+            return Err(Error::format(
+                path,
+                format!("row {}: neighbour id {} >= row count {n}", pos / k, ids[pos]),
+            ));
+        }
+        let mut lists = NeighbourLists::new(k, ids, dists)?;
+        if has_valid {
+            lists = lists.with_valid(valid).map_err(|e| Error::format(path, e.to_string()))?;
+        }
+        Ok(NeighbourTable { lists, metadata })
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn list_size(path: &Path, schema: &Schema, name: &str, item: &DataType) -> Result<usize> {
+    let (_, field) = schema
+        .column_with_name(name)
+        .ok_or_else(|| Error::format(path, format!("no column `{name}`")))?;
+    match field.data_type() {
+        DataType::FixedSizeList(f, size) if f.data_type() == item && *size > 0 => Ok(*size as usize),
+        other => Err(Error::format(
+            path,
+            format!("column `{name}` is {other}, expected FixedSizeList<{item}, k>"),
+        )),
+    }
+}
+
+fn column<'b>(path: &Path, batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef> {
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::format(path, format!("no column `{name}`")))?;
+    if col.null_count() > 0 {
+        return Err(Error::format(path, format!("column `{name}` has nulls")));
+    }
+    Ok(col)
+}
+
+fn flat_values(path: &Path, batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+    let list = column(path, batch, name)?
+        .as_fixed_size_list_opt()
+        .ok_or_else(|| Error::format(path, format!("column `{name}` is not a FixedSizeList")))?;
+    if list.values().null_count() > 0 {
+        return Err(Error::format(path, format!("column `{name}` has null items")));
+    }
+    // Sliced lists: take exactly this batch's window of values.
+    let size = list.value_length() as usize;
+    Ok(list.values().slice(list.offset() * size, list.len() * size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NeighbourTable {
+        let lists = NeighbourLists::new(2, vec![1, 2, 0, 2, 1, 0], vec![0.1, 0.2, 0.1, 0.3, 0.2, 0.3])
+            .unwrap()
+            .with_valid(vec![2, 1, 2])
+            .unwrap();
+        let mut meta = BTreeMap::new();
+        meta.insert(META_DATASET_FINGERPRINT.to_string(), "abc".to_string());
+        NeighbourTable::new(lists, meta)
+    }
+
+    #[test]
+    fn round_trip_keeps_lists_valid_counts_and_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.parquet");
+        let t = sample();
+        t.write(&path).unwrap();
+        let back = NeighbourTable::read(&path).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.lists.valid(1), &[0]);
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "temp file renamed away");
+    }
+
+    #[test]
+    fn check_dataset_refuses_other_fingerprint_or_size() {
+        let t = sample();
+        assert!(t.check_dataset("abc", 3).is_ok());
+        assert!(matches!(t.check_dataset("xyz", 3), Err(Error::Mismatch { .. })));
+        assert!(matches!(t.check_dataset("abc", 4), Err(Error::Mismatch { .. })));
+    }
+
+    #[test]
+    fn reading_a_non_parquet_file_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.parquet");
+        std::fs::write(&path, b"not parquet").unwrap();
+        let err = NeighbourTable::read(&path).unwrap_err().to_string();
+        assert!(err.contains("bad.parquet"), "{err}");
+    }
+}

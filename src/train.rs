@@ -1,0 +1,22 @@
+//! Training: a method-agnostic loop over a pair source, with optimisers (SGD, LARS, AdamW),
+//! warm-up + cosine schedule, CSV log, and checkpoints that resume exactly.
+
+mod checkpoint;
+mod config;
+mod data;
+mod log;
+mod optim;
+mod schedule;
+mod source;
+mod trainer;
+
+pub use checkpoint::{Checkpoint, Position};
+pub use config::{
+    TrainConfig, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS,
+};
+pub use data::PairData;
+pub use log::{CsvLog, StepRecord, LOG_HEADER};
+pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
+pub use schedule::LrSchedule;
+pub use source::{FnSource, PairSource};
+pub use trainer::{Trainer, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE};

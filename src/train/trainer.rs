@@ -1,0 +1,266 @@
+//! The method-agnostic training loop.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+
+use super::checkpoint::{Checkpoint, Position};
+use super::config::TrainConfig;
+use super::log::{CsvLog, StepRecord};
+use super::optim::Optimizer;
+use super::schedule::LrSchedule;
+use super::source::PairSource;
+use crate::ssl::Method;
+use crate::{Error, Progress, Result};
+
+/// File name of the run configuration inside the output directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// File name of the latest checkpoint inside the output directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
+/// File name of the per-step log inside the output directory.
+pub const LOG_FILE: &str = "log.csv";
+
+/// Serialises seeded network initialisation (burn's RNG is shared by the process).
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Trains one [`Method`] on batches from a [`PairSource`], with schedule, logging and
+/// checkpoints. Create with [`Trainer::new`] or [`Trainer::resume`].
+#[derive(Debug)]
+pub struct Trainer {
+    config: TrainConfig,
+    method: Method,
+    optimizer: Optimizer,
+    schedule: LrSchedule,
+    batches_per_epoch: usize,
+    position: Position,
+    out_dir: Option<PathBuf>,
+    log: Option<CsvLog>,
+    device: Device,
+}
+
+impl Trainer {
+    /// A fresh run of `config` with `batches_per_epoch` batches per epoch on `device` (an
+    /// autodiff device, e.g. `Device::flex().autodiff()`). The device is seeded with
+    /// `config.seed` before the networks are built; the initialisation is reproducible as long as
+    /// no code outside a `Trainer` draws from burn's RNG on another thread at the same time.
+    pub fn new(config: TrainConfig, batches_per_epoch: usize, device: &Device) -> Result<Self> {
+        config.validate()?;
+        if batches_per_epoch == 0 {
+            return Err(Error::invalid("source", "yields no batch per epoch"));
+        }
+        let method = {
+            // Burn's RNG is process-global: hold the lock from seeding to the last draw so two
+            // trainers built on different threads cannot interleave their draws.
+            let _guard = INIT_LOCK
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            device.seed(config.seed);
+            Method::new(config.method.clone(), &config.network, device)?
+                .with_false_negative_masking(config.mask_false_negatives)
+        };
+        let total_steps = (config.epochs * batches_per_epoch) as u64;
+        let schedule = LrSchedule {
+            base_lr: config.lr,
+            warmup_steps: (config.warmup_epochs * batches_per_epoch as f64).round() as u64,
+            total_steps,
+            final_ratio: config.final_lr_ratio,
+        };
+        Ok(Self {
+            optimizer: Optimizer::new(config.optimizer.clone()),
+            config,
+            method,
+            schedule,
+            batches_per_epoch,
+            position: Position::default(),
+            out_dir: None,
+            log: None,
+            device: device.clone(),
+        })
+    }
+
+    /// Writes outputs (`config.json`, `log.csv`, `checkpoint.bin`) into `dir`, creating it.
+    pub fn with_output_dir(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(CONFIG_FILE);
+        let json = serde_json::to_string_pretty(&self.config).map_err(|e| Error::Serde {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        self.log = Some(CsvLog::open(&dir.join(LOG_FILE), self.position.step)?);
+        self.out_dir = Some(dir);
+        Ok(self)
+    }
+
+    /// Resumes the run in `dir` from its `config.json` and `checkpoint.bin`.
+    pub fn resume(
+        dir: impl AsRef<Path>,
+        batches_per_epoch: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let config: TrainConfig = serde_json::from_str(&text).map_err(|e| Error::Serde {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let mut trainer = Self::new(config, batches_per_epoch, device)?;
+        trainer.load_checkpoint(&dir.join(CHECKPOINT_FILE))?;
+        trainer.with_output_dir(dir)
+    }
+
+    /// The run configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The method being trained (its `online().backbone` is the learned encoder).
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// Where training stands.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// Total optimiser steps of the run.
+    pub fn total_steps(&self) -> u64 {
+        self.schedule.total_steps
+    }
+
+    /// The state needed to resume exactly.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            position: self.position,
+            seed: self.config.seed,
+            method: self.method.state(),
+            optimizer: self.optimizer.state(),
+        }
+    }
+
+    /// Writes [`checkpoint`](Self::checkpoint) to `path`.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        self.checkpoint().save(path)
+    }
+
+    /// Restores a checkpoint of a run with the same configuration.
+    pub fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let ck = Checkpoint::load(path)?;
+        if ck.seed != self.config.seed {
+            return Err(Error::mismatch(
+                format!("{}: seed", path.display()),
+                self.config.seed,
+                ck.seed,
+            ));
+        }
+        let method = std::mem::replace(
+            &mut self.method,
+            Method::new(
+                self.config.method.clone(),
+                &self.config.network,
+                &self.device,
+            )?,
+        );
+        self.method = method
+            .load_state(ck.method)?
+            .with_false_negative_masking(self.config.mask_false_negatives);
+        self.optimizer.load_state(ck.optimizer, &self.device)?;
+        self.position = ck.position;
+        Ok(())
+    }
+
+    /// Trains until the run's last epoch ends or `max_steps` more steps were taken, whichever is
+    /// first, and returns the records of the steps taken. Checkpoints (when an output directory
+    /// is set) every `checkpoint_every` steps, at each epoch end and when stopping.
+    pub fn fit(
+        &mut self,
+        source: &mut dyn PairSource,
+        max_steps: Option<u64>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<StepRecord>> {
+        if source.batches_per_epoch() != self.batches_per_epoch {
+            return Err(Error::mismatch(
+                "batches per epoch",
+                self.batches_per_epoch,
+                source.batches_per_epoch(),
+            ));
+        }
+        let total = self.schedule.total_steps;
+        let stop_at = max_steps.map_or(total, |m| (self.position.step + m).min(total));
+        progress.start("train", stop_at.saturating_sub(self.position.step));
+        let mut records = Vec::new();
+        'epochs: while self.position.step < stop_at {
+            let Position {
+                epoch,
+                batch: start,
+                ..
+            } = self.position;
+            let batches = source.epoch(epoch, start)?;
+            for (i, batch) in batches.enumerate() {
+                let batch = batch?;
+                if batch.len() < 2 {
+                    return Err(Error::invalid(
+                        "batch",
+                        format!("epoch {epoch} batch {}: fewer than 2 pairs", start + i),
+                    ));
+                }
+                let t0 = Instant::now();
+                let step = self.position.step;
+                let lr = self.schedule.lr(step);
+                let stats = self
+                    .method
+                    .step(&batch, &mut self.optimizer, lr, step, total)?;
+                let record = StepRecord {
+                    step,
+                    epoch,
+                    batch: start + i,
+                    lr,
+                    momentum: stats.momentum,
+                    loss: stats.loss,
+                    embedding_std: stats.embedding_std,
+                    seconds: t0.elapsed().as_secs_f64(),
+                };
+                tracing::debug!(step, loss = stats.loss, std = stats.embedding_std, "step");
+                if let Some(log) = &mut self.log {
+                    log.write(&record)?;
+                }
+                records.push(record);
+                progress.advance(1);
+                self.position.step += 1;
+                self.position.batch = start + i + 1;
+                if self.position.batch >= self.batches_per_epoch {
+                    self.position.epoch += 1;
+                    self.position.batch = 0;
+                    self.autosave()?;
+                    continue 'epochs;
+                }
+                let every = self.config.checkpoint_every;
+                if every > 0 && self.position.step % every == 0 {
+                    self.autosave()?;
+                }
+                if self.position.step >= stop_at {
+                    break 'epochs;
+                }
+            }
+            // The source ended the epoch early: move on.
+            self.position.epoch += 1;
+            self.position.batch = 0;
+        }
+        self.autosave()?;
+        progress.finish();
+        Ok(records)
+    }
+
+    fn autosave(&self) -> Result<()> {
+        match &self.out_dir {
+            Some(dir) => self.save_checkpoint(&dir.join(CHECKPOINT_FILE)),
+            None => Ok(()),
+        }
+    }
+}
