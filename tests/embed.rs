@@ -370,3 +370,82 @@ fn lite0_classifies_foolbox_imagenet_samples() {
     let acc = correct as f64 / 20.0;
     assert!(acc >= 0.85, "top-1 {acc}");
 }
+
+fn cli() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"));
+    c.current_dir(root()).env("RUST_LOG", "warn");
+    c
+}
+
+/// `gps-ssl embed` on the 2,000 Fashion-MNIST test images of `data/`, Lite0 at 32 px.
+fn cli_embed(out: &Path) -> std::process::Command {
+    let mut c = cli();
+    c.args(["embed", "--data", "data/fashion-mnist/t10k", "--prior", "models/efficientnet_lite0.toml"])
+        .args(["--resolution", "32", "--threads", "2", "--batch-size", "50", "--row-group-rows", "200"])
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+#[test]
+fn cli_killed_with_sigkill_then_rerun_equals_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.parquet");
+    let status = cli_embed(&whole).status().unwrap();
+    assert!(status.success());
+
+    let resumed = dir.path().join("resumed.parquet");
+    let partial = EmbedJob::new(&resumed).partial_dir();
+    let mut child = cli_embed(&resumed).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Kill -9 as soon as two chunks are on disk.
+    let start = std::time::Instant::now();
+    loop {
+        let chunks = std::fs::read_dir(&partial)
+            .map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet"))).count())
+            .unwrap_or(0);
+        if chunks >= 2 || start.elapsed().as_secs() > 60 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    assert!(!resumed.exists(), "the job was killed before it could finish");
+    assert!(partial.is_dir());
+
+    let out = cli_embed(&resumed).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rows resumed"));
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&resumed).unwrap());
+    let t = EmbeddingTable::read(&resumed).unwrap();
+    assert_eq!(t.len(), 2000);
+    assert_eq!(t.labels.iter().filter(|l| l.is_some()).count(), 2000);
+}
+
+#[test]
+fn cli_shards_then_merge_equal_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.parquet");
+    assert!(cli_embed(&whole).status().unwrap().success());
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    for i in 0..2 {
+        let status = cli_embed(&parts.join("e.parquet")).args(["--shard", &format!("{i}/2")]).status().unwrap();
+        assert!(status.success());
+    }
+    assert!(parts.join("e.part-00001-of-00002.parquet").is_file());
+    let merged = dir.path().join("merged.parquet");
+    let status = cli().arg("merge-embeddings").arg("--out").arg(&merged).arg(&parts).status().unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&merged).unwrap());
+}
+
+#[test]
+fn cli_reports_a_missing_prior_file() {
+    let out = cli()
+        .args(["embed", "--data", "data/fashion-mnist/t10k", "--prior", "models/nope.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("models/nope.toml"));
+}

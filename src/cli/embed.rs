@@ -40,6 +40,9 @@ pub struct EmbedArgs {
     /// Embed only shard `i` of `n` (0-based), writing a part file.
     #[arg(long)]
     shard: Option<ShardSpec>,
+    /// Rows per Parquet row group = unit of resumption after an interruption.
+    #[arg(long, default_value_t = gps_ssl::DEFAULT_ROW_GROUP_ROWS)]
+    row_group_rows: usize,
     /// Skip images that fail to decode; list them in `<out>.bad.json`.
     #[arg(long)]
     skip_bad: bool,
@@ -107,7 +110,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         Some(s) => part_path(&args.out, s),
         None => args.out.clone(),
     };
-    let mut job = EmbedJob::new(&out).skip_bad(args.skip_bad);
+    let mut job =
+        EmbedJob::new(&out).skip_bad(args.skip_bad).row_group_rows(args.row_group_rows);
     if let Some(s) = args.shard {
         job = job.shard(s);
     }
