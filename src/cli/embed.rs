@@ -40,6 +40,9 @@ pub struct EmbedArgs {
     /// Embed only shard `i` of `n` (0-based), writing a part file.
     #[arg(long)]
     shard: Option<ShardSpec>,
+    /// Rows per Parquet row group = unit of resumption after an interruption.
+    #[arg(long, default_value_t = gps_ssl::DEFAULT_ROW_GROUP_ROWS)]
+    row_group_rows: usize,
     /// Skip images that fail to decode; list them in `<out>.bad.json`.
     #[arg(long)]
     skip_bad: bool,
@@ -62,8 +65,14 @@ pub struct MergeArgs {
 
 /// The part file name of shard `s` for output `out`.
 fn part_path(out: &Path, s: ShardSpec) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    out.with_file_name(format!("{stem}.part-{:05}-of-{:05}.parquet", s.index, s.count))
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!(
+        "{stem}.part-{:05}-of-{:05}.parquet",
+        s.index, s.count
+    ))
 }
 
 struct Bar(ProgressBar);
@@ -107,7 +116,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         Some(s) => part_path(&args.out, s),
         None => args.out.clone(),
     };
-    let mut job = EmbedJob::new(&out).skip_bad(args.skip_bad);
+    let mut job = EmbedJob::new(&out)
+        .skip_bad(args.skip_bad)
+        .row_group_rows(args.row_group_rows);
     if let Some(s) = args.shard {
         job = job.shard(s);
     }
@@ -122,11 +133,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         out.display()
     );
     let bar = ProgressBar::new(source.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} images  {per_sec}  elapsed {elapsed_precise}  ETA {eta_precise}",
-        )?,
-    );
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} images  {per_sec}  elapsed {elapsed_precise}  ETA {eta_precise}",
+    )?);
     let summary = job.run(&mut embedder, &*source, &Bar(bar))?;
     let new_rows = summary.rows + summary.skipped.len() - summary.resumed_rows;
     eprintln!(
@@ -142,7 +151,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             String::new()
         },
         match &summary.bad_report {
-            Some(r) => format!("; skipped {} bad images, see {}", summary.skipped.len(), r.display()),
+            Some(r) => format!(
+                "; skipped {} bad images, see {}",
+                summary.skipped.len(),
+                r.display()
+            ),
             None => String::new(),
         }
     );
@@ -166,6 +179,10 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
         }
     }
     gps_ssl::merge_embeddings(&parts, &args.out)?;
-    eprintln!("merged {} part files into {}", parts.len(), args.out.display());
+    eprintln!(
+        "merged {} part files into {}",
+        parts.len(),
+        args.out.display()
+    );
     Ok(())
 }

@@ -43,11 +43,19 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
         for (x, kx) in k.iter().enumerate().take(taps) {
             let w = if ww != 0.0 { kx / ww } else { *kx };
             let fixed = w * (1u32 << PRECISION_BITS) as f64;
-            weights[xx * ksize + x] = if w < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
+            weights[xx * ksize + x] = if w < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
         }
         bounds.push((xmin, taps));
     }
-    Coeffs { bounds, weights, ksize }
+    Coeffs {
+        bounds,
+        weights,
+        ksize,
+    }
 }
 
 #[inline]
