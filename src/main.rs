@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli {
+    pub mod neighbours;
+}
+
 /// Guided Positive Sampling for self-supervised learning.
 #[derive(Debug, Parser)]
 #[command(name = "gps-ssl", version, about)]
@@ -17,6 +21,8 @@ enum Command {
         /// The dataset source (image folder, IDX file, CIFAR batch, Parquet table).
         data: String,
     },
+    /// k-NN lists in prior space: embeddings.parquet → neighbours.parquet.
+    Neighbours(cli::neighbours::NeighboursArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect { data } => {
             anyhow::bail!("inspect {data}: dataset sources are not wired yet")
         }
+        Command::Neighbours(args) => cli::neighbours::run(args),
     }
 }
