@@ -20,8 +20,10 @@ impl DataSource for PngFiles {
     fn get(&self, index: usize) -> gps_ssl::Result<Sample> {
         let path = &self.0[index];
         let key = path.display().to_string();
-        let img = image::open(path)
-            .map_err(|e| gps_ssl::Error::Decode { key: key.clone(), detail: e.to_string() })?;
+        let img = image::open(path).map_err(|e| gps_ssl::Error::Decode {
+            key: key.clone(),
+            detail: e.to_string(),
+        })?;
         let image = if img.color().channel_count() == 1 {
             let g = img.to_luma8();
             Image::new(g.width(), g.height(), 1, g.into_raw())
@@ -29,7 +31,12 @@ impl DataSource for PngFiles {
             let c = img.to_rgb8();
             Image::new(c.width(), c.height(), 3, c.into_raw())
         };
-        Ok(Sample { id: index as u64, key, label: None, image })
+        Ok(Sample {
+            id: index as u64,
+            key,
+            label: None,
+            image,
+        })
     }
     fn key(&self, index: usize) -> gps_ssl::Result<String> {
         Ok(self.0[index].display().to_string())
@@ -46,12 +53,17 @@ impl DataSource for PngFiles {
 }
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let n = env_or("GPS_BENCH_N", 1024);
     let size = env_or("GPS_BENCH_SIZE", 112) as u32;
     let threads = env_or("GPS_BENCH_THREADS", cores);
@@ -61,7 +73,12 @@ fn main() {
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&foolbox)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", foolbox.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("fashionMNIST_"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("fashionMNIST_")
+        })
         .collect();
     sources.sort();
     let dir = tempfile::tempdir().unwrap();
@@ -85,12 +102,16 @@ fn main() {
         .batch_size(batch)
         .build()
         .unwrap();
-    let warm: Vec<Image> = (0..batch).map(|i| PngFiles(files.clone()).get(i % n).unwrap().image).collect();
+    let warm: Vec<Image> = (0..batch)
+        .map(|i| PngFiles(files.clone()).get(i % n).unwrap().image)
+        .collect();
     embedder.embed_images(&warm).unwrap();
     let source = PngFiles(files.clone());
     let out = dir.path().join("e.parquet");
     let t = Instant::now();
-    EmbedJob::new(&out).run(&mut embedder, &source, &NoProgress).unwrap();
+    EmbedJob::new(&out)
+        .run(&mut embedder, &source, &NoProgress)
+        .unwrap();
     let rust = n as f64 / t.elapsed().as_secs_f64();
 
     // Python peer, same files, model, resolution, threads, batch size.
@@ -103,7 +124,11 @@ fn main() {
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", python.display()));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "peer failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "peer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let peer: f64 = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("images_per_s="))

@@ -24,7 +24,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
@@ -63,19 +66,36 @@ fn peer(args: &[String]) -> serde_json::Value {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last = stdout.lines().last().unwrap_or("{}");
     serde_json::from_str(last).expect("peer JSON")
 }
 
 fn main() {
-    let threads = env_usize("KNN_THREADS", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = env_usize(
+        "KNN_THREADS",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
-    println!("threads: {threads} (KNN_THREADS); MATMUL_NUM_THREADS={:?}", std::env::var("MATMUL_NUM_THREADS").ok());
-    println!("{:<42} {:>10} {:>10} {:>8} {:>9}", "case", "gps-ssl s", "faiss s", "ratio", "recall");
+    println!(
+        "threads: {threads} (KNN_THREADS); MATMUL_NUM_THREADS={:?}",
+        std::env::var("MATMUL_NUM_THREADS").ok()
+    );
+    println!(
+        "{:<42} {:>10} {:>10} {:>8} {:>9}",
+        "case", "gps-ssl s", "faiss s", "ratio", "recall"
+    );
 
     // 1. exact
-    let (n, dim, k) = (env_usize("KNN_EXACT_N", 20_000), env_usize("KNN_EXACT_DIM", 1280), 20);
+    let (n, dim, k) = (
+        env_usize("KNN_EXACT_N", 20_000),
+        env_usize("KNN_EXACT_DIM", 1280),
+        20,
+    );
     let v = data(n, dim, 1);
     let path = dir.path().join("exact.f32");
     write_f32(&path, &v);
@@ -106,7 +126,11 @@ fn main() {
     let agree = (0..n)
         .map(|i| {
             let f = &faiss_ids[i * k..(i + 1) * k];
-            out.lists.neighbours(i).iter().filter(|&&j| f.contains(&i64::from(j))).count()
+            out.lists
+                .neighbours(i)
+                .iter()
+                .filter(|&&j| f.contains(&i64::from(j)))
+                .count()
         })
         .sum::<usize>() as f64
         / (n * k) as f64;
@@ -120,7 +144,10 @@ fn main() {
     );
     println!("  (recall column = share of faiss exact neighbours we also return; ties can differ)");
     let flops = (n as f64).powi(2) * dim as f64;
-    println!("  gps-ssl effective {:.1} GFLOP/s (n²·dim FLOP, symmetric tiles)", flops / ours / 1e9);
+    println!(
+        "  gps-ssl effective {:.1} GFLOP/s (n²·dim FLOP, symmetric tiles)",
+        flops / ours / 1e9
+    );
     let table = NeighbourTable::new(out.lists.clone(), out.summary.to_metadata());
     let tpath = dir.path().join("neighbours.parquet");
     table.write(&tpath).expect("write table");
@@ -132,7 +159,11 @@ fn main() {
     );
 
     // 2. approximate
-    let (n, dim, k) = (env_usize("KNN_HNSW_N", 20_000), env_usize("KNN_HNSW_DIM", 512), 10);
+    let (n, dim, k) = (
+        env_usize("KNN_HNSW_N", 20_000),
+        env_usize("KNN_HNSW_DIM", 512),
+        10,
+    );
     let params = HnswParams {
         m: env_usize("KNN_HNSW_M", 16),
         ef_construction: env_usize("KNN_HNSW_EFC", 100),
@@ -172,11 +203,16 @@ fn main() {
     for r in &rows {
         println!(
             "  faiss HNSW ef={:<4} build {:>7.2} s search {:>7.2} s recall {:.4}",
-            r["ef"], r["build"].as_f64().unwrap_or(0.0), r["search"].as_f64().unwrap_or(0.0),
+            r["ef"],
+            r["build"].as_f64().unwrap_or(0.0),
+            r["search"].as_f64().unwrap_or(0.0),
             r["recall"].as_f64().unwrap_or(0.0)
         );
     }
-    let matched = rows.iter().find(|r| r["recall"].as_f64().unwrap_or(0.0) >= recall).or(rows.last());
+    let matched = rows
+        .iter()
+        .find(|r| r["recall"].as_f64().unwrap_or(0.0) >= recall)
+        .or(rows.last());
     let (theirs, their_recall) = matched.map_or((f64::NAN, f64::NAN), |r| {
         (
             r["build"].as_f64().unwrap_or(0.0) + r["search"].as_f64().unwrap_or(0.0),
@@ -185,7 +221,10 @@ fn main() {
     });
     println!(
         "{:<42} {:>10.2} {:>10.2} {:>7.2}x {:>9.4}",
-        format!("hnsw_knn/{n}x{dim}/k{k} M{} efc{} efs{}", params.m, params.ef_construction, params.ef_search),
+        format!(
+            "hnsw_knn/{n}x{dim}/k{k} M{} efc{} efs{}",
+            params.m, params.ef_construction, params.ef_search
+        ),
         ours,
         theirs,
         ours / theirs,

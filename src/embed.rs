@@ -112,7 +112,9 @@ impl EmbedderBuilder {
             return Err(Error::invalid("resolution", "must be at least 1 pixel"));
         }
         let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         });
         let env = runtime::environment()?;
         let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| {
@@ -127,24 +129,27 @@ impl EmbedderBuilder {
         let mut builder = match self.provider {
             ExecutionProvider::Cpu => builder,
             #[cfg(feature = "cuda")]
-            ExecutionProvider::Cuda(device) => {
-                builder
-                    .with_execution_providers([ort::ep::CUDA::default()
-                        .with_device_id(device)
-                        .build()
-                        .error_on_failure()])
-                    .map_err(|e| {
-                        Error::Ort(format!(
-                            "CUDA execution provider (device {device}) could not be registered \
+            ExecutionProvider::Cuda(device) => builder
+                .with_execution_providers([ort::ep::CUDA::default()
+                    .with_device_id(device)
+                    .build()
+                    .error_on_failure()])
+                .map_err(|e| {
+                    Error::Ort(format!(
+                        "CUDA execution provider (device {device}) could not be registered \
                              (is onnxruntime-gpu installed and a GPU visible?): {e}"
-                        ))
-                    })?
-            }
+                    ))
+                })?,
         };
         let session = builder.commit_from_file(&self.prior.onnx).map_err(|e| {
-            Error::Ort(format!("cannot load prior {}: {e}", self.prior.onnx.display()))
+            Error::Ort(format!(
+                "cannot load prior {}: {e}",
+                self.prior.onnx.display()
+            ))
         })?;
-        let output_name = self.output_name.unwrap_or_else(|| self.prior.output_name.clone());
+        let output_name = self
+            .output_name
+            .unwrap_or_else(|| self.prior.output_name.clone());
         let names = |outlets: &[ort::value::Outlet]| -> Vec<String> {
             outlets.iter().map(|o| o.name().to_string()).collect()
         };
@@ -261,7 +266,8 @@ impl Embedder {
         for (b, chunk) in images.chunks(self.batch_size).enumerate() {
             let mut input = vec![0.0f32; chunk.len() * len];
             for (i, (img, slot)) in chunk.iter().zip(input.chunks_exact_mut(len)).enumerate() {
-                self.preprocess.apply(img, &(b * self.batch_size + i).to_string(), slot)?;
+                self.preprocess
+                    .apply(img, &(b * self.batch_size + i).to_string(), slot)?;
             }
             let first = (b * self.batch_size) as u64;
             out.extend(self.run_batch(&input, chunk.len(), |i| first + i as u64)?);
@@ -297,7 +303,10 @@ impl Embedder {
             .get(&self.output_name)
             .ok_or_else(|| Error::Ort(format!("no output `{}`", self.output_name)))?;
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| {
-            Error::Ort(format!("output `{}` is not an f32 tensor: {e}", self.output_name))
+            Error::Ort(format!(
+                "output `{}` is not an f32 tensor: {e}",
+                self.output_name
+            ))
         })?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let dim = if dims.first() == Some(&(n as i64)) && !data.is_empty() {

@@ -81,8 +81,10 @@ impl PriorManifest {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut manifest: PriorManifest = toml::from_str(&text)
-            .map_err(|e| Error::Serde { path: path.to_path_buf(), detail: e.to_string() })?;
+        let mut manifest: PriorManifest = toml::from_str(&text).map_err(|e| Error::Serde {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         manifest.validate(path)?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         if manifest.onnx.is_relative() {
@@ -118,10 +120,16 @@ impl PriorManifest {
             return bad(format!("layout must be \"NCHW\", found {:?}", self.layout));
         }
         if self.channels != "RGB" {
-            return bad(format!("channels must be \"RGB\", found {:?}", self.channels));
+            return bad(format!(
+                "channels must be \"RGB\", found {:?}",
+                self.channels
+            ));
         }
         if self.resize != "bilinear" {
-            return bad(format!("resize must be \"bilinear\", found {:?}", self.resize));
+            return bad(format!(
+                "resize must be \"bilinear\", found {:?}",
+                self.resize
+            ));
         }
         if self.dim == 0 || self.input_size == 0 {
             return bad(format!(
@@ -226,7 +234,10 @@ license = "MIT"
         let path = write_manifest(dir.path(), SHA);
         std::fs::remove_file(dir.path().join("m.onnx")).unwrap();
         let msg = PriorManifest::load(&path).unwrap_err().to_string();
-        assert!(msg.contains("does not exist") && msg.contains("m.onnx"), "{msg}");
+        assert!(
+            msg.contains("does not exist") && msg.contains("m.onnx"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ pub(crate) fn environment() -> Result<&'static ort::environment::Environment> {
 }
 
 fn runtime() -> Result<&'static Runtime> {
-    RUNTIME.get_or_init(init).as_ref().map_err(|msg| Error::OrtNotFound(msg.clone()))
+    RUNTIME
+        .get_or_init(init)
+        .as_ref()
+        .map_err(|msg| Error::OrtNotFound(msg.clone()))
 }
 
 fn init() -> std::result::Result<Runtime, String> {
@@ -76,13 +79,19 @@ fn init() -> std::result::Result<Runtime, String> {
         .build()
         .map_err(|e| format!("ONNX Runtime environment could not be created: {e}"))?;
     tracing::info!(library = %library.display(), "ONNX Runtime loaded");
-    Ok(Runtime { library, environment })
+    Ok(Runtime {
+        library,
+        environment,
+    })
 }
 
 /// Asks `python3` where its `onnxruntime` package lives.
 fn python_package_dir() -> Option<PathBuf> {
     let out = std::process::Command::new("python3")
-        .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
@@ -134,7 +143,10 @@ pub fn find_onnx_runtime(
             if let Some(found) = find_in_capi(&capi) {
                 return Ok(found);
             }
-            searched.push(format!("{}/libonnxruntime.so.* (python3's onnxruntime)", capi.display()));
+            searched.push(format!(
+                "{}/libonnxruntime.so.* (python3's onnxruntime)",
+                capi.display()
+            ));
         }
         None => searched.push("python3 -c 'import onnxruntime' (not installed)".to_string()),
     }
@@ -207,7 +219,9 @@ mod tests {
     #[test]
     fn finds_library_in_a_venv_layout() {
         let root = tempfile::tempdir().unwrap();
-        let capi = root.path().join(".venv/lib/python3.11/site-packages/onnxruntime/capi");
+        let capi = root
+            .path()
+            .join(".venv/lib/python3.11/site-packages/onnxruntime/capi");
         std::fs::create_dir_all(&capi).unwrap();
         std::fs::write(capi.join("libonnxruntime.so.1.32.0"), b"").unwrap();
         std::fs::write(capi.join("onnxruntime_pybind11_state.so"), b"").unwrap();

@@ -4,8 +4,8 @@
 //! foolbox sample images into `.cache/assets/` (the README's test command runs it).
 
 use gps_ssl::{
-    merge_embeddings, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Image,
-    NoProgress, PriorManifest, Result, Sample, ShardSpec,
+    merge_embeddings, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Image, NoProgress,
+    PriorManifest, Result, Sample, ShardSpec,
 };
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -53,9 +53,17 @@ impl VecSource {
         let samples = images
             .into_iter()
             .enumerate()
-            .map(|(i, (key, label, image))| Sample { id: i as u64, key, label, image })
+            .map(|(i, (key, label, image))| Sample {
+                id: i as u64,
+                key,
+                label,
+                image,
+            })
             .collect();
-        VecSource { samples, fail_at: None }
+        VecSource {
+            samples,
+            fail_at: None,
+        }
     }
 
     /// `n` seeded random images of mixed sizes and channel counts.
@@ -66,7 +74,11 @@ impl VecSource {
                 let (w, h) = (rng.random_range(8..24u32), rng.random_range(8..24u32));
                 let c = if i % 3 == 0 { 1 } else { 3 };
                 let data = (0..w * h * c as u32).map(|_| rng.random::<u8>()).collect();
-                (format!("img/{i:03}.png"), (i % 4 != 0).then_some((i % 10) as i64), Image::new(w, h, c, data))
+                (
+                    format!("img/{i:03}.png"),
+                    (i % 4 != 0).then_some((i % 10) as i64),
+                    Image::new(w, h, c, data),
+                )
             })
             .collect();
         Self::new(images)
@@ -106,12 +118,23 @@ impl DataSource for VecSource {
 fn reference() -> (Vec<PathBuf>, Vec<Vec<f32>>) {
     let text = std::fs::read_to_string(fixtures().join("embed_reference.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let files = v["files"].as_array().unwrap().iter().map(|f| fixtures().join(f.as_str().unwrap())).collect();
+    let files = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| fixtures().join(f.as_str().unwrap()))
+        .collect();
     let feats = v["features"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
         .collect();
     (files, feats)
 }
@@ -128,13 +151,28 @@ fn lite0_embeddings_match_python_onnxruntime_reference() {
     let (files, expected) = reference();
     let images: Vec<(String, Option<i64>, Image)> = files
         .iter()
-        .map(|f| (f.file_name().unwrap().to_string_lossy().into_owned(), None, load_image(f)))
+        .map(|f| {
+            (
+                f.file_name().unwrap().to_string_lossy().into_owned(),
+                None,
+                load_image(f),
+            )
+        })
         .collect();
     let source = VecSource::new(images);
-    let mut embedder = Embedder::builder(lite0()).resolution(112).batch_size(3).threads(2).build().unwrap();
+    let mut embedder = Embedder::builder(lite0())
+        .resolution(112)
+        .batch_size(3)
+        .threads(2)
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("e.parquet");
-    EmbedJob::new(&out).row_group_rows(4).workers(2).run(&mut embedder, &source, &NoProgress).unwrap();
+    EmbedJob::new(&out)
+        .row_group_rows(4)
+        .workers(2)
+        .run(&mut embedder, &source, &NoProgress)
+        .unwrap();
     let table = EmbeddingTable::read(&out).unwrap();
     assert_eq!(table.len(), files.len());
     assert_eq!(table.dim, 1280);
@@ -142,7 +180,11 @@ fn lite0_embeddings_match_python_onnxruntime_reference() {
         let got = table.vector(i);
         let norm: f32 = got.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "row {i}: norm {norm}");
-        let max = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(max < 1e-4, "{}: max |rust - python| = {max}", table.keys[i]);
     }
 }
@@ -151,12 +193,19 @@ fn lite0_embeddings_match_python_onnxruntime_reference() {
 //   Image.open(f).convert("RGB").resize((112, 112), Image.BILINEAR)
 #[test]
 fn upsampling_matches_pillow_bilinear_exactly() {
-    let pre = gps_ssl::Preprocess { size: 112, pixel_scale: 1.0, mean: [0.0; 3], std: [1.0; 3] };
+    let pre = gps_ssl::Preprocess {
+        size: 112,
+        pixel_scale: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    };
     let mut checked = 0;
     for entry in std::fs::read_dir(fixtures().join("embed_in")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(orig) = name.strip_prefix("pillow112_") else { continue };
+        let Some(orig) = name.strip_prefix("pillow112_") else {
+            continue;
+        };
         let pillow = load_image(&path);
         let input = load_image(&fixtures().join("embed_in").join(orig));
         let mut ours = vec![0.0f32; 3 * 112 * 112];
@@ -164,7 +213,11 @@ fn upsampling_matches_pillow_bilinear_exactly() {
         let plane = 112 * 112;
         for (i, px) in pillow.data.chunks_exact(3).enumerate() {
             for c in 0..3 {
-                assert_eq!(ours[c * plane + i], px[c] as f32, "{orig}: pixel {i} channel {c}");
+                assert_eq!(
+                    ours[c * plane + i],
+                    px[c] as f32,
+                    "{orig}: pixel {i} channel {c}"
+                );
             }
         }
         checked += 1;
@@ -176,10 +229,16 @@ fn upsampling_matches_pillow_bilinear_exactly() {
 fn metadata_round_trips() {
     let source = VecSource::random(10, 1);
     let prior = tiny();
-    let mut embedder = Embedder::builder(prior.clone()).resolution(16).threads(1).build().unwrap();
+    let mut embedder = Embedder::builder(prior.clone())
+        .resolution(16)
+        .threads(1)
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("e.parquet");
-    let summary = EmbedJob::new(&out).run(&mut embedder, &source, &NoProgress).unwrap();
+    let summary = EmbedJob::new(&out)
+        .run(&mut embedder, &source, &NoProgress)
+        .unwrap();
     assert_eq!(summary.rows, 10);
     let t = EmbeddingTable::read(&out).unwrap();
     let m = &t.metadata;
@@ -199,7 +258,10 @@ fn metadata_round_trips() {
         let n: f32 = t.vector(i).iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((n - 1.0).abs() < 1e-5);
     }
-    assert!(!embedder_partial(&out).exists(), "partial dir must be removed");
+    assert!(
+        !embedder_partial(&out).exists(),
+        "partial dir must be removed"
+    );
 }
 
 fn embedder_partial(out: &Path) -> PathBuf {
@@ -207,7 +269,12 @@ fn embedder_partial(out: &Path) -> PathBuf {
 }
 
 fn tiny_embedder(batch: usize) -> Embedder {
-    Embedder::builder(tiny()).resolution(16).batch_size(batch).threads(1).build().unwrap()
+    Embedder::builder(tiny())
+        .resolution(16)
+        .batch_size(batch)
+        .threads(1)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -218,21 +285,35 @@ fn interrupted_then_resumed_equals_uninterrupted_bit_for_bit() {
     let job = |out: &Path| EmbedJob::new(out).row_group_rows(8).workers(2);
 
     let mut source = VecSource::random(50, 7);
-    job(&whole).run(&mut tiny_embedder(3), &source, &NoProgress).unwrap();
+    job(&whole)
+        .run(&mut tiny_embedder(3), &source, &NoProgress)
+        .unwrap();
 
     // "Crash" at row 27: chunks 0..3 (rows 0..24) are finished, chunk 3 is lost.
     source.fail_at = Some(27);
-    let err = job(&resumed).run(&mut tiny_embedder(3), &source, &NoProgress).unwrap_err();
+    let err = job(&resumed)
+        .run(&mut tiny_embedder(3), &source, &NoProgress)
+        .unwrap_err();
     assert!(err.to_string().contains("img/027.png"), "{err}");
-    assert!(!resumed.exists(), "the final file must not appear before the job finishes");
-    let chunks = std::fs::read_dir(job(&resumed).partial_dir()).unwrap().count();
+    assert!(
+        !resumed.exists(),
+        "the final file must not appear before the job finishes"
+    );
+    let chunks = std::fs::read_dir(job(&resumed).partial_dir())
+        .unwrap()
+        .count();
     assert_eq!(chunks, 3 + 1, "3 finished chunks + job.json");
 
     source.fail_at = None;
-    let summary = job(&resumed).run(&mut tiny_embedder(3), &source, &NoProgress).unwrap();
+    let summary = job(&resumed)
+        .run(&mut tiny_embedder(3), &source, &NoProgress)
+        .unwrap();
     assert_eq!(summary.resumed_rows, 24);
     assert_eq!(summary.rows, 50);
-    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&resumed).unwrap());
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&resumed).unwrap()
+    );
 }
 
 #[test]
@@ -242,10 +323,17 @@ fn resume_with_other_settings_is_refused() {
     let mut source = VecSource::random(20, 3);
     source.fail_at = Some(12);
     let job = EmbedJob::new(&out).row_group_rows(4);
-    job.run(&mut tiny_embedder(2), &source, &NoProgress).unwrap_err();
+    job.run(&mut tiny_embedder(2), &source, &NoProgress)
+        .unwrap_err();
     source.fail_at = None;
-    let err = job.run(&mut tiny_embedder(4), &source, &NoProgress).unwrap_err().to_string();
-    assert!(err.contains("delete that directory") && err.contains("batch_size"), "{err}");
+    let err = job
+        .run(&mut tiny_embedder(4), &source, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("delete that directory") && err.contains("batch_size"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -253,7 +341,10 @@ fn shards_merged_equal_unsharded() {
     let dir = tempfile::tempdir().unwrap();
     let source = VecSource::random(45, 11);
     let whole = dir.path().join("whole.parquet");
-    EmbedJob::new(&whole).row_group_rows(8).run(&mut tiny_embedder(5), &source, &NoProgress).unwrap();
+    EmbedJob::new(&whole)
+        .row_group_rows(8)
+        .run(&mut tiny_embedder(5), &source, &NoProgress)
+        .unwrap();
     let parts_dir = dir.path().join("parts");
     std::fs::create_dir(&parts_dir).unwrap();
     let mut parts = Vec::new();
@@ -270,7 +361,10 @@ fn shards_merged_equal_unsharded() {
     parts.reverse(); // order given does not matter
     let merged = dir.path().join("merged.parquet");
     merge_embeddings(&parts, &merged).unwrap();
-    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&merged).unwrap());
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&merged).unwrap()
+    );
     let from_dir = EmbeddingTable::read(&parts_dir).unwrap();
     assert_eq!(from_dir, EmbeddingTable::read(&whole).unwrap());
     // A missing shard is refused.
@@ -284,8 +378,13 @@ fn bad_image_stops_the_job_naming_its_key() {
     let out = dir.path().join("e.parquet");
     let mut source = VecSource::random(12, 5);
     source.fail_at = Some(9);
-    let err = EmbedJob::new(&out).run(&mut tiny_embedder(4), &source, &NoProgress).unwrap_err();
-    assert!(matches!(err, Error::Decode { ref key, .. } if key == "img/009.png"), "{err}");
+    let err = EmbedJob::new(&out)
+        .run(&mut tiny_embedder(4), &source, &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Decode { ref key, .. } if key == "img/009.png"),
+        "{err}"
+    );
     assert!(!out.exists());
 }
 
@@ -296,7 +395,9 @@ fn skip_bad_records_the_key_in_a_side_report() {
     let mut source = VecSource::random(12, 5);
     source.fail_at = Some(9);
     let job = EmbedJob::new(&out).skip_bad(true);
-    let summary = job.run(&mut tiny_embedder(4), &source, &NoProgress).unwrap();
+    let summary = job
+        .run(&mut tiny_embedder(4), &source, &NoProgress)
+        .unwrap();
     assert_eq!(summary.rows, 11);
     let report = std::fs::read_to_string(job.bad_report_path()).unwrap();
     let bad: serde_json::Value = serde_json::from_str(&report).unwrap();
@@ -329,15 +430,25 @@ fn non_finite_output_is_an_error_naming_the_row() {
         ("b".into(), None, bright),
         ("c".into(), None, dark),
     ]);
-    let mut embedder = Embedder::builder(prior).resolution(4).threads(1).build().unwrap();
+    let mut embedder = Embedder::builder(prior)
+        .resolution(4)
+        .threads(1)
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = EmbedJob::new(dir.path().join("e.parquet")).run(&mut embedder, &source, &NoProgress).unwrap_err();
+    let err = EmbedJob::new(dir.path().join("e.parquet"))
+        .run(&mut embedder, &source, &NoProgress)
+        .unwrap_err();
     assert!(matches!(err, Error::NonFinite { row: 2, .. }), "{err}");
 }
 
 #[test]
 fn unknown_output_name_is_refused() {
-    let err = Embedder::builder(tiny()).output_name("nope").build().unwrap_err().to_string();
+    let err = Embedder::builder(tiny())
+        .output_name("nope")
+        .build()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope") && err.contains("features"), "{err}");
 }
 
@@ -349,14 +460,23 @@ fn lite0_classifies_foolbox_imagenet_samples() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("imagenet_"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("imagenet_")
+        })
         .collect();
     files.sort();
     assert_eq!(files.len(), 20);
     let prior = lite0();
     let logits = prior.logits_name.clone().unwrap_or_else(|| "logits".into());
-    let mut embedder =
-        Embedder::builder(prior).output_name(logits).normalize(false).batch_size(10).build().unwrap();
+    let mut embedder = Embedder::builder(prior)
+        .output_name(logits)
+        .normalize(false)
+        .batch_size(10)
+        .build()
+        .unwrap();
     let images: Vec<Image> = files.iter().map(|f| load_image(f)).collect();
     let out = embedder.embed_images(&images).unwrap();
     assert_eq!(embedder.dim(), 1000);
@@ -364,7 +484,12 @@ fn lite0_classifies_foolbox_imagenet_samples() {
     for (f, row) in files.iter().zip(out.chunks_exact(1000)) {
         let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
         let label: usize = stem.rsplit('_').next().unwrap().parse().unwrap();
-        let top = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let top = row
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         correct += (top == label) as usize;
     }
     let acc = correct as f64 / 20.0;

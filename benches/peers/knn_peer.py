@@ -17,12 +17,12 @@ import faiss
 import numpy as np
 
 
-def drop_self(ids, k):
-    n = ids.shape[0]
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        row = ids[i][ids[i] != i]
-        out[i] = row[:k]
+def drop_self(ids, selves, k):
+    """Row j of `ids` belongs to point selves[j]; drop it from its own list, keep k."""
+    out = np.empty((ids.shape[0], k), dtype=np.int64)
+    for j, i in enumerate(selves):
+        row = ids[j][ids[j] != i]
+        out[j] = row[:k]
     return out
 
 
@@ -36,7 +36,7 @@ if mode == "exact":
     index.add(x)
     _, ids = index.search(x, k + 1)
     secs = time.perf_counter() - t
-    drop_self(ids, k).astype(np.int64).tofile(sys.argv[7])
+    drop_self(ids, range(n), k).astype(np.int64).tofile(sys.argv[7])
     print(json.dumps({"seconds": secs}))
 else:
     m, efc, efs, sample = int(sys.argv[7]), int(sys.argv[8]), [int(e) for e in sys.argv[9].split(",")], int(sys.argv[10])
@@ -57,7 +57,7 @@ else:
         t = time.perf_counter()
         _, ids = index.search(x, k + 1)
         search = time.perf_counter() - t
-        got = drop_self(ids[q], k)
+        got = drop_self(ids[q], q, k)
         recall = float(np.mean([len(truth[j] & set(got[j])) / k for j in range(len(q))]))
         rows.append({"ef": ef, "build": build, "search": search, "recall": recall})
     print(json.dumps({"rows": rows}))

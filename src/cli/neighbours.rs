@@ -73,9 +73,11 @@ impl Progress for Bars {
     fn start(&self, stage: &str, total: u64) {
         let bar = ProgressBar::new(total).with_message(stage.to_string());
         bar.set_style(
-            ProgressStyle::with_template("{msg:28} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg:28} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         if let Ok(mut slot) = self.0.lock() {
             *slot = Some(bar);
@@ -121,7 +123,11 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
         .method(args.method)
         .include_self(args.include_self)
         .radius(radius)
-        .hnsw(HnswParams { m: args.m, ef_construction: args.ef_construction, ef_search: args.ef_search })
+        .hnsw(HnswParams {
+            m: args.m,
+            ef_construction: args.ef_construction,
+            ef_search: args.ef_search,
+        })
         .refine_factor(args.refine)
         .recall_sample(args.recall_sample)
         .seed(args.seed)
@@ -133,7 +139,10 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
 
     let mut meta = out.summary.to_metadata();
     if args.embeddings.is_file() {
-        meta.insert(META_EMBEDDINGS_SHA256.into(), gps_ssl::sha256_file(&args.embeddings)?);
+        meta.insert(
+            META_EMBEDDINGS_SHA256.into(),
+            gps_ssl::sha256_file(&args.embeddings)?,
+        );
     }
     if let Some(fp) = emb.metadata.get(META_DATASET_FINGERPRINT) {
         meta.insert(META_DATASET_FINGERPRINT.into(), fp.clone());
@@ -148,23 +157,52 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
 
     let s = &out.summary;
-    println!("neighbours: {} points × {} dims, k={} metric={} self={}", s.n, s.dim, s.k, s.metric, s.include_self);
-    println!("  method     {} (asked {}){}", s.method, s.requested,
-        s.hnsw.map(|h| format!(" M={} ef_c={} ef_s={} refine={}", h.m, h.ef_construction, h.ef_search, s.refine_factor)).unwrap_or_default());
-    println!("  time       read {read_s:.2} s, search {:.2} s, recall check {:.2} s", s.search_seconds, s.recall_seconds);
+    println!(
+        "neighbours: {} points × {} dims, k={} metric={} self={}",
+        s.n, s.dim, s.k, s.metric, s.include_self
+    );
+    println!(
+        "  method     {} (asked {}){}",
+        s.method,
+        s.requested,
+        s.hnsw
+            .map(|h| format!(
+                " M={} ef_c={} ef_s={} refine={}",
+                h.m, h.ef_construction, h.ef_search, s.refine_factor
+            ))
+            .unwrap_or_default()
+    );
+    println!(
+        "  time       read {read_s:.2} s, search {:.2} s, recall check {:.2} s",
+        s.search_seconds, s.recall_seconds
+    );
     match s.recall_estimate {
-        Some(r) if s.recall_queries > 0 => println!("  recall@k   {r:.4} (on {} sampled queries)", s.recall_queries),
+        Some(r) if s.recall_queries > 0 => println!(
+            "  recall@k   {r:.4} (on {} sampled queries)",
+            s.recall_queries
+        ),
         Some(r) => println!("  recall@k   {r:.4} (exact)"),
         None => println!("  recall@k   not measured"),
     }
-    println!("  radius     {} (mean {:.2} positives per point)", serde_json::to_string(&s.radius)?, s.mean_valid);
+    println!(
+        "  radius     {} (mean {:.2} positives per point)",
+        serde_json::to_string(&s.radius)?,
+        s.mean_valid
+    );
     match purity {
         Some(p) => {
-            let cells: Vec<String> = p.iter().map(|p| format!("@{}={:.4}", p.k, p.purity)).collect();
+            let cells: Vec<String> = p
+                .iter()
+                .map(|p| format!("@{}={:.4}", p.k, p.purity))
+                .collect();
             println!("  purity     {}", cells.join(" "));
         }
         None => println!("  purity     (no labels)"),
     }
-    println!("  output     {} ({bytes} bytes, {:.1} bytes/point)", args.out.display(), bytes as f64 / s.n as f64);
+    println!(
+        "  output     {} ({bytes} bytes, {:.1} bytes/point)",
+        args.out.display(),
+        bytes as f64 / s.n as f64
+    );
     Ok(())
 }

@@ -47,7 +47,10 @@ impl FromStr for ShardSpec {
             .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
         match parsed {
             Some((index, count)) if count > 0 && index < count => Ok(ShardSpec { index, count }),
-            _ => Err(Error::invalid("shard", format!("expected `i/n` with 0 <= i < n, found {s:?}"))),
+            _ => Err(Error::invalid(
+                "shard",
+                format!("expected `i/n` with 0 <= i < n, found {s:?}"),
+            )),
         }
     }
 }
@@ -104,7 +107,13 @@ pub struct EmbedJob {
 impl EmbedJob {
     /// A job writing to `out`.
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        EmbedJob { out: out.into(), shard: None, skip_bad: false, row_group_rows: DEFAULT_ROW_GROUP_ROWS, workers: None }
+        EmbedJob {
+            out: out.into(),
+            shard: None,
+            skip_bad: false,
+            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            workers: None,
+        }
     }
 
     /// Embed only this shard and mark `out` as a part file. Defaults to the whole dataset.
@@ -183,7 +192,10 @@ impl EmbedJob {
         self.prepare_partial(&partial, &state)?;
 
         let chunk_path = |c: usize| partial.join(format!("chunk-{c:08}.parquet"));
-        let todo: Vec<usize> = chunks.clone().filter(|&c| !chunk_path(c).is_file()).collect();
+        let todo: Vec<usize> = chunks
+            .clone()
+            .filter(|&c| !chunk_path(c).is_file())
+            .collect();
         let total_rows: usize = chunks.clone().map(|c| chunk_rows(c).len()).sum();
         let todo_rows: usize = todo.iter().map(|&c| chunk_rows(c).len()).sum();
         let resumed_rows = total_rows - todo_rows;
@@ -209,7 +221,10 @@ impl EmbedJob {
         }
         let base_meta = self.metadata(embedder, &fingerprint, n, embedder.dim());
         let workers = self.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get() / 2)
+                .unwrap_or(1)
+                .max(1)
         });
         let mut current = Rows::default();
         let mut current_bad: Vec<BadSample> = Vec::new();
@@ -224,10 +239,17 @@ impl EmbedJob {
             if last {
                 let rows = std::mem::take(&mut current);
                 let bad = std::mem::take(&mut current_bad);
-                let dim = if rows.ids.is_empty() { base_meta_dim(&base_meta) } else { rows.vectors.len() / rows.ids.len() };
+                let dim = if rows.ids.is_empty() {
+                    base_meta_dim(&base_meta)
+                } else {
+                    rows.vectors.len() / rows.ids.len()
+                };
                 let mut meta = base_meta.clone();
                 meta.insert(DIM_KEY.into(), dim.to_string());
-                meta.insert(BAD_KEY.into(), serde_json::to_string(&bad).unwrap_or_default());
+                meta.insert(
+                    BAD_KEY.into(),
+                    serde_json::to_string(&bad).unwrap_or_default(),
+                );
                 let batch = store::to_batch(&rows, dim);
                 store::write_file(&chunk_path(chunk), dim, &meta, [batch])?;
             }
@@ -252,10 +274,12 @@ impl EmbedJob {
                 skipped.extend(bad);
             }
         }
-        let groups = chunks.clone().flat_map(|c| match store::read_groups(&chunk_path(c)) {
-            Ok(groups) => groups.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(e) => vec![Err(e)],
-        });
+        let groups = chunks
+            .clone()
+            .flat_map(|c| match store::read_groups(&chunk_path(c)) {
+                Ok(groups) => groups.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            });
         if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
@@ -294,12 +318,16 @@ impl EmbedJob {
     /// Creates `<out>.partial/job.json`, or checks that an existing one has the same settings.
     fn prepare_partial(&self, partial: &Path, state: &JobState) -> Result<()> {
         let job = partial.join("job.json");
-        let json = serde_json::to_string_pretty(state)
-            .map_err(|e| Error::Serde { path: job.clone(), detail: e.to_string() })?;
+        let json = serde_json::to_string_pretty(state).map_err(|e| Error::Serde {
+            path: job.clone(),
+            detail: e.to_string(),
+        })?;
         if job.is_file() {
             let old = std::fs::read_to_string(&job).map_err(|e| Error::io(&job, e))?;
-            let old: JobState = serde_json::from_str(&old)
-                .map_err(|e| Error::Serde { path: job.clone(), detail: e.to_string() })?;
+            let old: JobState = serde_json::from_str(&old).map_err(|e| Error::Serde {
+                path: job.clone(),
+                detail: e.to_string(),
+            })?;
             if &old != state {
                 return Err(Error::mismatch(
                     format!(
@@ -332,11 +360,17 @@ impl EmbedJob {
         };
         put("gps.prior.name", prior.name.clone());
         put("gps.prior.sha256", prior.sha256.to_ascii_lowercase());
-        put("gps.prior.input_size", embedder.preprocess().size.to_string());
+        put(
+            "gps.prior.input_size",
+            embedder.preprocess().size.to_string(),
+        );
         put("gps.prior.preprocess", embedder.preprocess().describe());
         put("gps.prior.output", embedder.output_name().to_string());
         put(DIM_KEY, dim.to_string());
-        put("gps.embedding.normalized", embedder.normalized().to_string());
+        put(
+            "gps.embedding.normalized",
+            embedder.normalized().to_string(),
+        );
         put("gps.dataset.fingerprint", fingerprint.to_string());
         put(DATASET_LEN_KEY, n.to_string());
         put("gps.embed.row_group_rows", self.row_group_rows.to_string());
@@ -364,7 +398,10 @@ mod tests {
 
     #[test]
     fn shard_spec_parses_and_rejects() {
-        assert_eq!("2/5".parse::<ShardSpec>().unwrap(), ShardSpec { index: 2, count: 5 });
+        assert_eq!(
+            "2/5".parse::<ShardSpec>().unwrap(),
+            ShardSpec { index: 2, count: 5 }
+        );
         for bad in ["5/5", "1/0", "x/2", "3", ""] {
             let err = bad.parse::<ShardSpec>().unwrap_err().to_string();
             assert!(err.contains("i/n"), "{bad}: {err}");

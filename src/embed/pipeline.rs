@@ -74,12 +74,21 @@ fn prepare(
             Err(e) if skip_bad => {
                 let key = source.key(i).unwrap_or_else(|_| format!("#{i}"));
                 tracing::warn!(id = i, %key, error = %e, "skipping bad sample");
-                bad.push(BadSample { id: i as u64, key, error: e.to_string() });
+                bad.push(BadSample {
+                    id: i as u64,
+                    key,
+                    error: e.to_string(),
+                });
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(Prepared { index, rows, input, bad })
+    Ok(Prepared {
+        index,
+        rows,
+        input,
+        bad,
+    })
 }
 
 /// Embeds the batches `plan` of `source` in order, calling `sink` once per batch.
@@ -113,7 +122,9 @@ pub(crate) fn run(
                             prepare(source, pre, index, range, skip_bad)
                         }))
                         .unwrap_or_else(|_| {
-                            Err(Error::Worker(format!("decode worker panicked on batch {index}")))
+                            Err(Error::Worker(format!(
+                                "decode worker panicked on batch {index}"
+                            )))
                         });
                         if res_tx.send((index, r)).is_err() {
                             break;
@@ -141,7 +152,9 @@ fn consume(
     sink: &mut impl FnMut(Embedded) -> Result<()>,
 ) -> Result<()> {
     let send = |i: usize| {
-        job_tx.send(i).map_err(|_| Error::Worker("decode workers stopped".to_string()))
+        job_tx
+            .send(i)
+            .map_err(|_| Error::Worker("decode workers stopped".to_string()))
     };
     let mut next_job = 0;
     while next_job < window {
@@ -165,7 +178,12 @@ fn consume(
             send(next_job)?;
             next_job += 1;
         }
-        let Prepared { index, mut rows, input, bad } = prepared;
+        let Prepared {
+            index,
+            mut rows,
+            input,
+            bad,
+        } = prepared;
         let ids = rows.ids.clone();
         rows.vectors = embedder.run_batch(&input, ids.len(), |i| ids[i])?;
         sink(Embedded { index, rows, bad })?;

@@ -1,7 +1,9 @@
 //! Image → network input: resize to the prior's square resolution, grey → RGB, normalise, NCHW.
 
 use crate::{Error, Image, PriorManifest, Result};
-use fast_image_resize::{images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{
+    images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+};
 
 /// How one image becomes one `[3, size, size]` slice of the input tensor.
 ///
@@ -53,7 +55,10 @@ impl Preprocess {
     pub fn resize<'a>(&self, image: &'a Image, key: &str) -> Result<std::borrow::Cow<'a, [u8]>> {
         let (w, h, c) = (image.width, image.height, image.channels);
         if w == 0 || h == 0 {
-            return Err(Error::Decode { key: key.to_string(), detail: "empty image".into() });
+            return Err(Error::Decode {
+                key: key.to_string(),
+                detail: "empty image".into(),
+            });
         }
         if w == self.size && h == self.size {
             return Ok(std::borrow::Cow::Borrowed(&image.data));
@@ -74,10 +79,12 @@ impl Preprocess {
         })?;
         let mut dst = fast_image_resize::images::Image::new(self.size, self.size, pixel_type);
         let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| Error::Decode {
-            key: key.to_string(),
-            detail: format!("resize {w}x{h} -> {0}x{0}: {e}", self.size),
-        })?;
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| Error::Decode {
+                key: key.to_string(),
+                detail: format!("resize {w}x{h} -> {0}x{0}: {e}", self.size),
+            })?;
         Ok(std::borrow::Cow::Owned(dst.into_vec()))
     }
 
@@ -147,7 +154,12 @@ mod tests {
     use super::*;
 
     fn pre(size: u32) -> Preprocess {
-        Preprocess { size, pixel_scale: 1.0, mean: [127.0; 3], std: [128.0; 3] }
+        Preprocess {
+            size,
+            pixel_scale: 1.0,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+        }
     }
 
     #[test]
@@ -165,12 +177,16 @@ mod tests {
     fn rgb_is_written_planar() {
         let img = Image::new(1, 2, 3, vec![255, 127, 0, 127, 255, 127]);
         let mut out = vec![0.0; 6];
-        pre(1).apply(&Image::new(1, 1, 3, vec![255, 127, 0]), "k", &mut out[..3]).unwrap();
+        pre(1)
+            .apply(&Image::new(1, 1, 3, vec![255, 127, 0]), "k", &mut out[..3])
+            .unwrap();
         assert_eq!(&out[..3], &[1.0, 0.0, -127.0 / 128.0]);
         // 1x2 needs a resize to 2x2: columns are repeated, rows interpolated.
         let mut out = vec![0.0; 12];
         pre(2).apply(&img, "k", &mut out).unwrap();
-        assert!(out.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
+        assert!(out
+            .iter()
+            .all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
     }
 
     #[test]
@@ -183,7 +199,12 @@ mod tests {
 
     #[test]
     fn corrupt_buffer_is_a_decode_error_naming_the_key() {
-        let img = Image { width: 4, height: 4, channels: 3, data: vec![0; 5] };
+        let img = Image {
+            width: 4,
+            height: 4,
+            channels: 3,
+            data: vec![0; 5],
+        };
         let mut out = vec![0.0; 3 * 8 * 8];
         let err = pre(8).apply(&img, "shirts/0001.png", &mut out).unwrap_err();
         assert!(err.to_string().contains("shirts/0001.png"), "{err}");

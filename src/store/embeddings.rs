@@ -133,7 +133,10 @@ pub(crate) fn schema(dim: usize) -> SchemaRef {
         Field::new("label", DataType::Int64, true),
         Field::new(
             "embedding",
-            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, false)),
+                dim as i32,
+            ),
             false,
         ),
     ]))
@@ -162,7 +165,10 @@ pub(crate) fn write_file(
 ) -> Result<()> {
     let tmp = tmp_path(path);
     let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+    let kv = metadata
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
     let embedding = ColumnPath::new(vec!["embedding".into(), "list".into(), "item".into()]);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -171,8 +177,8 @@ pub(crate) fn write_file(
         .set_max_row_group_row_count(None)
         .set_key_value_metadata(Some(kv))
         .build();
-    let mut writer =
-        ArrowWriter::try_new(file, schema(dim), Some(props)).map_err(|e| Error::parquet(&tmp, e))?;
+    let mut writer = ArrowWriter::try_new(file, schema(dim), Some(props))
+        .map_err(|e| Error::parquet(&tmp, e))?;
     for batch in groups {
         let batch = batch?;
         writer.write(&batch).map_err(|e| Error::parquet(&tmp, e))?;
@@ -196,7 +202,9 @@ pub(crate) fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
-    Ok(kv_metadata(builder.metadata().file_metadata().key_value_metadata()))
+    Ok(kv_metadata(
+        builder.metadata().file_metadata().key_value_metadata(),
+    ))
 }
 
 fn kv_metadata(kv: Option<&Vec<KeyValue>>) -> BTreeMap<String, String> {
@@ -212,8 +220,12 @@ pub(crate) fn read_groups(path: &Path) -> Result<Vec<RecordBatch>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
-    let groups: Vec<usize> =
-        builder.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect();
+    let groups: Vec<usize> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows() as usize)
+        .collect();
     let mut out = Vec::with_capacity(groups.len());
     for (i, rows) in groups.into_iter().enumerate() {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -224,7 +236,10 @@ pub(crate) fn read_groups(path: &Path) -> Result<Vec<RecordBatch>> {
             .build()
             .map_err(|e| Error::parquet(path, e))?;
         let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>()?;
-        let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| schema(0));
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| schema(0));
         out.push(arrow::compute::concat_batches(&schema, &batches)?);
     }
     Ok(out)
@@ -238,17 +253,26 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
     let arrow_schema = builder.schema().clone();
     for key in REQUIRED_METADATA {
         if !metadata.contains_key(key) {
-            return Err(Error::format(path, format!("missing key-value metadata `{key}`")));
+            return Err(Error::format(
+                path,
+                format!("missing key-value metadata `{key}`"),
+            ));
         }
     }
     let dim: usize = metadata[DIM_KEY].parse().map_err(|_| {
-        Error::format(path, format!("metadata `{DIM_KEY}` = {:?} is not a number", metadata[DIM_KEY]))
+        Error::format(
+            path,
+            format!(
+                "metadata `{DIM_KEY}` = {:?} is not a number",
+                metadata[DIM_KEY]
+            ),
+        )
     })?;
     let expect = schema(dim);
     let column_index = |name: &str| -> Result<usize> {
-        let (i, field) = arrow_schema.column_with_name(name).ok_or_else(|| {
-            Error::format(path, format!("missing column `{name}`"))
-        })?;
+        let (i, field) = arrow_schema
+            .column_with_name(name)
+            .ok_or_else(|| Error::format(path, format!("missing column `{name}`")))?;
         let want = expect.field_with_name(name).map_err(Error::from)?;
         if field.data_type() != want.data_type() {
             return Err(Error::format(
@@ -262,7 +286,11 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
         }
         Ok(i)
     };
-    let cols = [column_index("id")?, column_index("key")?, column_index("label")?];
+    let cols = [
+        column_index("id")?,
+        column_index("key")?,
+        column_index("label")?,
+    ];
     let emb = match arrow_schema.column_with_name("embedding") {
         Some((i, f)) => match f.data_type() {
             DataType::FixedSizeList(item, d) if item.data_type() == &DataType::Float32 => {
@@ -279,13 +307,18 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
             other => {
                 return Err(Error::format(
                     path,
-                    format!("column `embedding` has type {other}, expected FixedSizeList<Float32, {dim}>"),
+                    format!(
+                    "column `embedding` has type {other}, expected FixedSizeList<Float32, {dim}>"
+                ),
                 ))
             }
         },
         None => return Err(Error::format(path, "missing column `embedding`")),
     };
-    let reader = builder.with_batch_size(8192).build().map_err(|e| Error::parquet(path, e))?;
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| Error::parquet(path, e))?;
     let mut table = EmbeddingTable {
         ids: Vec::new(),
         keys: Vec::new(),
@@ -297,16 +330,29 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
     for batch in reader {
         let batch = batch?;
         let col = |i: usize| batch.column(i);
-        let downcast_err = |name: &str| Error::format(path, format!("column `{name}`: unexpected array type"));
-        let ids = col(cols[0]).as_any().downcast_ref::<UInt64Array>().ok_or_else(|| downcast_err("id"))?;
-        let keys = col(cols[1]).as_any().downcast_ref::<StringArray>().ok_or_else(|| downcast_err("key"))?;
-        let labels = col(cols[2]).as_any().downcast_ref::<Int64Array>().ok_or_else(|| downcast_err("label"))?;
+        let downcast_err =
+            |name: &str| Error::format(path, format!("column `{name}`: unexpected array type"));
+        let ids = col(cols[0])
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(|| downcast_err("id"))?;
+        let keys = col(cols[1])
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| downcast_err("key"))?;
+        let labels = col(cols[2])
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| downcast_err("label"))?;
         let list = col(emb)
             .as_any()
             .downcast_ref::<FixedSizeListArray>()
             .ok_or_else(|| downcast_err("embedding"))?;
         if ids.null_count() > 0 || keys.null_count() > 0 || list.null_count() > 0 {
-            return Err(Error::format(path, "columns `id`, `key` and `embedding` must not contain nulls"));
+            return Err(Error::format(
+                path,
+                "columns `id`, `key` and `embedding` must not contain nulls",
+            ));
         }
         let values = list
             .values()
@@ -314,10 +360,14 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
             .downcast_ref::<Float32Array>()
             .ok_or_else(|| downcast_err("embedding"))?;
         table.ids.extend(ids.values().iter());
-        table.keys.extend(keys.iter().map(|k| k.unwrap_or_default().to_string()));
+        table
+            .keys
+            .extend(keys.iter().map(|k| k.unwrap_or_default().to_string()));
         table.labels.extend(labels.iter());
         let start = list.offset() * dim;
-        table.vectors.extend_from_slice(&values.values()[start..start + list.len() * dim]);
+        table
+            .vectors
+            .extend_from_slice(&values.values()[start..start + list.len() * dim]);
     }
     Ok(table)
 }
@@ -340,24 +390,37 @@ pub(crate) fn ordered_parts(parts: &[PathBuf]) -> Result<Vec<(usize, PathBuf)>> 
     for part in parts {
         let meta = read_metadata(part)?;
         let shard = meta.get(SHARD_KEY).ok_or_else(|| {
-            Error::format(part, format!("not a shard part file (no `{SHARD_KEY}` metadata)"))
+            Error::format(
+                part,
+                format!("not a shard part file (no `{SHARD_KEY}` metadata)"),
+            )
         })?;
         let (i, n) = shard
             .split_once('/')
             .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
             .ok_or_else(|| Error::format(part, format!("bad `{SHARD_KEY}` value {shard:?}")))?;
         if *count.get_or_insert(n) != n {
-            return Err(Error::mismatch(format!("shard count of {}", part.display()), count.unwrap_or(n), n));
+            return Err(Error::mismatch(
+                format!("shard count of {}", part.display()),
+                count.unwrap_or(n),
+                n,
+            ));
         }
         if let Some(other) = seen.insert(i, part.clone()) {
-            return Err(Error::format(part, format!("shard {i}/{n} also in {}", other.display())));
+            return Err(Error::format(
+                part,
+                format!("shard {i}/{n} also in {}", other.display()),
+            ));
         }
     }
     let n = count.unwrap_or(0);
     if let Some(missing) = (0..n).find(|i| !seen.contains_key(i)) {
         return Err(Error::invalid(
             "shard parts",
-            format!("shard {missing}/{n} is missing among {} part file(s)", parts.len()),
+            format!(
+                "shard {missing}/{n} is missing among {} part file(s)",
+                parts.len()
+            ),
         ));
     }
     Ok(seen.into_iter().collect())
@@ -425,7 +488,16 @@ mod tests {
     fn meta(dim: usize) -> BTreeMap<String, String> {
         REQUIRED_METADATA
             .iter()
-            .map(|k| (k.to_string(), if *k == DIM_KEY { dim.to_string() } else { format!("v-{k}") }))
+            .map(|k| {
+                (
+                    k.to_string(),
+                    if *k == DIM_KEY {
+                        dim.to_string()
+                    } else {
+                        format!("v-{k}")
+                    },
+                )
+            })
             .collect()
     }
 
@@ -433,8 +505,13 @@ mod tests {
         Rows {
             ids: ids.clone().collect(),
             keys: ids.clone().map(|i| format!("k{i}")).collect(),
-            labels: ids.clone().map(|i| (i % 3 != 0).then_some(i as i64)).collect(),
-            vectors: ids.flat_map(|i| (0..dim).map(move |d| i as f32 + d as f32 / 10.0)).collect(),
+            labels: ids
+                .clone()
+                .map(|i| (i % 3 != 0).then_some(i as i64))
+                .collect(),
+            vectors: ids
+                .flat_map(|i| (0..dim).map(move |d| i as f32 + d as f32 / 10.0))
+                .collect(),
         }
     }
 
@@ -453,7 +530,10 @@ mod tests {
         assert_eq!(read_groups(&path).unwrap().len(), 2);
         // The embedding column uses BYTE_STREAM_SPLIT + zstd.
         let file = std::fs::File::open(&path).unwrap();
-        let md = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().metadata().clone();
+        let md = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .metadata()
+            .clone();
         let col = md.row_group(0).column(3);
         assert_eq!(col.column_path().string(), "embedding.list.item");
         assert!(col.encodings().any(|e| e == Encoding::BYTE_STREAM_SPLIT));
@@ -469,7 +549,10 @@ mod tests {
         m.insert(DIM_KEY.into(), "4".into());
         write_file(&path, 3, &m, [to_batch(&rows(0..2, 3), 3)]).unwrap();
         let msg = EmbeddingTable::read(&path).unwrap_err().to_string();
-        assert!(msg.contains("e.parquet") && msg.contains("`embedding`") && msg.contains('4'), "{msg}");
+        assert!(
+            msg.contains("e.parquet") && msg.contains("`embedding`") && msg.contains('4'),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -477,15 +560,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.parquet");
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::UInt64, false)]));
-        let batch =
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(UInt64Array::from(vec![1u64]))]).unwrap();
-        let kv = meta(3).into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
-        let props = WriterProperties::builder().set_key_value_metadata(Some(kv)).build();
-        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(UInt64Array::from(vec![1u64]))],
+        )
+        .unwrap();
+        let kv = meta(3)
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect();
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(kv))
+            .build();
+        let mut w =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props))
+                .unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
         let msg = EmbeddingTable::read(&path).unwrap_err().to_string();
-        assert!(msg.contains("x.parquet") && msg.contains("missing column `key`"), "{msg}");
+        assert!(
+            msg.contains("x.parquet") && msg.contains("missing column `key`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -495,7 +591,9 @@ mod tests {
         m.insert(SHARD_KEY.into(), "1/3".into());
         let p = dir.path().join("p1.parquet");
         write_file(&p, 2, &m, [to_batch(&rows(0..2, 2), 2)]).unwrap();
-        let msg = merge_embeddings(&[p], &dir.path().join("out.parquet")).unwrap_err().to_string();
+        let msg = merge_embeddings(&[p], &dir.path().join("out.parquet"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("shard 0/3 is missing"), "{msg}");
     }
 }
