@@ -73,6 +73,4 @@ pub use sampler::{
 };
 pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
 pub use store::embeddings::{merge_embeddings, EmbeddingTable};
-pub use store::{
-    NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K,
-};
+pub use store::{NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K};

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod cli {
     pub mod embed;
     pub mod inspect;
+    pub mod neighbours;
     pub mod train;
 }
 
@@ -26,6 +27,8 @@ enum Command {
     MergeEmbeddings(cli::embed::MergeArgs),
     /// Train an SSL method (plain, or GPS with --neighbours).
     Train(cli::train::TrainArgs),
+    /// k-NN lists in prior space: embeddings.parquet → neighbours.parquet.
+    Neighbours(cli::neighbours::NeighboursArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Embed(args) => cli::embed::run(args),
         Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
         Command::Train(args) => cli::train::run(args),
+        Command::Neighbours(args) => cli::neighbours::run(args),
     }
 }

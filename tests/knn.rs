@@ -43,7 +43,9 @@ fn exact(v: &[f32], dim: usize, k: usize, metric: Metric, include_self: bool) ->
         .unwrap()
         .run()
         .unwrap();
-    (0..out.lists.len()).map(|i| out.lists.neighbours(i).to_vec()).collect()
+    (0..out.lists.len())
+        .map(|i| out.lists.neighbours(i).to_vec())
+        .collect()
 }
 
 fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
@@ -96,21 +98,35 @@ fn exact_equals_naive_across_tile_boundaries() {
     // 2 500 points span three 1 024-row tiles, so off-diagonal (transposed) tiles are used.
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let (n, dim) = (2_500, 5);
-    let v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-3i32..=3) as f32).collect();
-    assert_eq!(exact(&v, dim, 7, Metric::L2, false), naive(&v, dim, 7, Metric::L2, false));
+    let v: Vec<f32> = (0..n * dim)
+        .map(|_| rng.random_range(-3i32..=3) as f32)
+        .collect();
+    assert_eq!(
+        exact(&v, dim, 7, Metric::L2, false),
+        naive(&v, dim, 7, Metric::L2, false)
+    );
 }
 
 #[test]
 fn exact_cosine_distances_match_reference() {
     let (v, _) = clustered(300, 12, 4, 0.3, 3);
-    let out = NeighbourBuilder::new(&v, 12).k(5).method(KnnMethod::Exact).build().unwrap().run().unwrap();
+    let out = NeighbourBuilder::new(&v, 12)
+        .k(5)
+        .method(KnnMethod::Exact)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
     let refs = naive(&v, 12, 5, Metric::Cosine, false);
     for (i, r) in refs.iter().enumerate() {
         let row = |j: usize| &v[j * 12..(j + 1) * 12];
         for (slot, &j) in r.iter().enumerate() {
             let want = Metric::Cosine.distance(row(i), row(j as usize));
             let got = out.lists.distances(i)[slot];
-            assert!((want - got).abs() < 1e-5, "row {i} slot {slot}: {got} vs {want}");
+            assert!(
+                (want - got).abs() < 1e-5,
+                "row {i} slot {slot}: {got} vs {want}"
+            );
         }
     }
 }
@@ -133,7 +149,11 @@ fn nearest_neighbour_is_itself_when_included() {
                 .run()
                 .unwrap();
             for i in 0..500 {
-                assert_eq!(out.lists.neighbours(i)[0], i as u32, "{metric} {method} row {i}");
+                assert_eq!(
+                    out.lists.neighbours(i)[0],
+                    i as u32,
+                    "{metric} {method} row {i}"
+                );
                 assert_eq!(out.lists.distances(i)[0], 0.0);
             }
             assert_eq!(out.lists.neighbours(0)[1], 1, "the duplicate comes next");
@@ -147,7 +167,11 @@ fn hnsw_recall_at_10_on_clustered_data() {
     let out = NeighbourBuilder::new(&v, 32)
         .k(10)
         .method(KnnMethod::Hnsw)
-        .hnsw(HnswParams { m: 16, ef_construction: 100, ef_search: 64 })
+        .hnsw(HnswParams {
+            m: 16,
+            ef_construction: 100,
+            ef_search: 64,
+        })
         .recall_sample(500)
         .build()
         .unwrap()
@@ -160,11 +184,18 @@ fn hnsw_recall_at_10_on_clustered_data() {
     let hits: usize = truth
         .iter()
         .enumerate()
-        .map(|(i, t)| t.iter().filter(|j| out.lists.neighbours(i).contains(j)).count())
+        .map(|(i, t)| {
+            t.iter()
+                .filter(|j| out.lists.neighbours(i).contains(j))
+                .count()
+        })
         .sum();
     let recall = hits as f64 / (truth.len() * 10) as f64;
     assert!(recall >= 0.95, "recall@10 = {recall}");
-    assert!((reported - recall).abs() < 0.03, "estimate {reported} vs full {recall}");
+    assert!(
+        (reported - recall).abs() < 0.03,
+        "estimate {reported} vs full {recall}"
+    );
     // distances are exact and ascending
     for i in 0..out.lists.len() {
         assert!(out.lists.distances(i).windows(2).all(|w| w[0] <= w[1]));
@@ -178,7 +209,11 @@ fn refine_does_not_lower_recall() {
         NeighbourBuilder::new(&v, 16)
             .k(10)
             .method(KnnMethod::Hnsw)
-            .hnsw(HnswParams { m: 8, ef_construction: 32, ef_search: 10 })
+            .hnsw(HnswParams {
+                m: 8,
+                ef_construction: 32,
+                ef_search: 10,
+            })
             .refine_factor(refine)
             .recall_sample(3_000)
             .build()
@@ -190,7 +225,10 @@ fn refine_does_not_lower_recall() {
             .unwrap()
     };
     let (plain, refined) = (run(1), run(4));
-    assert!(refined >= plain - 0.01 && refined > 0.97, "plain {plain} refined {refined}");
+    assert!(
+        refined >= plain - 0.01 && refined > 0.97,
+        "plain {plain} refined {refined}"
+    );
 }
 
 #[test]
@@ -215,10 +253,16 @@ fn fixed_and_adaptive_radius_cut_the_lists() {
     assert_eq!(out.lists.valid(4), &[3]);
     assert_eq!(out.lists.neighbours(4).len(), 3, "table stays k wide");
     // adaptive mean over 2 neighbours, row 1 (x=1): d = 1 (x=0), 4 (x=3) -> tau 2.5 -> 1 entry
-    let out = run(Radius::Adaptive { stat: AdaptiveTau::Mean, threshold_k: 2 });
+    let out = run(Radius::Adaptive {
+        stat: AdaptiveTau::Mean,
+        threshold_k: 2,
+    });
     assert_eq!(out.lists.valid(1), &[0]);
     let meta = out.summary.to_metadata();
-    assert_eq!(meta["gps.knn.radius"], r#"{"kind":"adaptive","stat":"mean","threshold_k":2}"#);
+    assert_eq!(
+        meta["gps.knn.radius"],
+        r#"{"kind":"adaptive","stat":"mean","threshold_k":2}"#
+    );
 }
 
 #[test]
@@ -226,7 +270,13 @@ fn purity_of_two_separated_classes() {
     // class 0 near x=0, class 1 near x=100, one class-1 point (id 5) planted among class 0
     let v = [0.0f32, 0.1, 0.2, 0.3, 0.4, 0.25, 100.0, 100.1, 100.2, 100.3];
     let labels = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1].map(Some);
-    let out = NeighbourBuilder::new(&v, 1).k(1).metric(Metric::L2).build().unwrap().run().unwrap();
+    let out = NeighbourBuilder::new(&v, 1)
+        .k(1)
+        .metric(Metric::L2)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
     let p = label_purity(&out.lists, &labels, &[1]).unwrap().unwrap();
     // nearest others: id5's neighbour (x=0.2/0.3) is class 0, and ids 2, 3 (0.2, 0.3) pick id 5
     // (d 0.05) -> 3 of 10 pairs differ.
@@ -256,12 +306,19 @@ fn parquet_round_trip_of_a_search() {
     assert_eq!(back.metadata["gps.knn.method"], "exact");
     assert_eq!(back.metadata["gps.knn.recall_estimate"], "1.00000");
     assert!(back.check_dataset("fp-1", 200).is_ok());
-    assert!(matches!(back.check_dataset("fp-2", 200), Err(Error::Mismatch { .. })));
+    assert!(matches!(
+        back.check_dataset("fp-2", 200),
+        Err(Error::Mismatch { .. })
+    ));
 }
 
 #[test]
 fn bad_inputs_give_clear_errors() {
-    let msg = |r: Result<_, Error>| r.map(|_: gps_ssl::NeighbourSearch<'_>| ()).unwrap_err().to_string();
+    let msg = |r: Result<_, Error>| {
+        r.map(|_: gps_ssl::NeighbourSearch<'_>| ())
+            .unwrap_err()
+            .to_string()
+    };
     // dim mismatch
     let e = msg(NeighbourBuilder::new(&[1.0; 7], 3).k(1).build());
     assert!(e.contains("[n, 3]") && e.contains("7 values"), "{e}");
@@ -271,7 +328,11 @@ fn bad_inputs_give_clear_errors() {
     // k >= n
     let e = msg(NeighbourBuilder::new(&[0.0, 1.0, 2.0], 1).k(3).build());
     assert!(e.contains("k=3") && e.contains("only 3 points"), "{e}");
-    assert!(NeighbourBuilder::new(&[0.0, 1.0, 2.0], 1).k(3).include_self(true).build().is_ok());
+    assert!(NeighbourBuilder::new(&[0.0, 1.0, 2.0], 1)
+        .k(3)
+        .include_self(true)
+        .build()
+        .is_ok());
     // NaN row is named
     let mut v = vec![0.5f32; 20];
     v[13] = f32::NAN;
@@ -281,7 +342,10 @@ fn bad_inputs_give_clear_errors() {
     // bad radius
     let e = msg(NeighbourBuilder::new(&[0.0, 1.0, 2.0], 1)
         .k(2)
-        .radius(Radius::Adaptive { stat: AdaptiveTau::Mean, threshold_k: 5 })
+        .radius(Radius::Adaptive {
+            stat: AdaptiveTau::Mean,
+            threshold_k: 5,
+        })
         .build());
     assert!(e.contains("threshold_k"), "{e}");
 }

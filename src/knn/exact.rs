@@ -23,7 +23,7 @@ pub struct ExactIndex<'a> {
     vectors: &'a [f32],
     dim: usize,
     metric: Metric,
-    /// Per-row term for [`Metric::from_dot`]: inverse norm (cosine), squared norm (L2), 0 (dot).
+    /// Per-row term for [`Metric::dist_from_dot`]: inverse norm (cosine), squared norm (L2), 0 (dot).
     aux: Vec<f32>,
 }
 
@@ -32,15 +32,23 @@ impl<'a> ExactIndex<'a> {
     ///
     /// Fails when `dim == 0` or `vectors.len()` is not a multiple of `dim`.
     pub fn new(vectors: &'a [f32], dim: usize, metric: Metric) -> Result<Self> {
-        if dim == 0 || vectors.len() % dim != 0 {
+        if dim == 0 || !vectors.len().is_multiple_of(dim) {
             return Err(Error::mismatch(
                 "embedding buffer length",
                 format!("a multiple of dim={dim}"),
                 vectors.len(),
             ));
         }
-        let aux = vectors.par_chunks_exact(dim).map(|v| metric.aux(v)).collect();
-        Ok(ExactIndex { vectors, dim, metric, aux })
+        let aux = vectors
+            .par_chunks_exact(dim)
+            .map(|v| metric.aux(v))
+            .collect();
+        Ok(ExactIndex {
+            vectors,
+            dim,
+            metric,
+            aux,
+        })
     }
 
     /// Number of indexed points.
@@ -87,15 +95,26 @@ impl<'a> ExactIndex<'a> {
                 if bi == bj {
                     heaps[i0..i1].par_iter_mut().enumerate().for_each(|(r, h)| {
                         let row = &out[r * mj..(r + 1) * mj];
-                        scan(self.metric, h, row, self.aux[i0 + r], &self.aux[j0..j1], j0, Some(r));
+                        scan(
+                            self.metric,
+                            h,
+                            row,
+                            self.aux[i0 + r],
+                            &self.aux[j0..j1],
+                            j0,
+                            Some(r),
+                        );
                     });
                 } else {
                     let out_t = &mut tile_t[..mi * mj];
-                    out_t.par_chunks_exact_mut(mi).enumerate().for_each(|(c, dst)| {
-                        for (r, d) in dst.iter_mut().enumerate() {
-                            *d = out[r * mj + c];
-                        }
-                    });
+                    out_t
+                        .par_chunks_exact_mut(mi)
+                        .enumerate()
+                        .for_each(|(c, dst)| {
+                            for (r, d) in dst.iter_mut().enumerate() {
+                                *d = out[r * mj + c];
+                            }
+                        });
                     let out_t = &tile_t[..mi * mj];
                     let (lo, hi) = heaps.split_at_mut(j0);
                     let (rows_i, rows_j) = (&mut lo[i0..i1], &mut hi[..mj]);
@@ -149,7 +168,15 @@ impl<'a> ExactIndex<'a> {
                     let id = chunk[q] as usize;
                     let skip = (j0..j1).contains(&id).then(|| id - j0);
                     let row = &t[q * mj..(q + 1) * mj];
-                    scan(self.metric, h, row, self.aux[id], &self.aux[j0..j1], j0, skip);
+                    scan(
+                        self.metric,
+                        h,
+                        row,
+                        self.aux[id],
+                        &self.aux[j0..j1],
+                        j0,
+                        skip,
+                    );
                 });
             }
             out.extend(heaps.into_iter().map(TopK::into_sorted));
@@ -160,7 +187,7 @@ impl<'a> ExactIndex<'a> {
     /// Exact distance between points `i` and `j` using the precomputed norms.
     pub(crate) fn pair_distance(&self, i: usize, j: usize) -> f32 {
         let d = super::metric::dot(self.row(i), self.row(j));
-        self.metric.from_dot(d, self.aux[i], self.aux[j])
+        self.metric.dist_from_dot(d, self.aux[i], self.aux[j])
     }
 
     /// Distance of point `i` to itself (0, or `-||x||²` for dot).
@@ -197,10 +224,12 @@ fn scan(
         }
     }
     match metric {
-        Metric::Cosine => {
-            go(heap, dots, col_aux, col0, skip, |s, a| (1.0 - s * q_aux * a).max(0.0))
-        }
-        Metric::L2 => go(heap, dots, col_aux, col0, skip, |s, a| (q_aux + a - 2.0 * s).max(0.0)),
+        Metric::Cosine => go(heap, dots, col_aux, col0, skip, |s, a| {
+            (1.0 - s * q_aux * a).max(0.0)
+        }),
+        Metric::L2 => go(heap, dots, col_aux, col0, skip, |s, a| {
+            (q_aux + a - 2.0 * s).max(0.0)
+        }),
         Metric::Dot => go(heap, dots, col_aux, col0, skip, |s, _| -s),
     }
 }
@@ -255,7 +284,9 @@ mod tests {
     fn rows_search_agrees_with_all_points_search() {
         let n = 2 * EXACT_TILE + 37;
         let dim = 6;
-        let v: Vec<f32> = (0..n * dim).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+        let v: Vec<f32> = (0..n * dim)
+            .map(|i| ((i * 7919) % 23) as f32 - 11.0)
+            .collect();
         let idx = ExactIndex::new(&v, dim, Metric::L2).unwrap();
         let all = idx.all_others(5, &NoProgress);
         let rows = [0u32, 1500, (n - 1) as u32];

@@ -52,10 +52,16 @@ impl HnswParams {
     /// Checks the ranges `hnsw_rs` accepts.
     pub fn validate(&self) -> Result<()> {
         if !(2..=255).contains(&self.m) {
-            return Err(Error::invalid("hnsw m", format!("{} is not in 2..=255", self.m)));
+            return Err(Error::invalid(
+                "hnsw m",
+                format!("{} is not in 2..=255", self.m),
+            ));
         }
         if self.ef_construction == 0 || self.ef_search == 0 {
-            return Err(Error::invalid("hnsw ef", "ef_construction and ef_search must be >= 1"));
+            return Err(Error::invalid(
+                "hnsw ef",
+                "ef_construction and ef_search must be >= 1",
+            ));
         }
         Ok(())
     }
@@ -124,15 +130,22 @@ impl<'a> HnswIndex<'a> {
         let chunk = 4096;
         for start in (0..n).step_by(chunk) {
             let end = (start + chunk).min(n);
-            let items: Vec<(&[f32], usize)> =
-                (start..end).map(|i| (&prepared[i * pdim..(i + 1) * pdim], i)).collect();
+            let items: Vec<(&[f32], usize)> = (start..end)
+                .map(|i| (&prepared[i * pdim..(i + 1) * pdim], i))
+                .collect();
             graph.parallel_insert_slice(&items);
             progress.advance((end - start) as u64);
         }
         progress.finish();
         let mut graph = graph;
         graph.set_searching_mode(true);
-        Ok(HnswIndex { exact, graph, prepared, pdim, params })
+        Ok(HnswIndex {
+            exact,
+            graph,
+            prepared,
+            pdim,
+            params,
+        })
     }
 
     /// The parameters the graph was built with.
@@ -171,7 +184,10 @@ impl<'a> HnswIndex<'a> {
                 let mut c: Vec<Candidate> = hits
                     .iter()
                     .filter(|h| h.d_id != i && h.d_id < n)
-                    .map(|h| Candidate { dist: self.exact.pair_distance(i, h.d_id), id: h.d_id as u32 })
+                    .map(|h| Candidate {
+                        dist: self.exact.pair_distance(i, h.d_id),
+                        id: h.d_id as u32,
+                    })
                     .collect();
                 c.sort();
                 c.dedup_by_key(|x| x.id);
@@ -183,10 +199,15 @@ impl<'a> HnswIndex<'a> {
             })
             .collect();
         progress.finish();
-        let short: Vec<u32> =
-            (0..n).filter(|&i| rows[i].len() < k).map(|i| i as u32).collect();
+        let short: Vec<u32> = (0..n)
+            .filter(|&i| rows[i].len() < k)
+            .map(|i| i as u32)
+            .collect();
         if !short.is_empty() {
-            tracing::debug!(rows = short.len(), "hnsw returned too few neighbours; exact fallback");
+            tracing::debug!(
+                rows = short.len(),
+                "hnsw returned too few neighbours; exact fallback"
+            );
             for (r, c) in short.iter().zip(self.exact.rows_others(&short, k)) {
                 rows[*r as usize] = c;
             }

@@ -265,7 +265,7 @@ impl<'a> NeighbourBuilder<'a> {
     /// `1..n` (`1..=n` with self); a row holding NaN or ±inf (named by row); bad radius, HNSW
     /// or refine options.
     pub fn build(self) -> Result<NeighbourSearch<'a>> {
-        if self.dim == 0 || self.vectors.len() % self.dim != 0 {
+        if self.dim == 0 || !self.vectors.len().is_multiple_of(self.dim) {
             return Err(Error::mismatch(
                 "embedding buffer",
                 format!("[n, {}] (a multiple of {} values)", self.dim, self.dim),
@@ -275,12 +275,20 @@ impl<'a> NeighbourBuilder<'a> {
         let n = self.vectors.len() / self.dim;
         others_needed(n, self.k, self.include_self)?;
         if n > u32::MAX as usize {
-            return Err(Error::invalid("embeddings", format!("{n} points exceed u32 ids")));
+            return Err(Error::invalid(
+                "embeddings",
+                format!("{n} points exceed u32 ids"),
+            ));
         }
-        if let Some(row) = self.vectors.par_chunks_exact(self.dim).position_first(|v| {
-            v.iter().any(|x| !x.is_finite())
-        }) {
-            return Err(Error::NonFinite { context: "embeddings".into(), row: row as u64 });
+        if let Some(row) = self
+            .vectors
+            .par_chunks_exact(self.dim)
+            .position_first(|v| v.iter().any(|x| !x.is_finite()))
+        {
+            return Err(Error::NonFinite {
+                context: "embeddings".into(),
+                row: row as u64,
+            });
         }
         self.radius.validate(self.k, self.include_self)?;
         self.hnsw.validate()?;
@@ -369,9 +377,13 @@ impl KnnSummary {
         );
         m.insert(
             "gps.knn.recall_estimate".into(),
-            self.recall_estimate.map_or_else(|| "unknown".into(), |r| format!("{r:.5}")),
+            self.recall_estimate
+                .map_or_else(|| "unknown".into(), |r| format!("{r:.5}")),
         );
-        m.insert("gps.knn.summary".into(), serde_json::to_string(self).unwrap_or_default());
+        m.insert(
+            "gps.knn.summary".into(),
+            serde_json::to_string(self).unwrap_or_default(),
+        );
         m
     }
 }
@@ -400,7 +412,8 @@ impl NeighbourSearch<'_> {
                 let search = t0.elapsed().as_secs_f64();
                 let t1 = Instant::now();
                 let (recall, q) = if c.recall_sample > 0 && others > 0 {
-                    let (r, q) = estimate_recall(idx.exact(), &rows, others, c.recall_sample, c.seed);
+                    let (r, q) =
+                        estimate_recall(idx.exact(), &rows, others, c.recall_sample, c.seed);
                     (Some(r), q)
                 } else {
                     (None, 0)

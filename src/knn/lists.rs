@@ -36,17 +36,28 @@ impl NeighbourLists {
             ));
         }
         let valid = vec![k as u32; ids.len() / k];
-        Ok(NeighbourLists { k, ids, distances, valid })
+        Ok(NeighbourLists {
+            k,
+            ids,
+            distances,
+            valid,
+        })
     }
 
     /// Replaces the per-row valid counts (`[n]`, each in `1..=k`): row `i` keeps only its first
     /// `counts[i]` entries as positives (see the module docs).
     pub fn with_valid(mut self, counts: Vec<u32>) -> Result<Self> {
         if counts.len() != self.len() {
-            return Err(Error::mismatch("valid count rows", self.len(), counts.len()));
+            return Err(Error::mismatch(
+                "valid count rows",
+                self.len(),
+                counts.len(),
+            ));
         }
-        if let Some((row, c)) =
-            counts.iter().enumerate().find(|(_, &c)| c == 0 || c as usize > self.k)
+        if let Some((row, c)) = counts
+            .iter()
+            .enumerate()
+            .find(|(_, &c)| c == 0 || c as usize > self.k)
         {
             return Err(Error::invalid(
                 "valid count",

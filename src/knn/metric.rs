@@ -38,7 +38,7 @@ impl Metric {
         match self {
             Metric::Cosine => {
                 let (dot, na, nb) = (dot(a, b), dot(a, a).sqrt(), dot(b, b).sqrt());
-                self.from_dot(dot, inv(na), inv(nb))
+                self.dist_from_dot(dot, inv(na), inv(nb))
             }
             Metric::L2 => {
                 let mut acc = [0.0f32; 8];
@@ -62,7 +62,7 @@ impl Metric {
     /// `qa`, `qb` are the per-vector auxiliary terms from [`Metric::aux`]: the inverse norm for
     /// cosine, the squared norm for L2, unused for dot.
     #[inline]
-    pub(crate) fn from_dot(self, dot: f32, qa: f32, qb: f32) -> f32 {
+    pub(crate) fn dist_from_dot(self, dot: f32, qa: f32, qb: f32) -> f32 {
         match self {
             Metric::Cosine => (1.0 - dot * qa * qb).max(0.0),
             Metric::L2 => (qa + qb - 2.0 * dot).max(0.0),
@@ -70,7 +70,7 @@ impl Metric {
         }
     }
 
-    /// The per-vector term used by [`Metric::from_dot`] (inverse norm, squared norm, or 0).
+    /// The per-vector term used by [`Metric::dist_from_dot`] (inverse norm, squared norm, or 0).
     pub(crate) fn aux(self, v: &[f32]) -> f32 {
         match self {
             Metric::Cosine => inv(dot(v, v).sqrt()),
@@ -151,7 +151,7 @@ mod tests {
         let a: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..19).map(|i| (i as f32 * 0.11).cos()).collect();
         for m in [Metric::Cosine, Metric::L2, Metric::Dot] {
-            let via = m.from_dot(dot(&a, &b), m.aux(&a), m.aux(&b));
+            let via = m.dist_from_dot(dot(&a, &b), m.aux(&a), m.aux(&b));
             assert!((via - m.distance(&a, &b)).abs() < 1e-4, "{m}");
         }
     }

@@ -19,7 +19,10 @@ pub struct Purity {
 
 /// The cut-offs reported by default: 1, 5, 10 and `k` (those ≤ `k`, without duplicates).
 pub fn default_purity_ks(k: usize) -> Vec<usize> {
-    let mut ks: Vec<usize> = [1, 5, 10, k].into_iter().filter(|&j| j >= 1 && j <= k).collect();
+    let mut ks: Vec<usize> = [1, 5, 10, k]
+        .into_iter()
+        .filter(|&j| j >= 1 && j <= k)
+        .collect();
     ks.sort_unstable();
     ks.dedup();
     ks
@@ -41,7 +44,10 @@ pub fn label_purity(
         let (mut same, mut pairs) = (0u64, 0u64);
         for (row, anchor) in labels.iter().enumerate() {
             let Some(anchor) = anchor else { continue };
-            let others = lists.neighbours(row).iter().filter(|&&id| id as usize != row);
+            let others = lists
+                .neighbours(row)
+                .iter()
+                .filter(|&&id| id as usize != row);
             for &id in others.take(j) {
                 if let Some(Some(l)) = labels.get(id as usize) {
                     pairs += 1;
@@ -52,7 +58,11 @@ pub fn label_purity(
         if pairs == 0 {
             return Ok(None);
         }
-        out.push(Purity { k: j, purity: same as f64 / pairs as f64, pairs });
+        out.push(Purity {
+            k: j,
+            purity: same as f64 / pairs as f64,
+            pairs,
+        });
     }
     Ok(Some(out))
 }
@@ -64,18 +74,28 @@ mod tests {
     #[test]
     fn purity_on_hand_made_case() {
         // 4 points, labels a a b b; k = 3 with self first.
-        let lists = NeighbourLists::new(
-            3,
-            vec![0, 1, 2, 1, 0, 3, 2, 3, 0, 3, 1, 2],
-            vec![0.0; 12],
-        )
-        .unwrap();
+        let lists = NeighbourLists::new(3, vec![0, 1, 2, 1, 0, 3, 2, 3, 0, 3, 1, 2], vec![0.0; 12])
+            .unwrap();
         let labels = [Some(0), Some(0), Some(1), Some(1)];
         let p = label_purity(&lists, &labels, &[1, 2]).unwrap().unwrap();
         // k=1: nearest others 1,0,3,1 -> same: yes, yes, yes, no = 3/4
-        assert_eq!(p[0], Purity { k: 1, purity: 0.75, pairs: 4 });
+        assert_eq!(
+            p[0],
+            Purity {
+                k: 1,
+                purity: 0.75,
+                pairs: 4
+            }
+        );
         // k=2: + 2,3,0,2 -> no, no, no, yes => 4/8
-        assert_eq!(p[1], Purity { k: 2, purity: 0.5, pairs: 8 });
+        assert_eq!(
+            p[1],
+            Purity {
+                k: 2,
+                purity: 0.5,
+                pairs: 8
+            }
+        );
     }
 
     #[test]

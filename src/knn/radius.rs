@@ -88,9 +88,10 @@ impl Radius {
     pub fn validate(&self, k: usize, include_self: bool) -> Result<()> {
         match *self {
             Radius::None => Ok(()),
-            Radius::Fixed { tau } if !(tau.is_finite() && tau >= 0.0) => {
-                Err(Error::invalid("tau", format!("{tau} is not a finite value >= 0")))
-            }
+            Radius::Fixed { tau } if !(tau.is_finite() && tau >= 0.0) => Err(Error::invalid(
+                "tau",
+                format!("{tau} is not a finite value >= 0"),
+            )),
             Radius::Fixed { .. } => Ok(()),
             Radius::Adaptive { threshold_k, .. } => {
                 let others = if include_self { k.saturating_sub(1) } else { k };
@@ -143,7 +144,11 @@ impl Radius {
             .map(|row| match self.tau_of(lists, row) {
                 None => lists.k() as u32,
                 Some(tau) => {
-                    let inside = lists.distances(row).iter().take_while(|&&d| d <= tau).count();
+                    let inside = lists
+                        .distances(row)
+                        .iter()
+                        .take_while(|&&d| d <= tau)
+                        .count();
                     inside.max(1) as u32
                 }
             })
@@ -177,7 +182,11 @@ mod tests {
         assert_eq!(t.valid(0), &[0, 1]);
         assert_eq!(t.valid(1), &[2, 3, 0]);
         let t = Radius::Fixed { tau: 0.1 }.apply(table()).unwrap();
-        assert_eq!(t.valid(1), &[2], "empty ball falls back to the nearest entry");
+        assert_eq!(
+            t.valid(1),
+            &[2],
+            "empty ball falls back to the nearest entry"
+        );
     }
 
     // numpy: d=[1,2,3] (row 0 without self): mean 2, std sqrt(2/3)=0.8165
@@ -185,13 +194,22 @@ mod tests {
     #[test]
     fn adaptive_tau_uses_non_self_distances() {
         let lists = table();
-        let r = Radius::Adaptive { stat: AdaptiveTau::Mean, threshold_k: 3 };
+        let r = Radius::Adaptive {
+            stat: AdaptiveTau::Mean,
+            threshold_k: 3,
+        };
         assert!((r.tau_of(&lists, 0).unwrap() - 2.0).abs() < 1e-6);
         assert_eq!(r.apply(lists.clone()).unwrap().valid_counts(), &[3, 2]);
-        let r = Radius::Adaptive { stat: AdaptiveTau::MeanPlusStd, threshold_k: 3 };
+        let r = Radius::Adaptive {
+            stat: AdaptiveTau::MeanPlusStd,
+            threshold_k: 3,
+        };
         assert!((r.tau_of(&lists, 0).unwrap() - 2.816_5).abs() < 1e-4);
         assert_eq!(r.apply(lists.clone()).unwrap().valid_counts(), &[3, 2]);
-        let r = Radius::Adaptive { stat: AdaptiveTau::MeanMinusStd, threshold_k: 3 };
+        let r = Radius::Adaptive {
+            stat: AdaptiveTau::MeanMinusStd,
+            threshold_k: 3,
+        };
         assert!((r.tau_of(&lists, 1).unwrap() - 0.518_35).abs() < 1e-4);
         assert_eq!(r.apply(lists).unwrap().valid_counts(), &[2, 1]);
     }
@@ -200,18 +218,30 @@ mod tests {
     fn invalid_options_are_rejected() {
         assert!(Radius::Fixed { tau: f32::NAN }.validate(4, false).is_err());
         assert!(Radius::Fixed { tau: -1.0 }.validate(4, false).is_err());
-        let r = Radius::Adaptive { stat: AdaptiveTau::Mean, threshold_k: 4 };
+        let r = Radius::Adaptive {
+            stat: AdaptiveTau::Mean,
+            threshold_k: 4,
+        };
         assert!(r.validate(4, false).is_ok());
         assert!(r.validate(4, true).is_err());
         assert!("median".parse::<AdaptiveTau>().is_err());
-        assert_eq!("mean-std".parse::<AdaptiveTau>().ok(), Some(AdaptiveTau::MeanMinusStd));
+        assert_eq!(
+            "mean-std".parse::<AdaptiveTau>().ok(),
+            Some(AdaptiveTau::MeanMinusStd)
+        );
     }
 
     #[test]
     fn radius_serialises_as_tagged_json() {
-        let r = Radius::Adaptive { stat: AdaptiveTau::MeanPlusStd, threshold_k: 5 };
+        let r = Radius::Adaptive {
+            stat: AdaptiveTau::MeanPlusStd,
+            threshold_k: 5,
+        };
         let s = serde_json::to_string(&r).unwrap();
-        assert_eq!(s, r#"{"kind":"adaptive","stat":"mean+std","threshold_k":5}"#);
+        assert_eq!(
+            s,
+            r#"{"kind":"adaptive","stat":"mean+std","threshold_k":5}"#
+        );
         assert_eq!(serde_json::from_str::<Radius>(&s).unwrap(), r);
     }
 }

@@ -24,7 +24,9 @@ impl PartialOrd for Candidate {
 }
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.dist.total_cmp(&other.dist).then(self.id.cmp(&other.id))
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.id.cmp(&other.id))
     }
 }
 
@@ -39,7 +41,11 @@ pub(crate) struct TopK {
 
 impl TopK {
     pub(crate) fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1), worst: f32::INFINITY }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+            worst: f32::INFINITY,
+        }
     }
 
     /// Offers a candidate; cheap rejection when it is farther than the current worst.

@@ -61,7 +61,9 @@ impl NeighbourTable {
 
     /// The dataset fingerprint recorded in the file, if any.
     pub fn fingerprint(&self) -> Option<&str> {
-        self.metadata.get(META_DATASET_FINGERPRINT).map(String::as_str)
+        self.metadata
+            .get(META_DATASET_FINGERPRINT)
+            .map(String::as_str)
     }
 
     /// Refuses a table made for another dataset: errors with [`Error::Mismatch`] when the row
@@ -69,7 +71,11 @@ impl NeighbourTable {
     /// missing).
     pub fn check_dataset(&self, fingerprint: &str, rows: usize) -> Result<()> {
         if self.lists.len() != rows {
-            return Err(Error::mismatch("neighbour table rows", rows, self.lists.len()));
+            return Err(Error::mismatch(
+                "neighbour table rows",
+                rows,
+                self.lists.len(),
+            ));
         }
         match self.fingerprint() {
             Some(f) if f == fingerprint => Ok(()),
@@ -101,17 +107,28 @@ impl NeighbourTable {
                 Field::new("id", DataType::UInt64, false),
                 Field::new(
                     "neighbours",
-                    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::UInt32, false)), k_i32),
+                    DataType::FixedSizeList(
+                        Arc::new(Field::new("item", DataType::UInt32, false)),
+                        k_i32,
+                    ),
                     false,
                 ),
                 Field::new(
                     "distances",
-                    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), k_i32),
+                    DataType::FixedSizeList(
+                        Arc::new(Field::new("item", DataType::Float32, false)),
+                        k_i32,
+                    ),
                     false,
                 ),
                 Field::new("valid", DataType::UInt32, false),
             ])
-            .with_metadata(self.metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>()),
+            .with_metadata(
+                self.metadata
+                    .clone()
+                    .into_iter()
+                    .collect::<std::collections::HashMap<_, _>>(),
+            ),
         );
         let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
         let props = WriterProperties::builder()
@@ -132,9 +149,21 @@ impl NeighbourTable {
             let item_f = Arc::new(Field::new("item", DataType::Float32, false));
             let columns: Vec<ArrayRef> = vec![
                 Arc::new(ids),
-                Arc::new(FixedSizeListArray::try_new(item_u, k_i32, Arc::new(nb), None)?),
-                Arc::new(FixedSizeListArray::try_new(item_f, k_i32, Arc::new(ds), None)?),
-                Arc::new(UInt32Array::from(self.lists.valid_counts()[start..end].to_vec())),
+                Arc::new(FixedSizeListArray::try_new(
+                    item_u,
+                    k_i32,
+                    Arc::new(nb),
+                    None,
+                )?),
+                Arc::new(FixedSizeListArray::try_new(
+                    item_f,
+                    k_i32,
+                    Arc::new(ds),
+                    None,
+                )?),
+                Arc::new(UInt32Array::from(
+                    self.lists.valid_counts()[start..end].to_vec(),
+                )),
             ];
             let batch = RecordBatch::try_new(schema.clone(), columns)?;
             writer.write(&batch).map_err(pq)?;
@@ -159,7 +188,10 @@ impl NeighbourTable {
         let schema = builder.schema().clone();
         let k = list_size(path, &schema, "neighbours", &DataType::UInt32)?;
         if list_size(path, &schema, "distances", &DataType::Float32)? != k {
-            return Err(Error::format(path, "`neighbours` and `distances` differ in list size"));
+            return Err(Error::format(
+                path,
+                "`neighbours` and `distances` differ in list size",
+            ));
         }
         if let Some(meta_k) = metadata.get(META_KNN_K) {
             if meta_k != &k.to_string() {
@@ -177,10 +209,18 @@ impl NeighbourTable {
             let id = column(path, &batch, "id")?
                 .as_primitive_opt::<UInt64Type>()
                 .ok_or_else(|| Error::format(path, "column `id` is not UInt64"))?;
-            if let Some(bad) = id.iter().enumerate().find(|(i, v)| *v != Some(row + *i as u64)) {
+            if let Some(bad) = id
+                .iter()
+                .enumerate()
+                .find(|(i, v)| *v != Some(row + *i as u64))
+            {
                 return Err(Error::format(
                     path,
-                    format!("row {}: id {:?}, expected the row position", row + bad.0 as u64, bad.1),
+                    format!(
+                        "row {}: id {:?}, expected the row position",
+                        row + bad.0 as u64,
+                        bad.1
+                    ),
                 ));
             }
             let nb = flat_values(path, &batch, "neighbours")?;
@@ -205,19 +245,28 @@ impl NeighbourTable {
         if let Some(pos) = ids.iter().position(|&id| id as usize >= n) {
             return Err(Error::format(
                 path,
-                format!("row {}: neighbour id {} >= row count {n}", pos / k, ids[pos]),
+                format!(
+                    "row {}: neighbour id {} >= row count {n}",
+                    pos / k,
+                    ids[pos]
+                ),
             ));
         }
         let mut lists = NeighbourLists::new(k, ids, dists)?;
         if has_valid {
-            lists = lists.with_valid(valid).map_err(|e| Error::format(path, e.to_string()))?;
+            lists = lists
+                .with_valid(valid)
+                .map_err(|e| Error::format(path, e.to_string()))?;
         }
         Ok(NeighbourTable { lists, metadata })
     }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -227,7 +276,9 @@ fn list_size(path: &Path, schema: &Schema, name: &str, item: &DataType) -> Resul
         .column_with_name(name)
         .ok_or_else(|| Error::format(path, format!("no column `{name}`")))?;
     match field.data_type() {
-        DataType::FixedSizeList(f, size) if f.data_type() == item && *size > 0 => Ok(*size as usize),
+        DataType::FixedSizeList(f, size) if f.data_type() == item && *size > 0 => {
+            Ok(*size as usize)
+        }
         other => Err(Error::format(
             path,
             format!("column `{name}` is {other}, expected FixedSizeList<{item}, k>"),
@@ -250,7 +301,10 @@ fn flat_values(path: &Path, batch: &RecordBatch, name: &str) -> Result<ArrayRef>
         .as_fixed_size_list_opt()
         .ok_or_else(|| Error::format(path, format!("column `{name}` is not a FixedSizeList")))?;
     if list.values().null_count() > 0 {
-        return Err(Error::format(path, format!("column `{name}` has null items")));
+        return Err(Error::format(
+            path,
+            format!("column `{name}` has null items"),
+        ));
     }
     // Sliced lists: take exactly this batch's window of values.
     let size = list.value_length() as usize;
@@ -262,10 +316,14 @@ mod tests {
     use super::*;
 
     fn sample() -> NeighbourTable {
-        let lists = NeighbourLists::new(2, vec![1, 2, 0, 2, 1, 0], vec![0.1, 0.2, 0.1, 0.3, 0.2, 0.3])
-            .unwrap()
-            .with_valid(vec![2, 1, 2])
-            .unwrap();
+        let lists = NeighbourLists::new(
+            2,
+            vec![1, 2, 0, 2, 1, 0],
+            vec![0.1, 0.2, 0.1, 0.3, 0.2, 0.3],
+        )
+        .unwrap()
+        .with_valid(vec![2, 1, 2])
+        .unwrap();
         let mut meta = BTreeMap::new();
         meta.insert(META_DATASET_FINGERPRINT.to_string(), "abc".to_string());
         NeighbourTable::new(lists, meta)
@@ -288,8 +346,14 @@ mod tests {
     fn check_dataset_refuses_other_fingerprint_or_size() {
         let t = sample();
         assert!(t.check_dataset("abc", 3).is_ok());
-        assert!(matches!(t.check_dataset("xyz", 3), Err(Error::Mismatch { .. })));
-        assert!(matches!(t.check_dataset("abc", 4), Err(Error::Mismatch { .. })));
+        assert!(matches!(
+            t.check_dataset("xyz", 3),
+            Err(Error::Mismatch { .. })
+        ));
+        assert!(matches!(
+            t.check_dataset("abc", 4),
+            Err(Error::Mismatch { .. })
+        ));
     }
 
     #[test]
