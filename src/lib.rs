@@ -9,6 +9,7 @@
 
 mod dataset;
 mod error;
+mod eval;
 mod knn;
 mod loader;
 mod progress;
@@ -16,6 +17,12 @@ mod store;
 
 pub use dataset::{DataSource, Image, Sample};
 pub use error::{Error, Result};
+pub use eval::{
+    markdown_table, mean_std, read_results_json, recall_at_1, recall_at_k, write_figure,
+    write_results_json, AugSetting, FeatureSet, Gallery, KnnClassifier, KnnClassifierBuilder,
+    KnnPredictions, KnnReport, L2Score, LinearModel, LinearProbe, LinearProbeBuilder,
+    LinearProbeReport, Metric, RunRecord, FIGURE_HEIGHT, FIGURE_WIDTH,
+};
 pub use knn::NeighbourLists;
 pub use loader::PairBatch;
 pub use progress::{NoProgress, Progress};
