@@ -108,17 +108,26 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A format error for `path`.
     pub fn format(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
-        Error::Format { path: path.into(), detail: detail.into() }
+        Error::Format {
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
 
     /// An invalid-input error for the parameter `what`.
     pub fn invalid(what: &'static str, detail: impl Into<String>) -> Self {
-        Error::InvalidInput { what, detail: detail.into() }
+        Error::InvalidInput {
+            what,
+            detail: detail.into(),
+        }
     }
 
     /// A mismatch between an expected and a found value.
@@ -127,11 +136,18 @@ impl Error {
         expected: impl std::fmt::Display,
         found: impl std::fmt::Display,
     ) -> Self {
-        Error::Mismatch { what: what.into(), expected: expected.to_string(), found: found.to_string() }
+        Error::Mismatch {
+            what: what.into(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
     }
 
     /// A Parquet error on `path`.
     pub fn parquet(path: impl Into<PathBuf>, source: parquet::errors::ParquetError) -> Self {
-        Error::Parquet { path: path.into(), source }
+        Error::Parquet {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -37,10 +37,10 @@ mod retrieval;
 mod topk;
 
 pub use features::FeatureSet;
+pub use figure::{write_figure, FIGURE_HEIGHT, FIGURE_WIDTH};
 pub use knn::{KnnClassifier, KnnClassifierBuilder, KnnPredictions, KnnReport};
 pub use linear::{L2Score, LinearModel, LinearProbe, LinearProbeBuilder, LinearProbeReport};
-pub use retrieval::{recall_at_1, recall_at_k, Gallery};
-pub use figure::{write_figure, FIGURE_HEIGHT, FIGURE_WIDTH};
 pub use report::{
     markdown_table, mean_std, read_results_json, write_results_json, AugSetting, Metric, RunRecord,
 };
+pub use retrieval::{recall_at_1, recall_at_k, Gallery};

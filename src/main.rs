@@ -2,6 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli {
+    pub mod eval;
+    pub mod report;
+}
+
 /// Guided Positive Sampling for self-supervised learning.
 #[derive(Debug, Parser)]
 #[command(name = "gps-ssl", version, about)]
@@ -17,6 +22,10 @@ enum Command {
         /// The dataset source (image folder, IDX file, CIFAR batch, Parquet table).
         data: String,
     },
+    /// Evaluate two embeddings.parquet files: weighted kNN, 1-NN, linear probe, Recall@K.
+    Eval(cli::eval::Args),
+    /// Write the markdown table and PNG figure of a results.json.
+    Report(cli::report::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +41,7 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect { data } => {
             anyhow::bail!("inspect {data}: dataset sources are not wired yet")
         }
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Report(args) => cli::report::run(args),
     }
 }

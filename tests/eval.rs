@@ -19,7 +19,13 @@ fn normal(rng: &mut ChaCha8Rng) -> f32 {
 }
 
 /// `per_class` points per class around `10 · e_c` (orthogonal centres) with N(0, σ²) noise.
-fn clusters(classes: usize, dim: usize, per_class: usize, sigma: f32, seed: u64) -> (Vec<f32>, Vec<i64>) {
+fn clusters(
+    classes: usize,
+    dim: usize,
+    per_class: usize,
+    sigma: f32,
+    seed: u64,
+) -> (Vec<f32>, Vec<i64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut x = Vec::new();
     let mut y = Vec::new();
@@ -40,12 +46,20 @@ fn separable_clusters_are_classified_perfectly_by_knn_and_linear_probe() {
     let (xte, yte) = clusters(5, 16, 20, 0.5, 2);
     let train = FeatureSet::new(&xtr, &ytr, 16).unwrap();
     let test = FeatureSet::new(&xte, &yte, 16).unwrap();
-    let knn = KnnClassifier::builder().build().unwrap().evaluate(&train, &test).unwrap();
+    let knn = KnnClassifier::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
     assert_eq!(knn.weighted_accuracy, 1.0);
     assert_eq!(knn.majority_accuracy, 1.0);
     assert_eq!(knn.nn1_accuracy, 1.0);
     assert_eq!((knn.k, knn.n_train, knn.n_test), (20, 200, 100));
-    let probe = LinearProbe::builder().build().unwrap().evaluate(&train, &test).unwrap();
+    let probe = LinearProbe::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
     assert_eq!(probe.accuracy, 1.0, "{probe:?}");
     assert_eq!(probe.train_accuracy, 1.0);
     assert_eq!(probe.validation.len(), LinearProbe::DEFAULT_L2_GRID.len());
@@ -59,21 +73,34 @@ fn shuffled_labels_give_chance_accuracy() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut gen = |n: usize| {
         let x: Vec<f32> = (0..n * dim).map(|_| normal(&mut rng)).collect();
-        let y: Vec<i64> = (0..n).map(|_| rng.random_range(0..classes as i64)).collect();
+        let y: Vec<i64> = (0..n)
+            .map(|_| rng.random_range(0..classes as i64))
+            .collect();
         (x, y)
     };
     let (xtr, ytr) = gen(n);
     let (xte, yte) = gen(n);
     let train = FeatureSet::new(&xtr, &ytr, dim).unwrap();
     let test = FeatureSet::new(&xte, &yte, dim).unwrap();
-    let knn = KnnClassifier::builder().build().unwrap().evaluate(&train, &test).unwrap();
-    let probe = LinearProbe::builder().build().unwrap().evaluate(&train, &test).unwrap();
+    let knn = KnnClassifier::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
+    let probe = LinearProbe::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
     for (name, acc) in [
         ("weighted kNN", knn.weighted_accuracy),
         ("1-NN", knn.nn1_accuracy),
         ("linear", probe.accuracy),
     ] {
-        assert!((0.14..=0.26).contains(&acc), "{name} accuracy {acc} is not near chance 0.2");
+        assert!(
+            (0.14..=0.26).contains(&acc),
+            "{name} accuracy {acc} is not near chance 0.2"
+        );
     }
 }
 
@@ -88,14 +115,31 @@ fn shuffled_labels_give_chance_accuracy() {
 // T=0.07: votes [1387282.2, 571266.6] -> 0;  T=1.0: votes [2.691, 4.799] -> 1
 #[test]
 fn weighted_vote_matches_a_hand_computed_example() {
-    let train = [0.99, 0.141_067_36, 0.9, -0.435_889_9, 0.85, 0.526_782_7, -0.5, 0.866_025_4];
+    let train = [
+        0.99,
+        0.141_067_36,
+        0.9,
+        -0.435_889_9,
+        0.85,
+        0.526_782_7,
+        -0.5,
+        0.866_025_4,
+    ];
     let labels = [0, 1, 1, 0];
     let train = FeatureSet::new(&train, &labels, 2).unwrap();
     let test = FeatureSet::new(&[1.0, 0.0], &[0], 2).unwrap();
-    let sharp = KnnClassifier::builder().k(3).temperature(0.07).build().unwrap();
+    let sharp = KnnClassifier::builder()
+        .k(3)
+        .temperature(0.07)
+        .build()
+        .unwrap();
     let p = sharp.predict(&train, &test, &NoProgress).unwrap();
     assert_eq!((p.weighted[0], p.majority[0], p.nn1[0]), (0, 1, 0));
-    let flat = KnnClassifier::builder().k(3).temperature(1.0).build().unwrap();
+    let flat = KnnClassifier::builder()
+        .k(3)
+        .temperature(1.0)
+        .build()
+        .unwrap();
     let p = flat.predict(&train, &test, &NoProgress).unwrap();
     assert_eq!((p.weighted[0], p.majority[0], p.nn1[0]), (1, 1, 0));
 }
@@ -124,7 +168,9 @@ fn recall_at_k_on_a_hand_made_fixture() {
 fn read_idx(path: &Path) -> (Vec<usize>, Vec<u8>) {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file).read_to_end(&mut bytes).unwrap();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut bytes)
+        .unwrap();
     let ndim = bytes[3] as usize;
     let dims: Vec<usize> = (0..ndim)
         .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
@@ -149,7 +195,10 @@ fn fashion(split: &str, n: usize) -> (Vec<f32>, Vec<i64>) {
     let (dims, pixels) = read_idx(&dir.join(format!("{split}-images-idx3-ubyte.gz")));
     let (_, labels) = read_idx(&dir.join(format!("{split}-labels-idx1-ubyte.gz")));
     assert!(dims[0] >= n, "{split} has only {} images", dims[0]);
-    let x = pixels[..n * 784].iter().map(|&p| f32::from(p) / 255.0).collect();
+    let x = pixels[..n * 784]
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
     let y = labels[..n].iter().map(|&l| i64::from(l)).collect();
     (x, y)
 }
@@ -161,7 +210,11 @@ fn raw_pixel_knn_on_fashion_mnist_is_in_the_expected_band() {
     let (xte, yte) = fashion("t10k", 500);
     let train = FeatureSet::new(&xtr, &ytr, 784).unwrap();
     let test = FeatureSet::new(&xte, &yte, 784).unwrap();
-    let knn = KnnClassifier::builder().build().unwrap().evaluate(&train, &test).unwrap();
+    let knn = KnnClassifier::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
     assert!((0.6..=0.85).contains(&knn.weighted_accuracy), "{knn:?}");
     assert!((0.55..=0.85).contains(&knn.nn1_accuracy), "{knn:?}");
 }
@@ -172,7 +225,8 @@ fn records() -> Vec<RunRecord> {
         for aug in AugSetting::ALL {
             for gps in [false, true] {
                 for seed in 0..3u64 {
-                    let gain = if gps { 0.12 } else { 0.0 } + if aug == AugSetting::Strong { 0.08 } else { 0.0 };
+                    let gain = if gps { 0.12 } else { 0.0 }
+                        + if aug == AugSetting::Strong { 0.08 } else { 0.0 };
                     let acc = base + gain + 0.01 * seed as f64;
                     out.push(RunRecord {
                         method: method.into(),
@@ -186,7 +240,9 @@ fn records() -> Vec<RunRecord> {
                         seconds: 123.5,
                         prior: gps.then(|| "lite0".to_string()),
                         k: gps.then_some(5),
-                        loss_curve: (0..10).map(|e| 5.0 - 0.2 * e as f32 - 0.1 * f32::from(gps)).collect(),
+                        loss_curve: (0..10)
+                            .map(|e| 5.0 - 0.2 * e as f32 - 0.1 * f32::from(gps))
+                            .collect(),
                     });
                 }
             }
@@ -205,7 +261,10 @@ fn results_json_round_trips() {
     write_results_json(&path, &recs).unwrap();
     assert_eq!(read_results_json(&path).unwrap(), recs);
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("\"aug\": \"rhflip\"") && text.contains("\"aug\": \"strong\""), "{text}");
+    assert!(
+        text.contains("\"aug\": \"rhflip\"") && text.contains("\"aug\": \"strong\""),
+        "{text}"
+    );
     assert!(text.contains("\"linear_acc\": null"));
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "[{\"method\": 3}]").unwrap();
@@ -223,8 +282,14 @@ fn markdown_table_has_the_paper_shape() {
         "| Method | RHFlipAug baseline | RHFlipAug GPS | StrongAug baseline | StrongAug GPS |"
     );
     assert_eq!(lines[1], "|---|---:|---:|---:|---:|");
-    assert_eq!(lines[2], "| SimCLR | 71.00 ± 1.00 | 83.00 ± 1.00 | 79.00 ± 1.00 | 91.00 ± 1.00 |");
-    assert_eq!(lines[3], "| BYOL | 67.00 ± 1.00 | 79.00 ± 1.00 | 75.00 ± 1.00 | 87.00 ± 1.00 |");
+    assert_eq!(
+        lines[2],
+        "| SimCLR | 71.00 ± 1.00 | 83.00 ± 1.00 | 79.00 ± 1.00 | 91.00 ± 1.00 |"
+    );
+    assert_eq!(
+        lines[3],
+        "| BYOL | 67.00 ± 1.00 | 79.00 ± 1.00 | 75.00 ± 1.00 | 87.00 ± 1.00 |"
+    );
     assert_eq!(lines.len(), 4);
     let linear = markdown_table(&records(), Metric::Linear);
     assert!(linear.contains("| SimCLR | 72.00 ± 1.00 |"), "{linear}");
@@ -240,7 +305,10 @@ fn figure_is_a_decodable_png_of_the_documented_size() {
     // Not blank: the bars' colours are present.
     let rgb = img.to_rgb8();
     let gps_blue = rgb.pixels().filter(|p| p.0 == [0, 114, 178]).count();
-    assert!(gps_blue > 1000, "only {gps_blue} pixels of the StrongAug GPS colour");
+    assert!(
+        gps_blue > 1000,
+        "only {gps_blue} pixels of the StrongAug GPS colour"
+    );
     // Records without loss curves (and a single run) still draw.
     let mut one = records();
     one.truncate(1);

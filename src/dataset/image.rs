@@ -19,13 +19,21 @@ impl Image {
     /// # Panics
     /// When `data.len() != height * width * channels` or `channels ∉ {1, 3}` (a programmer error).
     pub fn new(width: u32, height: u32, channels: u8, data: Vec<u8>) -> Self {
-        assert!(channels == 1 || channels == 3, "channels must be 1 or 3, got {channels}");
+        assert!(
+            channels == 1 || channels == 3,
+            "channels must be 1 or 3, got {channels}"
+        );
         assert_eq!(
             data.len(),
             width as usize * height as usize * channels as usize,
             "image buffer size does not match {width}x{height}x{channels}"
         );
-        Image { width, height, channels, data }
+        Image {
+            width,
+            height,
+            channels,
+            data,
+        }
     }
 
     /// Pixel `(x, y)` channel `c`.
@@ -33,8 +41,8 @@ impl Image {
     /// # Panics
     /// When the coordinates are out of bounds.
     pub fn at(&self, x: u32, y: u32, c: u8) -> u8 {
-        let idx = (y as usize * self.width as usize + x as usize) * self.channels as usize
-            + c as usize;
+        let idx =
+            (y as usize * self.width as usize + x as usize) * self.channels as usize + c as usize;
         self.data[idx]
     }
 }

@@ -31,20 +31,36 @@ impl<'a> FeatureSet<'a> {
     /// or infinite (the error names the row).
     pub fn new(features: &'a [f32], labels: &'a [i64], dim: usize) -> Result<Self> {
         if dim == 0 {
-            return Err(Error::invalid("dim", "feature dimension must be at least 1"));
+            return Err(Error::invalid(
+                "dim",
+                "feature dimension must be at least 1",
+            ));
         }
         if features.len() != labels.len() * dim {
             return Err(Error::mismatch(
                 "feature buffer length",
-                format!("{} labels × dim {dim} = {}", labels.len(), labels.len() * dim),
+                format!(
+                    "{} labels × dim {dim} = {}",
+                    labels.len(),
+                    labels.len() * dim
+                ),
                 features.len(),
             ));
         }
-        if let Some(row) = features.chunks_exact(dim).position(|r| r.iter().any(|v| !v.is_finite()))
+        if let Some(row) = features
+            .chunks_exact(dim)
+            .position(|r| r.iter().any(|v| !v.is_finite()))
         {
-            return Err(Error::NonFinite { context: "evaluation features".into(), row: row as u64 });
+            return Err(Error::NonFinite {
+                context: "evaluation features".into(),
+                row: row as u64,
+            });
         }
-        Ok(FeatureSet { features, labels, dim })
+        Ok(FeatureSet {
+            features,
+            labels,
+            dim,
+        })
     }
 
     /// The features, flat `[n * dim]`.
@@ -83,7 +99,11 @@ impl<'a> FeatureSet<'a> {
     /// Fails unless `self` and `other` have the same dimension (`what` names the pair).
     pub(crate) fn check_same_dim(&self, other: &FeatureSet<'_>, what: &str) -> Result<()> {
         if self.dim != other.dim {
-            return Err(Error::mismatch(format!("{what} feature dimension"), self.dim, other.dim));
+            return Err(Error::mismatch(
+                format!("{what} feature dimension"),
+                self.dim,
+                other.dim,
+            ));
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use super::report::{cell, mean_std, rows, temp_path, AugSetting, Metric, RunReco
 use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -21,8 +22,12 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// One colour per (augmentation, GPS) setting, in [`SETTINGS`] order (colour-blind-safe
 /// Okabe–Ito hues: light/dark pairs per augmentation).
-const COLOURS: [RGBColor; 4] =
-    [RGBColor(160, 160, 160), RGBColor(213, 94, 0), RGBColor(86, 180, 233), RGBColor(0, 114, 178)];
+const COLOURS: [RGBColor; 4] = [
+    RGBColor(160, 160, 160),
+    RGBColor(213, 94, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 114, 178),
+];
 
 /// The four bar settings of a group.
 const SETTINGS: [(AugSetting, bool); 4] = [
@@ -33,7 +38,11 @@ const SETTINGS: [(AugSetting, bool); 4] = [
 ];
 
 fn setting_label(aug: AugSetting, gps: bool) -> String {
-    format!("{} {}", aug.paper_name(), if gps { "GPS" } else { "baseline" })
+    format!(
+        "{} {}",
+        aug.paper_name(),
+        if gps { "GPS" } else { "baseline" }
+    )
 }
 
 /// Registers the embedded font as plotters' `sans-serif` family, once per process.
@@ -45,7 +54,10 @@ fn register_font() -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("font", "the embedded DejaVu Sans font could not be parsed"))
+        Err(Error::invalid(
+            "font",
+            "the embedded DejaVu Sans font could not be parsed",
+        ))
     }
 }
 
@@ -89,32 +101,33 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
     let rows = rows(records);
     let groups = rows.len().max(1);
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
-    let centres: Vec<f64> = (0..groups).map(|g| g as f64).collect();
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{} (%), mean ± std over seeds", metric.title()), ("sans-serif", 22))
+        .caption(
+            format!("{} (%), mean ± std over seeds", metric.title()),
+            ("sans-serif", 22),
+        )
         .margin(14)
         .x_label_area_size(36)
         .y_label_area_size(52)
-        .build_cartesian_2d((-0.5..groups as f64 - 0.5).with_key_points(centres), 0.0..100.0)
+        .build_cartesian_2d(-0.5..groups as f64 - 0.5, 0.0..100.0)
         .map_err(|e| e.to_string())?;
-    let formatter = |x: &f64| {
-        let i = x.round();
-        if (x - i).abs() < 1e-6 && i >= 0.0 {
-            labels.get(i as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_label_formatter(&formatter)
-        .x_label_style(("sans-serif", 16))
+        .x_labels(0)
         .y_label_style(("sans-serif", 14))
         .y_desc("accuracy (%)")
         .axis_desc_style(("sans-serif", 16))
         .draw()
         .map_err(|e| e.to_string())?;
+    // Method names centred under their groups (plotters' f64 axis cannot take custom ticks).
+    let name_style =
+        TextStyle::from(("sans-serif", 16).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (g, label) in labels.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(g as f64, 0.0));
+        area.draw(&Text::new(label.clone(), (x, y + 8), name_style.clone()))
+            .map_err(|e| e.to_string())?;
+    }
     let bar = 0.8 / SETTINGS.len() as f64;
     for (s, &(aug, gps)) in SETTINGS.iter().enumerate() {
         let colour = COLOURS[s];
@@ -129,13 +142,25 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
             let (mean, std) = (100.0 * mean, 100.0 * std);
             let x0 = g as f64 - 0.4 + s as f64 * bar;
             let mid = x0 + bar / 2.0;
-            bars.push(Rectangle::new([(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)], colour.filled()));
+            bars.push(Rectangle::new(
+                [(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)],
+                colour.filled(),
+            ));
             if values.len() > 1 {
                 let (lo, hi) = ((mean - std).max(0.0), (mean + std).min(100.0));
                 let cap = bar / 4.0;
-                whiskers.push(PathElement::new(vec![(mid, lo), (mid, hi)], BLACK.stroke_width(2)));
-                whiskers.push(PathElement::new(vec![(mid - cap, lo), (mid + cap, lo)], BLACK));
-                whiskers.push(PathElement::new(vec![(mid - cap, hi), (mid + cap, hi)], BLACK));
+                whiskers.push(PathElement::new(
+                    vec![(mid, lo), (mid, hi)],
+                    BLACK.stroke_width(2),
+                ));
+                whiskers.push(PathElement::new(
+                    vec![(mid - cap, lo), (mid + cap, lo)],
+                    BLACK,
+                ));
+                whiskers.push(PathElement::new(
+                    vec![(mid - cap, hi), (mid + cap, hi)],
+                    BLACK,
+                ));
             }
         }
         chart
@@ -178,7 +203,11 @@ fn mean_curves(records: &[RunRecord]) -> Vec<(String, usize, Vec<f64>)> {
                 .map(|i| curves.iter().map(|c| f64::from(c[i])).sum::<f64>() / curves.len() as f64)
                 .collect();
             let setting = SETTINGS.iter().position(|s| *s == (aug, gps)).unwrap_or(0);
-            (format!("{method} {}", setting_label(aug, gps)), setting, mean)
+            (
+                format!("{method} {}", setting_label(aug, gps)),
+                setting,
+                mean,
+            )
         })
         .collect()
 }
@@ -194,13 +223,22 @@ fn draw_losses(area: &Area<'_>, records: &[RunRecord]) -> Result<(), String> {
     let relative = methods.len() > 1;
     if relative {
         for (_, _, c) in &mut curves {
-            let first = c.first().copied().filter(|f| f.abs() > 1e-12).unwrap_or(1.0);
+            let first = c
+                .first()
+                .copied()
+                .filter(|f| f.abs() > 1e-12)
+                .unwrap_or(1.0);
             c.iter_mut().for_each(|v| *v /= first);
         }
     }
     let len = curves.iter().map(|c| c.2.len()).max().unwrap_or(0).max(2);
-    let finite = curves.iter().flat_map(|c| c.2.iter().copied()).filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let finite = curves
+        .iter()
+        .flat_map(|c| c.2.iter().copied())
+        .filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     let (lo, hi) = if lo.is_finite() && hi > lo {
         let pad = 0.05 * (hi - lo);
         (lo - pad, hi + pad)
@@ -219,22 +257,39 @@ fn draw_losses(area: &Area<'_>, records: &[RunRecord]) -> Result<(), String> {
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .y_desc(if relative { "loss / first-epoch loss" } else { "loss" })
+        .y_desc(if relative {
+            "loss / first-epoch loss"
+        } else {
+            "loss"
+        })
         .axis_desc_style(("sans-serif", 16))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())?;
     if curves.is_empty() {
-        let text = Text::new("no loss curves recorded", (1.2, (lo + hi) / 2.0), ("sans-serif", 18));
-        chart.draw_series(std::iter::once(text)).map_err(|e| e.to_string())?;
+        let text = Text::new(
+            "no loss curves recorded",
+            (1.2, (lo + hi) / 2.0),
+            ("sans-serif", 18),
+        );
+        chart
+            .draw_series(std::iter::once(text))
+            .map_err(|e| e.to_string())?;
         return Ok(());
     }
     for (m, (label, setting, curve)) in curves.into_iter().enumerate() {
         // One method: the setting's bar colour. Several: a distinct colour per curve.
-        let colour = if relative { Palette99::pick(m).to_rgba() } else { COLOURS[setting].to_rgba() };
+        let colour = if relative {
+            Palette99::pick(m).to_rgba()
+        } else {
+            COLOURS[setting].to_rgba()
+        };
         let style = colour.stroke_width(2);
-        let points: Vec<(f64, f64)> =
-            curve.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect();
+        let points: Vec<(f64, f64)> = curve
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| ((i + 1) as f64, v))
+            .collect();
         chart
             .draw_series(LineSeries::new(points, style))
             .map_err(|e| e.to_string())?

@@ -39,7 +39,9 @@ impl KnnClassifierBuilder {
     /// Validates the settings: `k ≥ 1` and a finite `temperature > 0`.
     pub fn build(self) -> Result<KnnClassifier> {
         let k = self.k.unwrap_or(KnnClassifier::DEFAULT_K);
-        let temperature = self.temperature.unwrap_or(KnnClassifier::DEFAULT_TEMPERATURE);
+        let temperature = self
+            .temperature
+            .unwrap_or(KnnClassifier::DEFAULT_TEMPERATURE);
         if k == 0 {
             return Err(Error::invalid("k", "at least one neighbour must vote"));
         }
@@ -136,7 +138,10 @@ impl KnnClassifier {
         progress: &dyn Progress,
     ) -> Result<KnnPredictions> {
         if train.is_empty() {
-            return Err(Error::invalid("train features", "kNN needs at least one train row"));
+            return Err(Error::invalid(
+                "train features",
+                "kNN needs at least one train row",
+            ));
         }
         train.check_same_dim(test, "train/test")?;
         let dim = train.dim();
@@ -228,9 +233,15 @@ mod tests {
     fn builder_rejects_bad_settings_and_fills_defaults() {
         assert!(KnnClassifier::builder().k(0).build().is_err());
         assert!(KnnClassifier::builder().temperature(0.0).build().is_err());
-        assert!(KnnClassifier::builder().temperature(f32::NAN).build().is_err());
+        assert!(KnnClassifier::builder()
+            .temperature(f32::NAN)
+            .build()
+            .is_err());
         let knn = KnnClassifier::builder().build().unwrap();
-        assert_eq!((knn.k(), knn.temperature()), (KnnClassifier::DEFAULT_K, KnnClassifier::DEFAULT_TEMPERATURE));
+        assert_eq!(
+            (knn.k(), knn.temperature()),
+            (KnnClassifier::DEFAULT_K, KnnClassifier::DEFAULT_TEMPERATURE)
+        );
     }
 
     #[test]

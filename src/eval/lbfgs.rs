@@ -48,7 +48,12 @@ pub(crate) fn minimize(
     let mut g_new = vec![0.0; n];
     for iteration in 0..max_iterations {
         if max_abs(&g) <= gtol {
-            return Outcome { x, f, iterations: iteration, converged: true };
+            return Outcome {
+                x,
+                f,
+                iterations: iteration,
+                converged: true,
+            };
         }
         let mut d = direction(&g, &memory);
         let mut slope = dot(&g, &d);
@@ -59,7 +64,11 @@ pub(crate) fn minimize(
             slope = -dot(&g, &g);
         }
         // First step: unit length along -g; afterwards the quasi-Newton step is scaled already.
-        let mut step = if memory.is_empty() { 1.0 / norm(&d).max(1e-12) } else { 1.0 };
+        let mut step = if memory.is_empty() {
+            1.0 / norm(&d).max(1e-12)
+        } else {
+            1.0
+        };
         let mut f_new = f64::INFINITY;
         let mut accepted = false;
         for _ in 0..MAX_HALVINGS {
@@ -74,7 +83,12 @@ pub(crate) fn minimize(
             step *= 0.5;
         }
         if !accepted {
-            return Outcome { x, f, iterations: iteration, converged: false };
+            return Outcome {
+                x,
+                f,
+                iterations: iteration,
+                converged: false,
+            };
         }
         let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
         let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
@@ -90,11 +104,21 @@ pub(crate) fn minimize(
         std::mem::swap(&mut g, &mut g_new);
         f = f_new;
         if decrease <= FTOL {
-            return Outcome { x, f, iterations: iteration + 1, converged: true };
+            return Outcome {
+                x,
+                f,
+                iterations: iteration + 1,
+                converged: true,
+            };
         }
     }
     let converged = max_abs(&g) <= gtol;
-    Outcome { x, f, iterations: max_iterations, converged }
+    Outcome {
+        x,
+        f,
+        iterations: max_iterations,
+        converged,
+    }
 }
 
 /// `-H g` by the two-loop recursion, `H₀ = (sᵀy / yᵀy) I` from the newest pair.
@@ -175,6 +199,10 @@ mod tests {
             1e-9,
             1000,
         );
-        assert!((out.x[0] - 1.0).abs() < 1e-4 && (out.x[1] - 1.0).abs() < 1e-4, "{:?}", out.x);
+        assert!(
+            (out.x[0] - 1.0).abs() < 1e-4 && (out.x[1] - 1.0).abs() < 1e-4,
+            "{:?}",
+            out.x
+        );
     }
 }

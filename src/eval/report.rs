@@ -97,16 +97,20 @@ impl Metric {
 /// Writes `records` to `path` as a pretty-printed JSON array (through a temporary file renamed
 /// into place, so a reader never sees half a file).
 pub fn write_results_json(path: &Path, records: &[RunRecord]) -> Result<()> {
-    let json = serde_json::to_string_pretty(records)
-        .map_err(|e| Error::Serde { path: path.to_path_buf(), detail: e.to_string() })?;
+    let json = serde_json::to_string_pretty(records).map_err(|e| Error::Serde {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
     write_atomically(path, json.as_bytes())
 }
 
 /// Reads a JSON array of [`RunRecord`]s written by [`write_results_json`].
 pub fn read_results_json(path: &Path) -> Result<Vec<RunRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Serde { path: path.to_path_buf(), detail: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| Error::Serde {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
 }
 
 /// Writes `bytes` to `path` via `path.tmp` + rename.
@@ -118,7 +122,10 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `dir/.name.tmp` next to `path`.
 pub(crate) fn temp_path(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp"))
 }
 
@@ -164,7 +171,11 @@ pub(crate) fn rows(records: &[RunRecord]) -> Vec<Row> {
             }
         }
         if variants.len() <= 1 {
-            out.push(Row { label: method.to_string(), method: method.to_string(), variant: None });
+            out.push(Row {
+                label: method.to_string(),
+                method: method.to_string(),
+                variant: None,
+            });
             continue;
         }
         for v in variants {
@@ -176,7 +187,11 @@ pub(crate) fn rows(records: &[RunRecord]) -> Vec<Row> {
                 parts.push(format!("k={k}"));
             }
             let label = format!("{method} ({})", parts.join(", "));
-            out.push(Row { label, method: method.to_string(), variant: Some(v) });
+            out.push(Row {
+                label,
+                method: method.to_string(),
+                variant: Some(v),
+            });
         }
     }
     out
@@ -283,7 +298,13 @@ mod tests {
             rec("BYOL", true, Some("pixels"), Some(4), 0.7),
         ];
         let table = markdown_table(&records, Metric::Linear);
-        assert!(table.contains("| BYOL (lite0, k=4) | — | — | 50.00 | 80.00 |"), "{table}");
-        assert!(table.contains("| BYOL (pixels, k=4) | — | — | 50.00 | 70.00 |"), "{table}");
+        assert!(
+            table.contains("| BYOL (lite0, k=4) | — | — | 50.00 | 80.00 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| BYOL (pixels, k=4) | — | — | 50.00 | 70.00 |"),
+            "{table}"
+        );
     }
 }

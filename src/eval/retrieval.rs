@@ -30,7 +30,10 @@ pub fn recall_at_k(
     progress: &dyn Progress,
 ) -> Result<Vec<f64>> {
     if ks.is_empty() || ks.contains(&0) {
-        return Err(Error::invalid("ks", format!("need one or more K ≥ 1, got {ks:?}")));
+        return Err(Error::invalid(
+            "ks",
+            format!("need one or more K ≥ 1, got {ks:?}"),
+        ));
     }
     let (gallery_set, exclude_self) = match gallery {
         Gallery::SameAsQuery => (*query, true),
@@ -41,11 +44,18 @@ pub fn recall_at_k(
     };
     let candidates = gallery_set.len() - usize::from(exclude_self && !gallery_set.is_empty());
     if candidates == 0 {
-        return Err(Error::invalid("gallery", "there is no gallery item to retrieve"));
+        return Err(Error::invalid(
+            "gallery",
+            "there is no gallery item to retrieve",
+        ));
     }
     let dim = query.dim();
     let q = l2_normalized(query.features(), dim);
-    let g = if exclude_self { q.clone() } else { l2_normalized(gallery_set.features(), dim) };
+    let g = if exclude_self {
+        q.clone()
+    } else {
+        l2_normalized(gallery_set.features(), dim)
+    };
     let max_k = ks.iter().copied().max().unwrap_or(1);
     let top = cosine_top_k(&q, &g, dim, max_k, exclude_self, progress);
     let labels = gallery_set.labels();
@@ -53,13 +63,21 @@ pub fn recall_at_k(
     let first_hit: Vec<Option<usize>> = (0..query.len())
         .map(|i| {
             let want = query.labels()[i];
-            top.indices(i).iter().position(|&j| labels[j as usize] == want)
+            top.indices(i)
+                .iter()
+                .position(|&j| labels[j as usize] == want)
         })
         .collect();
     let n = query.len().max(1) as f64;
     Ok(ks
         .iter()
-        .map(|&k| first_hit.iter().filter(|h| h.is_some_and(|r| r < k)).count() as f64 / n)
+        .map(|&k| {
+            first_hit
+                .iter()
+                .filter(|h| h.is_some_and(|r| r < k))
+                .count() as f64
+                / n
+        })
         .collect())
 }
 

@@ -48,7 +48,10 @@ struct Candidate {
 
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        other.similarity.total_cmp(&self.similarity).then(self.index.cmp(&other.index))
+        other
+            .similarity
+            .total_cmp(&self.similarity)
+            .then(self.index.cmp(&other.index))
     }
 }
 
@@ -97,12 +100,20 @@ fn search_tiled(
 ) -> TopK {
     let n_query = query.len() / dim;
     let n_gallery = gallery.len() / dim;
-    let candidates = if exclude_self { n_gallery.saturating_sub(1) } else { n_gallery };
+    let candidates = if exclude_self {
+        n_gallery.saturating_sub(1)
+    } else {
+        n_gallery
+    };
     let k = k.min(candidates);
     let mut indices = vec![0u32; n_query * k];
     let mut similarities = vec![0f32; n_query * k];
     if k == 0 || n_query == 0 {
-        return TopK { k, indices, similarities };
+        return TopK {
+            k,
+            indices,
+            similarities,
+        };
     }
     let tile = tile.clamp(1, n_query);
     let mut sims = vec![0f32; tile * n_gallery];
@@ -145,7 +156,11 @@ fn search_tiled(
         progress.advance(rows as u64);
     }
     progress.finish();
-    TopK { k, indices, similarities }
+    TopK {
+        k,
+        indices,
+        similarities,
+    }
 }
 
 /// Writes the `idx.len()` best entries of `row` (skipping index `skip`) into `idx` / `sim`.
@@ -165,7 +180,10 @@ fn select_row(row: &[f32], skip: Option<usize>, idx: &mut [u32], sim: &mut [f32]
                 _ => continue,
             }
         }
-        heap.push(Candidate { similarity: s, index: j as u32 });
+        heap.push(Candidate {
+            similarity: s,
+            index: j as u32,
+        });
     }
     for (slot, c) in heap.into_sorted_vec().into_iter().enumerate() {
         idx[slot] = c.index;
@@ -200,7 +218,9 @@ mod tests {
     fn matches_brute_force_with_and_without_self() {
         // Small integers make every dot product exact, so ties are real ties.
         let dim = 3;
-        let g: Vec<f32> = (0..40 * dim).map(|i| ((i * 7 + 3) % 5) as f32 - 2.0).collect();
+        let g: Vec<f32> = (0..40 * dim)
+            .map(|i| ((i * 7 + 3) % 5) as f32 - 2.0)
+            .collect();
         for (ex, tile) in [(false, 1024), (true, 1024), (false, 7), (true, 3)] {
             let top = search_tiled(&g, &g, dim, 6, ex, tile, &NoProgress);
             let want = brute(&g, &g, dim, 6, ex);
