@@ -100,13 +100,34 @@ type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(), String> {
     let rows = rows(records);
     let groups = rows.len().max(1);
-    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("{} (%), mean ± std over seeds", metric.title()),
-            ("sans-serif", 22),
-        )
+    let title = format!("{} (%), mean ± std over seeds", metric.title());
+    let area = area.margin(8, 0, 0, 0);
+    let area = area.titled(&title, ("sans-serif", 22)).map_err(|e| e.to_string())?;
+    // A legend strip above the plot, so it never hides a bar; only settings with runs.
+    let present: Vec<usize> = (0..SETTINGS.len())
+        .filter(|&s| {
+            let (aug, gps) = SETTINGS[s];
+            rows.iter().any(|row| !cell(records, row, aug, gps, metric).is_empty())
+        })
+        .collect();
+    let (legend, plot) = area.split_vertically(34);
+    let legend_style = TextStyle::from(("sans-serif", 15).into_font())
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let mut x = 70;
+    for &s in &present {
+        let (aug, gps) = SETTINGS[s];
+        legend
+            .draw(&Rectangle::new([(x, 10), (x + 16, 26)], COLOURS[s].filled()))
+            .map_err(|e| e.to_string())?;
+        let label = setting_label(aug, gps);
+        legend
+            .draw(&Text::new(label.clone(), (x + 22, 18), legend_style.clone()))
+            .map_err(|e| e.to_string())?;
+        x += 40 + 8 * label.chars().count() as i32;
+    }
+    let mut chart = ChartBuilder::on(&plot)
         .margin(14)
+        .margin_top(4)
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d(-0.5..groups as f64 - 0.5, 0.0..100.0)
@@ -115,6 +136,9 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
+        .y_labels(11)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(RGBColor(235, 235, 235))
         .y_label_style(("sans-serif", 14))
         .y_desc("accuracy (%)")
         .axis_desc_style(("sans-serif", 16))
@@ -123,13 +147,15 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
     // Method names centred under their groups (plotters' f64 axis cannot take custom ticks).
     let name_style =
         TextStyle::from(("sans-serif", 16).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-    for (g, label) in labels.iter().enumerate() {
+    let (plot_x, plot_y) = plot.get_base_pixel();
+    for (g, row) in rows.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(g as f64, 0.0));
-        area.draw(&Text::new(label.clone(), (x, y + 8), name_style.clone()))
+        plot.draw(&Text::new(row.label.clone(), (x - plot_x, y - plot_y + 8), name_style.clone()))
             .map_err(|e| e.to_string())?;
     }
     let bar = 0.8 / SETTINGS.len() as f64;
-    for (s, &(aug, gps)) in SETTINGS.iter().enumerate() {
+    for &s in &present {
+        let (aug, gps) = SETTINGS[s];
         let colour = COLOURS[s];
         let mut bars = Vec::new();
         let mut whiskers = Vec::new();
@@ -142,42 +168,19 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
             let (mean, std) = (100.0 * mean, 100.0 * std);
             let x0 = g as f64 - 0.4 + s as f64 * bar;
             let mid = x0 + bar / 2.0;
-            bars.push(Rectangle::new(
-                [(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)],
-                colour.filled(),
-            ));
+            bars.push(Rectangle::new([(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)], colour.filled()));
             if values.len() > 1 {
                 let (lo, hi) = ((mean - std).max(0.0), (mean + std).min(100.0));
                 let cap = bar / 4.0;
-                whiskers.push(PathElement::new(
-                    vec![(mid, lo), (mid, hi)],
-                    BLACK.stroke_width(2),
-                ));
-                whiskers.push(PathElement::new(
-                    vec![(mid - cap, lo), (mid + cap, lo)],
-                    BLACK,
-                ));
-                whiskers.push(PathElement::new(
-                    vec![(mid - cap, hi), (mid + cap, hi)],
-                    BLACK,
-                ));
+                whiskers.push(PathElement::new(vec![(mid, lo), (mid, hi)], BLACK.stroke_width(2)));
+                whiskers.push(PathElement::new(vec![(mid - cap, lo), (mid + cap, lo)], BLACK));
+                whiskers.push(PathElement::new(vec![(mid - cap, hi), (mid + cap, hi)], BLACK));
             }
         }
-        chart
-            .draw_series(bars)
-            .map_err(|e| e.to_string())?
-            .label(setting_label(aug, gps))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+        chart.draw_series(bars).map_err(|e| e.to_string())?;
         chart.draw_series(whiskers).map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// Mean loss curve per (method, aug, gps) over the seeds that recorded one (truncated to the
@@ -254,8 +257,12 @@ fn draw_losses(area: &Area<'_>, records: &[RunRecord]) -> Result<(), String> {
         .y_label_area_size(60)
         .build_cartesian_2d(1.0..len as f64, lo..hi)
         .map_err(|e| e.to_string())?;
+    let epochs = |v: &f64| format!("{v:.0}");
     chart
         .configure_mesh()
+        .x_labels(len.min(11))
+        .x_label_formatter(&epochs)
+        .light_line_style(RGBColor(235, 235, 235))
         .x_desc("epoch")
         .y_desc(if relative {
             "loss / first-epoch loss"
