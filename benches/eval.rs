@@ -2,7 +2,9 @@
 //! 10k × 512 (default L2 grid of 6 values + refit).
 //!
 //! Run: `cargo bench --bench eval` (sizes can be overridden: `-- --n 5000 --dim 256`).
-//! Data: seeded Gaussian clusters (10 classes), so the classifiers do real work.
+//! Data: seeded, overlapping clusters (10 classes), so the classifiers do real work. The NumPy
+//! peer (`scripts/bench_eval_peer.py`, solo-learn's recipe) runs on the same data in the same
+//! invocation when `.venv/bin/python` (or `python3`) has NumPy.
 
 use gps_ssl::{FeatureSet, KnnClassifier, LinearProbe};
 use rand::{Rng, SeedableRng};

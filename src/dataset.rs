@@ -4,9 +4,25 @@
 //! (stable for a given dataset), its `key` a relative path or row id, its `label` optional.
 //! Images are decoded to u8 `H×W×C` with `C ∈ {1, 3}`.
 
+mod cifar;
+mod fingerprint;
+mod folder;
+mod idx;
 mod image;
+mod open;
+mod parquet;
 
-pub use image::Image;
+pub use self::parquet::{
+    ParquetImageSource, ParquetImageSourceBuilder, DEFAULT_CACHED_ROW_GROUPS, DEFAULT_IMAGE_COLUMN,
+    DEFAULT_LABEL_COLUMN,
+};
+pub use cifar::{CifarFormat, CifarSource, CIFAR_PIXELS, CIFAR_SIDE};
+pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS};
+
+pub use self::image::Image;
+pub use fingerprint::{sha256, sha256_file, Fingerprinter, FINGERPRINT_VERSION};
+pub use idx::{IdxSource, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+pub use open::open_source;
 
 use crate::Result;
 use std::sync::Arc;

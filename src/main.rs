@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 
 mod cli {
+    pub mod embed;
     pub mod eval;
+    pub mod inspect;
     pub mod report;
 }
 
@@ -18,10 +20,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Describe a dataset source (count, shape, labels, fingerprint).
-    Inspect {
-        /// The dataset source (image folder, IDX file, CIFAR batch, Parquet table).
-        data: String,
-    },
+    Inspect(cli::inspect::InspectArgs),
+    /// Embed a dataset with an ONNX prior into embeddings.parquet (resumable, shardable).
+    Embed(cli::embed::EmbedArgs),
+    /// Join the part files of a sharded `embed` run into one embeddings file.
+    MergeEmbeddings(cli::embed::MergeArgs),
     /// Evaluate two embeddings.parquet files: weighted kNN, 1-NN, linear probe, Recall@K.
     Eval(cli::eval::Args),
     /// Write the markdown table and PNG figure of a results.json.
@@ -38,9 +41,9 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Inspect { data } => {
-            anyhow::bail!("inspect {data}: dataset sources are not wired yet")
-        }
+        Command::Inspect(args) => cli::inspect::run(args),
+        Command::Embed(args) => cli::embed::run(args),
+        Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Report(args) => cli::report::run(args),
     }

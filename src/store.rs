@@ -1,1 +1,3 @@
 //! Parquet files between stages: `embeddings.parquet` and `neighbours.parquet`.
+
+pub(crate) mod embeddings;

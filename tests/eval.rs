@@ -316,3 +316,153 @@ fn figure_is_a_decodable_png_of_the_documented_size() {
     write_figure(&path, &one, Metric::Linear).unwrap();
     assert!(image::open(&path).is_ok());
 }
+
+/// Writes an embeddings.parquet (DESIGN.md schema and metadata) with the given rows.
+fn write_embeddings(path: &Path, x: &[f32], labels: &[Option<i64>], dim: usize) {
+    use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};
+    use arrow::array::{RecordBatch, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let n = labels.len();
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt64, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("label", DataType::Int64, true),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(item.clone(), dim as i32),
+            false,
+        ),
+    ]));
+    let list = FixedSizeListArray::try_new(
+        item,
+        dim as i32,
+        Arc::new(Float32Array::from(x.to_vec())),
+        None,
+    )
+    .unwrap();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from((0..n as u64).collect::<Vec<_>>())),
+        Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("row{i}")),
+        )),
+        Arc::new(Int64Array::from(labels.to_vec())),
+        Arc::new(list),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let meta = [
+        ("gps.prior.name", "test".to_string()),
+        ("gps.prior.sha256", "0".repeat(64)),
+        ("gps.prior.input_size", "1".to_string()),
+        ("gps.prior.preprocess", "none".to_string()),
+        ("gps.embedding.dim", dim.to_string()),
+        ("gps.embedding.normalized", "false".to_string()),
+        ("gps.dataset.fingerprint", "test".to_string()),
+        ("gps.dataset.len", n.to_string()),
+        ("gps.version", "0.1.0".to_string()),
+    ];
+    let kv = meta
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.to_string(), v.clone()))
+        .collect();
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn eval_cli_scores_two_embedding_files_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (xtr, ytr) = clusters(3, 8, 30, 0.5, 3);
+    let (xte, yte) = clusters(3, 8, 10, 0.5, 4);
+    let (train, test) = (
+        dir.path().join("train.parquet"),
+        dir.path().join("test.parquet"),
+    );
+    write_embeddings(
+        &train,
+        &xtr,
+        &ytr.iter().map(|&l| Some(l)).collect::<Vec<_>>(),
+        8,
+    );
+    write_embeddings(
+        &test,
+        &xte,
+        &yte.iter().map(|&l| Some(l)).collect::<Vec<_>>(),
+        8,
+    );
+    let json = dir.path().join("eval.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+        .args(["eval", "--train-features"])
+        .arg(&train)
+        .arg("--test-features")
+        .arg(&test)
+        .args(["--recall", "1,5", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| weighted 20-NN (T=0.07) | 100.00 |"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["knn"]["weighted_accuracy"], 1.0);
+    assert_eq!(v["linear"]["accuracy"], 1.0);
+    assert_eq!(v["recall"][0], serde_json::json!([1, 1.0]));
+
+    // A test row without a label is refused, naming the file and the row.
+    let mut labels: Vec<Option<i64>> = yte.iter().map(|&l| Some(l)).collect();
+    labels[4] = None;
+    write_embeddings(&test, &xte, &labels, 8);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+        .args(["eval", "--no-linear", "--train-features"])
+        .arg(&train)
+        .arg("--test-features")
+        .arg(&test)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("test.parquet") && stderr.contains("row 4"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn report_cli_writes_table_and_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.json");
+    write_results_json(&results, &records()).unwrap();
+    let out_dir = dir.path().join("report");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+        .args(["report", "--metric", "linear", "--results"])
+        .arg(&results)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
+    assert!(table.contains("| SimCLR | 72.00 ± 1.00 |"), "{table}");
+    let img = image::open(out_dir.join("report.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (FIGURE_WIDTH, FIGURE_HEIGHT));
+}

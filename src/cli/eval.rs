@@ -4,8 +4,8 @@
 
 use anyhow::{bail, Context};
 use gps_ssl::{
-    recall_at_k, FeatureSet, Gallery, KnnClassifier, KnnReport, LinearProbe, LinearProbeReport,
-    Progress,
+    recall_at_k, EmbeddingTable, FeatureSet, Gallery, KnnClassifier, KnnReport, LinearProbe,
+    LinearProbeReport, Progress,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -62,85 +62,29 @@ struct Labelled {
     labels: Vec<i64>,
 }
 
-/// Reads `embedding` and `label` from an `embeddings.parquet` file (the schema of DESIGN.md:
-/// `label: Int64` nullable, `embedding: FixedSizeList<Float32, D>`). Every row needs a label.
-// Private reader: the `store` module's `EmbeddingTable` had not landed on main when this was
-// written; switch to it once it does.
+/// Reads an embeddings file (or folder of shard parts) with the `store` reader; every row needs
+/// a label.
 fn read_labelled(path: &Path) -> anyhow::Result<Labelled> {
-    use arrow::array::{Array, FixedSizeListArray, Float32Array, Int64Array};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("{}: not a Parquet file", path.display()))?
-        .build()?;
-    let mut out = Labelled {
-        dim: 0,
-        vectors: Vec::new(),
-        labels: Vec::new(),
-    };
-    for batch in reader {
-        let batch = batch.with_context(|| format!("{}: reading a record batch", path.display()))?;
-        let column = |name: &str| {
-            batch.column_by_name(name).with_context(|| {
-                format!(
-                    "{}: no `{name}` column (is this an embeddings.parquet?)",
-                    path.display()
-                )
-            })
-        };
-        let labels = column("label")?
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .with_context(|| format!("{}: column `label` is not Int64", path.display()))?;
-        let emb = column("embedding")?
-            .as_any()
-            .downcast_ref::<FixedSizeListArray>()
-            .with_context(|| {
-                format!(
-                    "{}: column `embedding` is not FixedSizeList<Float32>",
-                    path.display()
-                )
-            })?;
-        let values = emb
-            .values()
-            .as_any()
-            .downcast_ref::<Float32Array>()
-            .with_context(|| {
-                format!(
-                    "{}: column `embedding` does not hold Float32",
-                    path.display()
-                )
-            })?;
-        let dim = emb.value_length() as usize;
-        if out.dim != 0 && out.dim != dim {
-            bail!(
-                "{}: embedding width changes from {} to {dim}",
+    let table = EmbeddingTable::read(path)?;
+    let mut labels = Vec::with_capacity(table.labels.len());
+    for (row, label) in table.labels.iter().enumerate() {
+        match label {
+            Some(l) => labels.push(*l),
+            None => bail!(
+                "{}: row {row} (key `{}`) has no label; evaluation needs labels",
                 path.display(),
-                out.dim
-            );
-        }
-        out.dim = dim;
-        for row in 0..batch.num_rows() {
-            let global = out.labels.len();
-            if labels.is_null(row) {
-                bail!(
-                    "{}: row {global} has no label; evaluation needs labels",
-                    path.display()
-                );
-            }
-            if emb.is_null(row) {
-                bail!("{}: row {global} has no embedding", path.display());
-            }
-            out.labels.push(labels.value(row));
-            let start = emb.value_offset_at(row);
-            out.vectors
-                .extend_from_slice(&values.values()[start..start + dim]);
+                table.keys.get(row).map(String::as_str).unwrap_or("?")
+            ),
         }
     }
-    if out.labels.is_empty() {
+    if labels.is_empty() {
         bail!("{}: no rows", path.display());
     }
-    Ok(out)
+    Ok(Labelled {
+        dim: table.dim,
+        vectors: table.vectors,
+        labels,
+    })
 }
 
 /// An indicatif bar behind the library's [`Progress`] observer.

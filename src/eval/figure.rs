@@ -102,26 +102,36 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
     let groups = rows.len().max(1);
     let title = format!("{} (%), mean ± std over seeds", metric.title());
     let area = area.margin(8, 0, 0, 0);
-    let area = area.titled(&title, ("sans-serif", 22)).map_err(|e| e.to_string())?;
+    let area = area
+        .titled(&title, ("sans-serif", 22))
+        .map_err(|e| e.to_string())?;
     // A legend strip above the plot, so it never hides a bar; only settings with runs.
     let present: Vec<usize> = (0..SETTINGS.len())
         .filter(|&s| {
             let (aug, gps) = SETTINGS[s];
-            rows.iter().any(|row| !cell(records, row, aug, gps, metric).is_empty())
+            rows.iter()
+                .any(|row| !cell(records, row, aug, gps, metric).is_empty())
         })
         .collect();
     let (legend, plot) = area.split_vertically(34);
-    let legend_style = TextStyle::from(("sans-serif", 15).into_font())
-        .pos(Pos::new(HPos::Left, VPos::Center));
+    let legend_style =
+        TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let mut x = 70;
     for &s in &present {
         let (aug, gps) = SETTINGS[s];
         legend
-            .draw(&Rectangle::new([(x, 10), (x + 16, 26)], COLOURS[s].filled()))
+            .draw(&Rectangle::new(
+                [(x, 10), (x + 16, 26)],
+                COLOURS[s].filled(),
+            ))
             .map_err(|e| e.to_string())?;
         let label = setting_label(aug, gps);
         legend
-            .draw(&Text::new(label.clone(), (x + 22, 18), legend_style.clone()))
+            .draw(&Text::new(
+                label.clone(),
+                (x + 22, 18),
+                legend_style.clone(),
+            ))
             .map_err(|e| e.to_string())?;
         x += 40 + 8 * label.chars().count() as i32;
     }
@@ -150,8 +160,12 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
     let (plot_x, plot_y) = plot.get_base_pixel();
     for (g, row) in rows.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(g as f64, 0.0));
-        plot.draw(&Text::new(row.label.clone(), (x - plot_x, y - plot_y + 8), name_style.clone()))
-            .map_err(|e| e.to_string())?;
+        plot.draw(&Text::new(
+            row.label.clone(),
+            (x - plot_x, y - plot_y + 8),
+            name_style.clone(),
+        ))
+        .map_err(|e| e.to_string())?;
     }
     let bar = 0.8 / SETTINGS.len() as f64;
     for &s in &present {
@@ -168,13 +182,25 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
             let (mean, std) = (100.0 * mean, 100.0 * std);
             let x0 = g as f64 - 0.4 + s as f64 * bar;
             let mid = x0 + bar / 2.0;
-            bars.push(Rectangle::new([(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)], colour.filled()));
+            bars.push(Rectangle::new(
+                [(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)],
+                colour.filled(),
+            ));
             if values.len() > 1 {
                 let (lo, hi) = ((mean - std).max(0.0), (mean + std).min(100.0));
                 let cap = bar / 4.0;
-                whiskers.push(PathElement::new(vec![(mid, lo), (mid, hi)], BLACK.stroke_width(2)));
-                whiskers.push(PathElement::new(vec![(mid - cap, lo), (mid + cap, lo)], BLACK));
-                whiskers.push(PathElement::new(vec![(mid - cap, hi), (mid + cap, hi)], BLACK));
+                whiskers.push(PathElement::new(
+                    vec![(mid, lo), (mid, hi)],
+                    BLACK.stroke_width(2),
+                ));
+                whiskers.push(PathElement::new(
+                    vec![(mid - cap, lo), (mid + cap, lo)],
+                    BLACK,
+                ));
+                whiskers.push(PathElement::new(
+                    vec![(mid - cap, hi), (mid + cap, hi)],
+                    BLACK,
+                ));
             }
         }
         chart.draw_series(bars).map_err(|e| e.to_string())?;

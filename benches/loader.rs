@@ -1,0 +1,199 @@
+//! Augmentation + pair-assembly throughput, pairs/s on one core, side by side with Python peers.
+//!
+//! `cargo bench --bench loader` (Fashion-MNIST from /usr/share/datasets/fashion-mnist for 28,
+//! 32 and 96 px; the foolbox ImageNet JPEGs for 224 px). Peers run `benches/peers/aug_peer.py`
+//! on the same images and recipe: torchvision through a `torch.utils.data.DataLoader` with
+//! Debian's `/usr/bin/python3` (`scripts/install_bench_peers.sh`) and albumentations from the
+//! project venv (`scripts/requirements-bench.txt`). Every side uses one thread.
+//! Environment: `GPS_FASHION_IDX` (images .gz), `GPS_FOOLBOX_DIR` (folder of imagenet_*.jpg),
+//! `GPS_BENCH_PAIRS` (pairs per Rust measurement, default 4000), `GPS_BENCH_QUICK=1` (skip peers).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::VecSource;
+use gps_ssl::{AugRecipe, DataSource, Image, PairLoaderBuilder};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn fashion(path: &Path) -> VecSource {
+    let labels = path.with_file_name("t10k-labels-idx1-ubyte.gz");
+    common::read_idx(path, &labels, 2000)
+}
+
+fn jpegs(dir: &Path) -> Option<VecSource> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.starts_with("imagenet_") && n.ends_with(".jpg")
+        })
+        .collect();
+    files.sort();
+    let images: Vec<Image> = files
+        .iter()
+        .filter_map(|f| image::open(f).ok())
+        .map(|im| {
+            let rgb = im.to_rgb8();
+            Image::new(rgb.width(), rgb.height(), 3, rgb.into_raw())
+        })
+        .collect();
+    if images.is_empty() {
+        return None;
+    }
+    let n = images.len();
+    Some(VecSource::new(images, vec![0; n]))
+}
+
+/// Pairs/s with one worker thread assembling batches of 64 (the calling thread only waits).
+fn rust_rate(data: Arc<dyn DataSource>, recipe: AugRecipe, pairs: usize) -> f64 {
+    let loader = PairLoaderBuilder::new(data)
+        .recipe(recipe)
+        .batch_size(64)
+        .workers(0)
+        .seed(7)
+        .build()
+        .expect("loader");
+    let mut done = 0;
+    let start = Instant::now();
+    let mut epoch = 0;
+    while done < pairs {
+        for b in loader.iter_epoch(epoch) {
+            done += b.expect("batch").len();
+            if done >= pairs {
+                break;
+            }
+        }
+        epoch += 1;
+    }
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+fn peer(
+    python: &str,
+    lib: &str,
+    recipe: &str,
+    size: u32,
+    source: &str,
+    path: &Path,
+    pairs: usize,
+) -> Option<f64> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/aug_peer.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([lib, recipe, &size.to_string(), source])
+        .arg(path)
+        .arg(pairs.to_string())
+        .env("OMP_NUM_THREADS", "1")
+        .env("MKL_NUM_THREADS", "1")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last()?)
+        .ok()
+        .or_else(|| {
+            eprintln!(
+                "{lib} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            None
+        })?;
+    v["pairs_per_s"].as_f64()
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.0}"))
+}
+
+fn ratio(a: f64, b: Option<f64>) -> String {
+    b.map_or("n/a".into(), |b| format!("{:.1}x", a / b))
+}
+
+fn main() {
+    let fashion_path = std::env::var("GPS_FASHION_IDX")
+        .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz".into());
+    let foolbox = std::env::var("GPS_FOOLBOX_DIR")
+        .unwrap_or_else(|_| "/work/main/.cache/assets/foolbox/data".into());
+    let pairs: usize = std::env::var("GPS_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    let quick = std::env::var("GPS_BENCH_QUICK").is_ok();
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let venv = venv.to_string_lossy().to_string();
+
+    let fashion_path = PathBuf::from(fashion_path);
+    let fm: Arc<dyn DataSource> = Arc::new(fashion(&fashion_path));
+    let jp: Option<Arc<dyn DataSource>> = jpegs(Path::new(&foolbox)).map(|s| Arc::new(s) as _);
+    if jp.is_none() {
+        eprintln!("no foolbox JPEGs under {foolbox}: 224 px rows skipped (run scripts/setup.sh)");
+    }
+
+    println!("pairs/s on one core (batch 64, two views per pair); ratio = gps-ssl / peer");
+    println!(
+        "{:<32} {:>10} {:>12} {:>8} {:>14} {:>8}",
+        "case", "gps-ssl", "torchvision", "ratio", "albumentations", "ratio"
+    );
+    for (recipe_name, make) in [
+        ("rhflip", AugRecipe::rhflip as fn() -> AugRecipe),
+        ("simclr", AugRecipe::simclr),
+    ] {
+        for size in [28u32, 32, 96, 224] {
+            let (data, source, path) = if size == 224 {
+                match &jp {
+                    Some(d) => (d.clone(), "jpeg", PathBuf::from(&foolbox)),
+                    None => continue,
+                }
+            } else {
+                (fm.clone(), "idx", fashion_path.clone())
+            };
+            let n = if size >= 96 { pairs / 8 } else { pairs };
+            let recipe = make().with_output_size(size, size);
+            let rust = rust_rate(data, recipe, n);
+            let (tv, alb) = if quick {
+                (None, None)
+            } else {
+                let pn = if size >= 96 { n / 2 } else { n };
+                (
+                    peer(
+                        "/usr/bin/python3",
+                        "torchvision",
+                        recipe_name,
+                        size,
+                        source,
+                        &path,
+                        pn,
+                    ),
+                    peer(
+                        &venv,
+                        "albumentations",
+                        recipe_name,
+                        size,
+                        source,
+                        &path,
+                        pn,
+                    ),
+                )
+            };
+            let name = format!(
+                "{recipe_name}/{size}px/{}",
+                if size == 224 { "imagenet" } else { "fmnist" }
+            );
+            println!(
+                "{:<32} {:>10.0} {:>12} {:>8} {:>14} {:>8}",
+                name,
+                rust,
+                fmt(tv),
+                ratio(rust, tv),
+                fmt(alb),
+                ratio(rust, alb)
+            );
+        }
+    }
+}

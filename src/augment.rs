@@ -1,0 +1,380 @@
+//! Seeded data augmentation on u8 images: the SimCLR / BYOL recipes and the paper's RHFlipAug.
+//!
+//! A view's random parameters ([`ViewParams`]) are drawn from a generator that is a pure
+//! function of `(seed, epoch, position, view)`, then applied by an [`Augmenter`] that owns the
+//! scratch buffers of one worker thread. Geometric operations (crop-resize, flip) run on u8;
+//! photometric ones on f32 in `[0, 1]`; the result is normalised into `C×H×W` f32.
+
+mod blur;
+mod crop;
+mod flip;
+mod grayscale;
+mod jitter;
+mod normalize;
+mod recipe;
+
+pub use blur::{gaussian_kernel, kernel_size};
+pub use crop::{sample_rrc, CropBox};
+pub use grayscale::LUMA;
+pub use jitter::JitterParams;
+pub use recipe::{
+    AugRecipe, BlurSpec, CropSpec, JitterSpec, Normalize, ViewRecipe, IMAGENET_MEAN, IMAGENET_STD,
+};
+pub use solarize::SOLARIZE_THRESHOLD;
+
+mod solarize;
+
+use crate::seed::{rng_for, STREAM_VIEW};
+use crate::{Error, Image, Result};
+use fast_image_resize::Resizer;
+use rand::Rng;
+
+/// Blur kernel size as a fraction of the output side when a view has no blur spec (SimCLR).
+pub const DEFAULT_BLUR_KERNEL_FRAC: f32 = 0.1;
+
+/// Every random choice of one view, drawn up front so that it can be inspected and replayed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewParams {
+    /// Source rectangle resized to the output size (the whole image without a crop spec).
+    pub crop: CropBox,
+    /// Mirror horizontally.
+    pub flip: bool,
+    /// Colour jitter, when it fires.
+    pub jitter: Option<JitterParams>,
+    /// Convert to grayscale.
+    pub grayscale: bool,
+    /// Blur σ in output pixels, when the blur fires.
+    pub blur_sigma: Option<f32>,
+    /// Blur kernel size as a fraction of the output side (see [`kernel_size`]).
+    pub blur_kernel_frac: f32,
+    /// Solarise.
+    pub solarize: bool,
+}
+
+impl ViewParams {
+    /// Draws the parameters of `view` for a `width × height` source image.
+    pub fn sample(view: &ViewRecipe, width: u32, height: u32, rng: &mut impl Rng) -> Self {
+        let crop = match &view.crop {
+            Some(spec) => sample_rrc(spec, width, height, rng),
+            None => CropBox::full(width, height),
+        };
+        let flip = rng.random::<f32>() < view.flip_p;
+        let jitter = match &view.jitter {
+            Some(spec) if rng.random::<f32>() < spec.p => Some(JitterParams::sample(spec, rng)),
+            _ => None,
+        };
+        let grayscale = rng.random::<f32>() < view.grayscale_p;
+        let blur_sigma = match &view.blur {
+            Some(spec) if rng.random::<f32>() < spec.p => {
+                Some(crop::uniform(rng, spec.sigma[0], spec.sigma[1]))
+            }
+            _ => None,
+        };
+        let blur_kernel_frac = view
+            .blur
+            .map_or(DEFAULT_BLUR_KERNEL_FRAC, |b| b.kernel_frac);
+        let solarize = rng.random::<f32>() < view.solarize_p;
+        ViewParams {
+            crop,
+            flip,
+            jitter,
+            grayscale,
+            blur_sigma,
+            blur_kernel_frac,
+            solarize,
+        }
+    }
+
+    /// True when a photometric (f32) operation is needed.
+    fn photometric(&self) -> bool {
+        self.jitter.is_some() || self.grayscale || self.blur_sigma.is_some() || self.solarize
+    }
+}
+
+/// Applies an [`AugRecipe`] to images of one output geometry. Holds one thread's scratch
+/// buffers: create one per worker.
+pub struct Augmenter {
+    recipe: AugRecipe,
+    out_h: u32,
+    out_w: u32,
+    channels: u8,
+    resizer: Resizer,
+    converted: Vec<u8>,
+    pixels: Vec<u8>,
+    work: Vec<f32>,
+    scratch: Vec<f32>,
+}
+
+impl std::fmt::Debug for Augmenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Augmenter")
+            .field("recipe", &self.recipe.name)
+            .field("out", &(self.channels, self.out_h, self.out_w))
+            .finish()
+    }
+}
+
+impl Augmenter {
+    /// An augmenter producing `[channels, out_h, out_w]` views (`channels` ∈ {1, 3}).
+    pub fn new(recipe: AugRecipe, channels: u8, out_h: u32, out_w: u32) -> Result<Self> {
+        recipe.validate()?;
+        if channels != 1 && channels != 3 {
+            return Err(Error::invalid(
+                "channels",
+                format!("must be 1 or 3, got {channels}"),
+            ));
+        }
+        if out_h == 0 || out_w == 0 {
+            return Err(Error::invalid("output size", format!("{out_h}x{out_w}")));
+        }
+        Ok(Augmenter {
+            recipe,
+            out_h,
+            out_w,
+            channels,
+            resizer: Resizer::new(),
+            converted: Vec::new(),
+            pixels: Vec::new(),
+            work: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Output `[C, H, W]` of one view.
+    pub fn view_shape(&self) -> [usize; 3] {
+        [
+            self.channels as usize,
+            self.out_h as usize,
+            self.out_w as usize,
+        ]
+    }
+
+    /// Number of f32 values of one view (`C·H·W`).
+    pub fn view_len(&self) -> usize {
+        self.channels as usize * self.out_h as usize * self.out_w as usize
+    }
+
+    /// The recipe.
+    pub fn recipe(&self) -> &AugRecipe {
+        &self.recipe
+    }
+
+    /// Draws the parameters of view `view` (0 = A, 1 = B) for `(seed, epoch, position)` and
+    /// applies them to `image`, writing `C×H×W` into `out`.
+    pub fn augment(
+        &mut self,
+        image: &Image,
+        view: usize,
+        seed: u64,
+        epoch: u64,
+        position: u64,
+        out: &mut [f32],
+    ) -> Result<ViewParams> {
+        let mut rng = rng_for(seed, STREAM_VIEW + view as u64, epoch, position, 0);
+        let spec = if view == 0 {
+            self.recipe.view_a
+        } else {
+            self.recipe.view_b
+        };
+        let params = ViewParams::sample(&spec, image.width, image.height, &mut rng);
+        self.apply(&params, image, out)?;
+        Ok(params)
+    }
+
+    /// Applies drawn parameters to `image`, writing `C×H×W` normalised f32 into `out`
+    /// (`view_len()` values).
+    pub fn apply(&mut self, p: &ViewParams, image: &Image, out: &mut [f32]) -> Result<()> {
+        let c = self.channels as usize;
+        if out.len() != self.view_len() {
+            return Err(Error::mismatch(
+                "view buffer length",
+                self.view_len(),
+                out.len(),
+            ));
+        }
+        let (w, h) = (image.width, image.height);
+        let b = p.crop;
+        if b.width == 0 || b.height == 0 || b.left + b.width > w || b.top + b.height > h {
+            return Err(Error::invalid(
+                "crop box",
+                format!("{b:?} outside a {w}x{h} image"),
+            ));
+        }
+        let src: &[u8] = if image.channels == self.channels {
+            &image.data
+        } else {
+            convert_channels(
+                &image.data,
+                image.channels,
+                self.channels,
+                &mut self.converted,
+            );
+            &self.converted
+        };
+        let npx = self.out_h as usize * self.out_w as usize;
+        self.pixels.resize(npx * c, 0);
+        crop::crop_resize(
+            &mut self.resizer,
+            src,
+            w,
+            h,
+            self.channels,
+            b,
+            &mut self.pixels,
+            self.out_w,
+            self.out_h,
+        )?;
+        if p.flip {
+            flip::hflip_u8(&mut self.pixels, self.out_w as usize, c);
+        }
+        if !p.photometric() {
+            normalize::normalize_u8(&self.pixels, c, &self.recipe.normalize, out);
+            return Ok(());
+        }
+        self.work.clear();
+        self.work
+            .extend(self.pixels.iter().map(|&v| v as f32 * (1.0 / 255.0)));
+        if let Some(j) = &p.jitter {
+            j.apply(&mut self.work, c);
+        }
+        if p.grayscale {
+            grayscale::grayscale_f32(&mut self.work, c);
+        }
+        if let Some(sigma) = p.blur_sigma {
+            let k = blur::kernel_size(p.blur_kernel_frac, self.out_h.min(self.out_w));
+            let kernel = blur::gaussian_kernel(k, sigma);
+            let (ow, oh) = (self.out_w as usize, self.out_h as usize);
+            blur::blur_f32(&mut self.work, ow, oh, c, &kernel, &mut self.scratch);
+        }
+        if p.solarize {
+            solarize::solarize_f32(&mut self.work, SOLARIZE_THRESHOLD);
+        }
+        normalize::normalize_f32(&self.work, c, &self.recipe.normalize, out);
+        Ok(())
+    }
+}
+
+/// Converts interleaved u8 pixels between 1 and 3 channels (grey → RGB replicates, RGB → grey
+/// takes the rounded luma).
+fn convert_channels(src: &[u8], from: u8, to: u8, dst: &mut Vec<u8>) {
+    dst.clear();
+    match (from, to) {
+        (1, 3) => dst.extend(src.iter().flat_map(|&v| [v, v, v])),
+        (3, 1) => dst.extend(src.chunks_exact(3).map(|p| {
+            grayscale::luma(p[0] as f32, p[1] as f32, p[2] as f32)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        })),
+        _ => dst.extend_from_slice(src),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32, c: u8) -> Image {
+        let data = (0..w * h * c as u32)
+            .map(|v| (v * 13 % 256) as u8)
+            .collect();
+        Image::new(w, h, c, data)
+    }
+
+    #[test]
+    fn same_tuple_same_view_other_tuple_other_view() {
+        let img = gradient(32, 32, 3);
+        let mut aug = Augmenter::new(AugRecipe::simclr(), 3, 32, 32).unwrap();
+        let (mut a, mut b, mut c) = (vec![0.0; 3072], vec![0.0; 3072], vec![0.0; 3072]);
+        aug.augment(&img, 0, 1, 2, 3, &mut a).unwrap();
+        aug.augment(&img, 0, 1, 2, 3, &mut b).unwrap();
+        aug.augment(&img, 0, 1, 2, 4, &mut c).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn identity_params_give_plain_normalisation() {
+        let img = gradient(5, 4, 1);
+        let mut aug = Augmenter::new(
+            AugRecipe::rhflip().with_normalize(Normalize::half()),
+            1,
+            4,
+            5,
+        )
+        .unwrap();
+        let p = ViewParams {
+            crop: CropBox::full(5, 4),
+            flip: false,
+            jitter: None,
+            grayscale: false,
+            blur_sigma: None,
+            blur_kernel_frac: DEFAULT_BLUR_KERNEL_FRAC,
+            solarize: false,
+        };
+        let mut out = vec![0.0; 20];
+        aug.apply(&p, &img, &mut out).unwrap();
+        for (o, &v) in out.iter().zip(&img.data) {
+            assert!((o - (v as f32 / 255.0 - 0.5) / 0.5).abs() < 1e-6);
+        }
+        // Solarise through the f32 path: values >= 0.5 are inverted before normalisation.
+        let mut out2 = vec![0.0; 20];
+        aug.apply(
+            &ViewParams {
+                solarize: true,
+                ..p
+            },
+            &img,
+            &mut out2,
+        )
+        .unwrap();
+        for (o, &v) in out2.iter().zip(&img.data) {
+            let x = v as f32 / 255.0;
+            let x = if x >= 0.5 { 1.0 - x } else { x };
+            assert!((o - (x - 0.5) / 0.5).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn grey_to_rgb_when_asked() {
+        let img = gradient(4, 4, 1);
+        let mut aug = Augmenter::new(AugRecipe::rhflip().with_rgb(true), 3, 4, 4).unwrap();
+        let mut out = vec![0.0; 48];
+        let p = ViewParams {
+            crop: CropBox::full(4, 4),
+            flip: false,
+            jitter: None,
+            grayscale: false,
+            blur_sigma: None,
+            blur_kernel_frac: DEFAULT_BLUR_KERNEL_FRAC,
+            solarize: false,
+        };
+        aug.apply(&p, &img, &mut out).unwrap();
+        let m = IMAGENET_MEAN;
+        let s = IMAGENET_STD;
+        for c in 0..3 {
+            let want = (img.data[5] as f32 / 255.0 - m[c]) / s[c];
+            assert!((out[c * 16 + 5] - want).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn bad_crop_box_is_an_error() {
+        let img = gradient(8, 8, 1);
+        let mut aug = Augmenter::new(AugRecipe::rhflip(), 1, 8, 8).unwrap();
+        let p = ViewParams {
+            crop: CropBox {
+                top: 4,
+                left: 0,
+                height: 5,
+                width: 8,
+            },
+            flip: false,
+            jitter: None,
+            grayscale: false,
+            blur_sigma: None,
+            blur_kernel_frac: DEFAULT_BLUR_KERNEL_FRAC,
+            solarize: false,
+        };
+        assert!(aug.apply(&p, &img, &mut vec![0.0; 64]).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! Separable Gaussian blur with reflect padding (torchvision `gaussian_blur`).
+
+/// Kernel size for an image side: `round(frac · side)` made odd, at least 3.
+pub fn kernel_size(frac: f32, side: u32) -> usize {
+    let k = (frac * side as f32).round() as usize;
+    (k.max(3)) | 1
+}
+
+/// The normalised 1-D Gaussian kernel of odd size `k` and standard deviation `sigma` (pixels).
+pub fn gaussian_kernel(k: usize, sigma: f32) -> Vec<f32> {
+    let half = (k as f32 - 1.0) / 2.0;
+    let mut w: Vec<f32> = (0..k)
+        .map(|i| (-0.5 * ((i as f32 - half) / sigma).powi(2)).exp())
+        .collect();
+    let s: f32 = w.iter().sum();
+    w.iter_mut().for_each(|v| *v /= s);
+    w
+}
+
+/// Reflect index `i` (may be negative or ≥ n) into `0..n` without repeating the edge.
+#[inline]
+fn reflect(mut i: isize, n: isize) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n - 1);
+    i = i.rem_euclid(period);
+    (if i >= n { period - i } else { i }) as usize
+}
+
+/// Blurs an `H×W×C` f32 buffer in place with the separable `kernel`; `scratch` is resized as
+/// needed.
+pub fn blur_f32(
+    data: &mut [f32],
+    width: usize,
+    height: usize,
+    channels: usize,
+    kernel: &[f32],
+    scratch: &mut Vec<f32>,
+) {
+    let r = (kernel.len() / 2) as isize;
+    scratch.resize(data.len(), 0.0);
+    let (w, h, c) = (width as isize, height as isize, channels);
+    // Horizontal pass: data -> scratch.
+    for y in 0..height {
+        let row = &data[y * width * c..(y + 1) * width * c];
+        let out = &mut scratch[y * width * c..(y + 1) * width * c];
+        for x in 0..w {
+            let interior = x - r >= 0 && x + r < w;
+            for ch in 0..c {
+                let mut acc = 0.0;
+                for (t, kv) in kernel.iter().enumerate() {
+                    let xi = x + t as isize - r;
+                    let xi = if interior {
+                        xi as usize
+                    } else {
+                        reflect(xi, w)
+                    };
+                    acc += kv * row[xi * c + ch];
+                }
+                out[x as usize * c + ch] = acc;
+            }
+        }
+    }
+    // Vertical pass: scratch -> data, whole rows at a time.
+    let rowlen = width * c;
+    for y in 0..h {
+        let out = &mut data[y as usize * rowlen..(y as usize + 1) * rowlen];
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (t, kv) in kernel.iter().enumerate() {
+            let yi = reflect(y + t as isize - r, h);
+            let src = &scratch[yi * rowlen..(yi + 1) * rowlen];
+            for (o, s) in out.iter_mut().zip(src) {
+                *o += kv * s;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // NumPy reference (torchvision `_get_gaussian_kernel1d`):
+    //   import numpy as np
+    //   x = np.linspace(-2, 2, 5); k = np.exp(-0.5 * (x / 1.0) ** 2); k / k.sum()
+    //   -> [0.05448868, 0.24420134, 0.40261995, 0.24420134, 0.05448868]
+    #[test]
+    fn kernel_matches_numpy_and_sums_to_one() {
+        let k = gaussian_kernel(5, 1.0);
+        let want = [
+            0.054_488_68,
+            0.244_201_34,
+            0.402_619_95,
+            0.244_201_34,
+            0.054_488_68,
+        ];
+        for (a, b) in k.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        for (ks, s) in [(3, 0.1), (23, 2.0), (9, 0.7)] {
+            let sum: f32 = gaussian_kernel(ks, s).iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5);
+        }
+        assert_eq!(kernel_size(0.1, 224), 23);
+        assert_eq!(kernel_size(0.1, 28), 3);
+    }
+
+    // NumPy reference with reflect padding (as torch.nn.functional.pad(mode="reflect")):
+    //   img = np.arange(12, dtype=np.float32).reshape(3, 4)
+    //   k = [0.25, 0.5, 0.25]; p = np.pad(img, 1, mode="reflect")
+    //   out = sum(k[i] * k[j] * p[i:i+3, j:j+4] for i in range(3) for j in range(3))
+    //   -> [[2.5, 3., 4., 4.5], [4.5, 5., 6., 6.5], [6.5, 7., 8., 8.5]]
+    #[test]
+    fn blur_matches_numpy_reflect_reference() {
+        let mut img: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        blur_f32(&mut img, 4, 3, 1, &[0.25, 0.5, 0.25], &mut Vec::new());
+        let want = [2.5, 3., 4., 4.5, 4.5, 5., 6., 6.5, 6.5, 7., 8., 8.5];
+        for (a, b) in img.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{img:?}");
+        }
+    }
+
+    #[test]
+    fn reflect_handles_kernels_wider_than_the_image() {
+        assert_eq!(reflect(-1, 4), 1);
+        assert_eq!(reflect(4, 4), 2);
+        assert_eq!(reflect(-7, 3), 1);
+        let mut img = vec![0.3f32; 2 * 2];
+        blur_f32(&mut img, 2, 2, 1, &gaussian_kernel(7, 2.0), &mut Vec::new());
+        assert!(img.iter().all(|v| (v - 0.3).abs() < 1e-6));
+    }
+}

@@ -1,0 +1,350 @@
+//! The embed stage: run an ONNX prior over images and datasets.
+//!
+//! An [`Embedder`] owns one ONNX Runtime session of a prior ([`PriorManifest`]) and its
+//! [`Preprocess`]ing. [`Embedder::embed_images`] embeds a slice of images; [`EmbedJob`] runs the
+//! embedder over a whole [`DataSource`](crate::DataSource) with decoding on worker threads,
+//! overlapped with inference, and writes `embeddings.parquet` (resumable, shardable).
+//!
+//! ```no_run
+//! use gps_ssl::{Embedder, PriorManifest};
+//! # fn main() -> gps_ssl::Result<()> {
+//! let prior = PriorManifest::load("models/efficientnet_lite0.toml")?;
+//! let mut embedder = Embedder::builder(prior).resolution(112).batch_size(64).build()?;
+//! let img = gps_ssl::Image::new(28, 28, 1, vec![0; 28 * 28]);
+//! let v = embedder.embed_images(&[img])?; // [1, 1280], L2-normalised
+//! assert_eq!(v.len(), embedder.dim());
+//! # Ok(())
+//! # }
+//! ```
+
+mod job;
+mod pipeline;
+mod preprocess;
+mod resize;
+
+pub use job::{EmbedJob, EmbedSummary, ShardSpec, DEFAULT_ROW_GROUP_ROWS};
+pub use pipeline::BadSample;
+pub use preprocess::Preprocess;
+
+use crate::{runtime, Error, Image, PriorManifest, Result};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+/// Default number of images per inference call.
+pub const DEFAULT_BATCH_SIZE: usize = 64;
+
+/// Where ONNX Runtime executes the prior.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU execution provider.
+    #[default]
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider on the given device (needs `onnxruntime-gpu`).
+    /// Registration failure is an error, never a silent CPU fallback.
+    #[cfg(feature = "cuda")]
+    Cuda(i32),
+}
+
+/// Builds an [`Embedder`]. Obtain one with [`Embedder::builder`].
+#[derive(Debug, Clone)]
+pub struct EmbedderBuilder {
+    prior: PriorManifest,
+    provider: ExecutionProvider,
+    batch_size: usize,
+    threads: Option<usize>,
+    resolution: Option<u32>,
+    output_name: Option<String>,
+    normalize: bool,
+}
+
+impl EmbedderBuilder {
+    /// The execution provider. Defaults to [`ExecutionProvider::Cpu`].
+    pub fn execution_provider(mut self, provider: ExecutionProvider) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// Images per inference call. Defaults to [`DEFAULT_BATCH_SIZE`].
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// ONNX Runtime intra-op threads. Defaults to the number of available CPU cores.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Square input resolution in pixels. Defaults to the manifest's `input_size`.
+    pub fn resolution(mut self, size: u32) -> Self {
+        self.resolution = Some(size);
+        self
+    }
+
+    /// The model output to read (e.g. `"logits"`). Defaults to the manifest's `output_name`.
+    pub fn output_name(mut self, name: impl Into<String>) -> Self {
+        self.output_name = Some(name.into());
+        self
+    }
+
+    /// Whether each embedding is scaled to unit L2 norm. Defaults to `true`.
+    pub fn normalize(mut self, normalize: bool) -> Self {
+        self.normalize = normalize;
+        self
+    }
+
+    /// Loads ONNX Runtime (once per process), creates the session and checks the model's input
+    /// and output names against the configuration.
+    ///
+    /// # Errors
+    /// [`Error::OrtNotFound`] without a usable ONNX Runtime, [`Error::InvalidInput`] for a zero
+    /// batch size / thread count / resolution or an unknown input/output name, [`Error::Ort`]
+    /// when ONNX Runtime rejects the model or the execution provider cannot be registered.
+    pub fn build(self) -> Result<Embedder> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch size", "must be at least 1"));
+        }
+        if self.threads == Some(0) {
+            return Err(Error::invalid("threads", "must be at least 1"));
+        }
+        if self.resolution == Some(0) {
+            return Err(Error::invalid("resolution", "must be at least 1 pixel"));
+        }
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let env = runtime::environment()?;
+        let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| {
+            Error::Ort(format!("{}: {e}", self.prior.onnx.display()))
+        };
+        let builder = Session::builder(env)
+            .map_err(|e| Error::Ort(e.to_string()))?
+            .with_intra_threads(threads)
+            .map_err(ort_err)?
+            .with_inter_threads(1)
+            .map_err(ort_err)?;
+        let mut builder = match self.provider {
+            ExecutionProvider::Cpu => builder,
+            #[cfg(feature = "cuda")]
+            ExecutionProvider::Cuda(device) => builder
+                .with_execution_providers([ort::ep::CUDA::default()
+                    .with_device_id(device)
+                    .build()
+                    .error_on_failure()])
+                .map_err(|e| {
+                    Error::Ort(format!(
+                        "CUDA execution provider (device {device}) could not be registered \
+                             (is onnxruntime-gpu installed and a GPU visible?): {e}"
+                    ))
+                })?,
+        };
+        let session = builder.commit_from_file(&self.prior.onnx).map_err(|e| {
+            Error::Ort(format!(
+                "cannot load prior {}: {e}",
+                self.prior.onnx.display()
+            ))
+        })?;
+        let output_name = self
+            .output_name
+            .unwrap_or_else(|| self.prior.output_name.clone());
+        let names = |outlets: &[ort::value::Outlet]| -> Vec<String> {
+            outlets.iter().map(|o| o.name().to_string()).collect()
+        };
+        let inputs = names(session.inputs());
+        if !inputs.contains(&self.prior.input_name) {
+            return Err(Error::invalid(
+                "input name",
+                format!(
+                    "{} has no input `{}` (inputs: {inputs:?})",
+                    self.prior.onnx.display(),
+                    self.prior.input_name
+                ),
+            ));
+        }
+        let outputs = names(session.outputs());
+        if !outputs.contains(&output_name) {
+            return Err(Error::invalid(
+                "output name",
+                format!(
+                    "{} has no output `{output_name}` (outputs: {outputs:?})",
+                    self.prior.onnx.display()
+                ),
+            ));
+        }
+        let preprocess = Preprocess::from_manifest(&self.prior, self.resolution);
+        tracing::debug!(prior = %self.prior.name, threads, size = preprocess.size, "embedder ready");
+        Ok(Embedder {
+            session,
+            preprocess,
+            batch_size: self.batch_size,
+            output_name,
+            normalize: self.normalize,
+            dim: None,
+            prior: self.prior,
+        })
+    }
+}
+
+/// Runs an ONNX prior on images: preprocessing, inference, optional L2 normalisation.
+pub struct Embedder {
+    session: Session,
+    prior: PriorManifest,
+    preprocess: Preprocess,
+    batch_size: usize,
+    output_name: String,
+    normalize: bool,
+    /// Output width seen on the first run (`prior.dim` is only checked for its own output).
+    dim: Option<usize>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("prior", &self.prior.name)
+            .field("preprocess", &self.preprocess)
+            .field("batch_size", &self.batch_size)
+            .field("output_name", &self.output_name)
+            .field("normalize", &self.normalize)
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Starts a builder for `prior`.
+    pub fn builder(prior: PriorManifest) -> EmbedderBuilder {
+        EmbedderBuilder {
+            prior,
+            provider: ExecutionProvider::default(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            threads: None,
+            resolution: None,
+            output_name: None,
+            normalize: true,
+        }
+    }
+
+    /// The prior's manifest.
+    pub fn prior(&self) -> &PriorManifest {
+        &self.prior
+    }
+
+    /// The preprocessing applied to every image.
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// Images per inference call.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Whether outputs are L2-normalised.
+    pub fn normalized(&self) -> bool {
+        self.normalize
+    }
+
+    /// The name of the output read.
+    pub fn output_name(&self) -> &str {
+        &self.output_name
+    }
+
+    /// Embedding width: the manifest's `dim` for its own output, else the width seen on the
+    /// first run (or the manifest's `dim` before any run).
+    pub fn dim(&self) -> usize {
+        self.dim.unwrap_or(self.prior.dim)
+    }
+
+    /// Preprocesses and embeds `images` (in batches of [`Embedder::batch_size`]).
+    ///
+    /// Returns `[images.len(), dim]` row-major. Keys in errors are the images' positions.
+    pub fn embed_images(&mut self, images: &[Image]) -> Result<Vec<f32>> {
+        let len = self.preprocess.sample_len();
+        let mut out = Vec::with_capacity(images.len() * self.dim());
+        for (b, chunk) in images.chunks(self.batch_size).enumerate() {
+            let mut input = vec![0.0f32; chunk.len() * len];
+            for (i, (img, slot)) in chunk.iter().zip(input.chunks_exact_mut(len)).enumerate() {
+                self.preprocess
+                    .apply(img, &(b * self.batch_size + i).to_string(), slot)?;
+            }
+            let first = (b * self.batch_size) as u64;
+            out.extend(self.run_batch(&input, chunk.len(), |i| first + i as u64)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs the network on a preprocessed `[n, 3, size, size]` batch and returns `[n, dim]`,
+    /// L2-normalised when configured. `row_id(i)` names row `i` in a non-finite error.
+    pub fn run_batch(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        row_id: impl Fn(usize) -> u64,
+    ) -> Result<Vec<f32>> {
+        let size = self.preprocess.size as usize;
+        if input.len() != n * 3 * size * size {
+            return Err(Error::invalid(
+                "batch",
+                format!("{} values for {n} images of 3x{size}x{size}", input.len()),
+            ));
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let tensor = TensorRef::from_array_view(([n, 3, size, size], input))
+            .map_err(|e| Error::Ort(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.prior.input_name.as_str() => tensor])
+            .map_err(|e| Error::Ort(format!("{}: {e}", self.prior.onnx.display())))?;
+        let value = outputs
+            .get(&self.output_name)
+            .ok_or_else(|| Error::Ort(format!("no output `{}`", self.output_name)))?;
+        let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| {
+            Error::Ort(format!(
+                "output `{}` is not an f32 tensor: {e}",
+                self.output_name
+            ))
+        })?;
+        let dims: Vec<i64> = shape.iter().copied().collect();
+        let dim = if dims.first() == Some(&(n as i64)) && !data.is_empty() {
+            data.len() / n
+        } else {
+            0
+        };
+        if dim == 0 || dims.iter().skip(2).any(|&d| d != 1) {
+            return Err(Error::mismatch(
+                format!("shape of output `{}`", self.output_name),
+                format!("[{n}, dim] (or [{n}, dim, 1, 1])"),
+                format!("{dims:?}"),
+            ));
+        }
+        if self.output_name == self.prior.output_name && dim != self.prior.dim {
+            return Err(Error::mismatch(
+                format!("width of output `{}` vs manifest dim", self.output_name),
+                self.prior.dim,
+                dim,
+            ));
+        }
+        self.dim = Some(dim);
+        let mut out = data.to_vec();
+        for (i, row) in out.chunks_exact_mut(dim).enumerate() {
+            if row.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    context: format!("prior `{}` output `{}`", self.prior.name, self.output_name),
+                    row: row_id(i),
+                });
+            }
+            if self.normalize {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    row.iter_mut().for_each(|v| *v /= norm);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

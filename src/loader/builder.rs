@@ -1,0 +1,212 @@
+//! [`PairLoaderBuilder`]: configuration of a [`PairLoader`].
+
+use super::{PairLoader, Plan};
+use crate::augment::AugRecipe;
+use crate::sampler::{PositiveSampler, SelfSampler};
+use crate::{DataSource, Error, Result};
+use std::sync::Arc;
+
+/// Default pairs per batch, see [`PairLoaderBuilder::batch_size`].
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+/// Default worker threads, see [`PairLoaderBuilder::workers`].
+pub const DEFAULT_WORKERS: usize = 2;
+/// Default batches in flight per worker, see [`PairLoaderBuilder::prefetch`].
+pub const DEFAULT_PREFETCH_PER_WORKER: usize = 2;
+/// Default seed, see [`PairLoaderBuilder::seed`].
+pub const DEFAULT_SEED: u64 = 0;
+/// Default shuffle flag, see [`PairLoaderBuilder::shuffle`].
+pub const DEFAULT_SHUFFLE: bool = true;
+/// Default drop-last flag, see [`PairLoaderBuilder::drop_last`].
+pub const DEFAULT_DROP_LAST: bool = false;
+
+/// Builds a [`PairLoader`]. Setters consume `self`; [`build`](Self::build) validates.
+///
+/// ```no_run
+/// # fn demo(data: std::sync::Arc<dyn gps_ssl::DataSource>,
+/// #         lists: std::sync::Arc<gps_ssl::NeighbourLists>) -> gps_ssl::Result<()> {
+/// use gps_ssl::{AugRecipe, GpsSampler, PairLoaderBuilder};
+/// let loader = PairLoaderBuilder::new(data)
+///     .sampler(GpsSampler::new(lists))
+///     .recipe(AugRecipe::simclr())
+///     .batch_size(256)
+///     .workers(4)
+///     .seed(42)
+///     .build()?;
+/// for batch in loader.iter_epoch(0) {
+///     let batch = batch?; // PairBatch: view_a / view_b [256, C, H, W]
+/// #   let _ = batch;
+/// }
+/// # Ok(()) }
+/// ```
+pub struct PairLoaderBuilder {
+    dataset: Arc<dyn DataSource>,
+    sampler: Arc<dyn PositiveSampler>,
+    recipe: AugRecipe,
+    batch_size: usize,
+    workers: usize,
+    prefetch: Option<usize>,
+    seed: u64,
+    shuffle: bool,
+    drop_last: bool,
+    start: (u64, usize),
+}
+
+impl std::fmt::Debug for PairLoaderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairLoaderBuilder")
+            .field("dataset", &self.dataset.describe())
+            .field("sampler", &self.sampler)
+            .field("recipe", &self.recipe.name)
+            .field("batch_size", &self.batch_size)
+            .field("workers", &self.workers)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PairLoaderBuilder {
+    /// A builder over `dataset` with plain-SSL pairs ([`SelfSampler`]) and
+    /// [`AugRecipe::rhflip`].
+    pub fn new(dataset: Arc<dyn DataSource>) -> Self {
+        PairLoaderBuilder {
+            dataset,
+            sampler: Arc::new(SelfSampler),
+            recipe: AugRecipe::rhflip(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            workers: DEFAULT_WORKERS,
+            prefetch: None,
+            seed: DEFAULT_SEED,
+            shuffle: DEFAULT_SHUFFLE,
+            drop_last: DEFAULT_DROP_LAST,
+            start: (0, 0),
+        }
+    }
+
+    /// The positive sampler. Defaults to [`SelfSampler`] (plain SSL); pass a
+    /// [`GpsSampler`](crate::GpsSampler) for GPS pairs.
+    pub fn sampler(mut self, sampler: impl PositiveSampler + 'static) -> Self {
+        self.sampler = Arc::new(sampler);
+        self
+    }
+
+    /// The positive sampler, shared. Defaults to [`SelfSampler`].
+    pub fn sampler_arc(mut self, sampler: Arc<dyn PositiveSampler>) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// The augmentation recipe. Defaults to [`AugRecipe::rhflip`].
+    pub fn recipe(mut self, recipe: AugRecipe) -> Self {
+        self.recipe = recipe;
+        self
+    }
+
+    /// Pairs per batch. Defaults to [`DEFAULT_BATCH_SIZE`].
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// Worker threads; 0 assembles batches on the consuming thread. Defaults to
+    /// [`DEFAULT_WORKERS`]. The batches do not depend on it.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Batches in flight (dispatched but not yet consumed). Defaults to
+    /// [`DEFAULT_PREFETCH_PER_WORKER`] × workers (at least 1).
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = Some(n);
+        self
+    }
+
+    /// Seed of every random choice. Defaults to [`DEFAULT_SEED`].
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Reshuffle the anchors every epoch (the permutation is a function of `(seed, epoch)`).
+    /// Defaults to [`DEFAULT_SHUFFLE`].
+    pub fn shuffle(mut self, yes: bool) -> Self {
+        self.shuffle = yes;
+        self
+    }
+
+    /// Drop the last, incomplete batch of an epoch. Defaults to [`DEFAULT_DROP_LAST`].
+    pub fn drop_last(mut self, yes: bool) -> Self {
+        self.drop_last = yes;
+        self
+    }
+
+    /// Resume point: [`PairLoader::iter_epoch`]`(epoch)` starts at batch `batch` and yields
+    /// exactly the batches an uninterrupted run would have yielded from there. Defaults to
+    /// `(0, 0)`.
+    pub fn start_at(mut self, epoch: u64, batch: usize) -> Self {
+        self.start = (epoch, batch);
+        self
+    }
+
+    /// Validates the configuration (recipe, sampler against the dataset size, sizes) and reads
+    /// the first sample to fix the output geometry when the recipe leaves it open.
+    pub fn build(self) -> Result<PairLoader> {
+        self.recipe.validate()?;
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        let n = self.dataset.len();
+        if n == 0 {
+            return Err(Error::invalid(
+                "dataset",
+                format!("{} is empty", self.dataset.describe()),
+            ));
+        }
+        if n > u32::MAX as usize {
+            return Err(Error::invalid(
+                "dataset",
+                format!("{n} samples exceed u32 ids"),
+            ));
+        }
+        self.sampler.validate(n)?;
+        let first = self.dataset.get(0)?;
+        let [h, w] = self
+            .recipe
+            .output_size
+            .unwrap_or([first.image.height, first.image.width]);
+        if h == 0 || w == 0 {
+            return Err(Error::invalid(
+                "output size",
+                format!("{h}x{w} (from the first image)"),
+            ));
+        }
+        let channels = if self.recipe.to_rgb {
+            3
+        } else {
+            first.image.channels
+        };
+        let prefetch = self
+            .prefetch
+            .unwrap_or(DEFAULT_PREFETCH_PER_WORKER * self.workers.max(1))
+            .max(1);
+        let items = n * self.sampler.positives_per_anchor();
+        Ok(PairLoader {
+            plan: Arc::new(Plan {
+                dataset: self.dataset,
+                sampler: self.sampler,
+                recipe: self.recipe,
+                channels,
+                out_h: h,
+                out_w: w,
+                batch_size: self.batch_size,
+                workers: self.workers,
+                prefetch,
+                seed: self.seed,
+                shuffle: self.shuffle,
+                drop_last: self.drop_last,
+                start: self.start,
+                range: (0, items),
+            }),
+        })
+    }
+}

@@ -1,0 +1,343 @@
+//! The per-epoch iterator and its worker threads.
+//!
+//! The consumer keeps at most `prefetch` batches in flight: it dispatches batch indices on a
+//! bounded job channel, workers send finished batches on a bounded result channel, and a
+//! reorder buffer hands them out in order. Since no more than `prefetch` batches are ever
+//! outstanding, neither channel can block a worker for good; on drop the iterator raises a stop
+//! flag, closes both channels and joins every worker.
+
+use super::{PairBatch, Plan};
+use crate::augment::Augmenter;
+use crate::{Error, Result, Sample};
+use crossbeam::channel::{bounded, Receiver, Sender};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+type Job = usize;
+type Done = (usize, Result<PairBatch>);
+
+/// Iterator over the batches of one epoch, in order. Yields `Err` (naming the sample key) when
+/// a sample cannot be read and then stops. Dropping it stops and joins its worker threads.
+pub struct PairIter {
+    plan: Arc<Plan>,
+    epoch: u64,
+    next: usize,
+    end: usize,
+    dispatched: usize,
+    jobs: Option<Sender<Job>>,
+    results: Option<Receiver<Done>>,
+    pending: BTreeMap<usize, Result<PairBatch>>,
+    handles: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    inline: Option<Box<BatchMaker>>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for PairIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairIter")
+            .field("epoch", &self.epoch)
+            .field("next", &self.next)
+            .field("end", &self.end)
+            .field("workers", &self.handles.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PairIter {
+    pub(crate) fn new(plan: Arc<Plan>, epoch: u64, first: usize) -> Self {
+        let perm = Arc::new(plan.permutation(epoch));
+        let end = plan.batches();
+        let next = first.min(end);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut it = PairIter {
+            plan: plan.clone(),
+            epoch,
+            next,
+            end,
+            dispatched: next,
+            jobs: None,
+            results: None,
+            pending: BTreeMap::new(),
+            handles: Vec::new(),
+            stop: stop.clone(),
+            inline: None,
+            finished: false,
+        };
+        if plan.workers == 0 || next == end {
+            it.inline = Some(Box::new(BatchMaker::new(plan, perm, epoch)));
+            return it;
+        }
+        let (job_tx, job_rx) = bounded::<Job>(plan.prefetch);
+        let (res_tx, res_rx) = bounded::<Done>(plan.prefetch);
+        for w in 0..plan.workers.min(end - next) {
+            let rx = job_rx.clone();
+            let tx = res_tx.clone();
+            let stop = stop.clone();
+            let mut maker = BatchMaker::new(plan.clone(), perm.clone(), epoch);
+            let spawned = std::thread::Builder::new()
+                .name(format!("gps-loader-{w}"))
+                .spawn(move || worker(&mut maker, rx, tx, stop));
+            match spawned {
+                Ok(h) => it.handles.push(h),
+                Err(e) => {
+                    tracing::warn!("cannot spawn loader worker {w}: {e}");
+                    break;
+                }
+            }
+        }
+        if it.handles.is_empty() {
+            it.inline = Some(Box::new(BatchMaker::new(plan, perm, epoch)));
+            return it;
+        }
+        it.jobs = Some(job_tx);
+        it.results = Some(res_rx);
+        while it.dispatched < it.end && it.dispatched - it.next < it.plan.prefetch {
+            it.dispatch();
+        }
+        it
+    }
+
+    fn dispatch(&mut self) {
+        if let Some(tx) = &self.jobs {
+            if self.dispatched < self.end && tx.send(self.dispatched).is_ok() {
+                self.dispatched += 1;
+            }
+        }
+    }
+
+    /// Index of the next batch this iterator will yield.
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
+    /// Batches this epoch has in total (including those skipped by a resume).
+    pub fn total_batches(&self) -> usize {
+        self.end
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.jobs = None;
+        self.results = None;
+        self.pending.clear();
+        for h in self.handles.drain(..) {
+            if h.join().is_err() {
+                tracing::warn!("a loader worker panicked while stopping");
+            }
+        }
+    }
+}
+
+impl Iterator for PairIter {
+    type Item = Result<PairBatch>;
+
+    fn next(&mut self) -> Option<Result<PairBatch>> {
+        if self.finished || self.next >= self.end {
+            return None;
+        }
+        let b = self.next;
+        let out = if let Some(maker) = &mut self.inline {
+            maker.make(b)
+        } else {
+            loop {
+                if let Some(r) = self.pending.remove(&b) {
+                    break r;
+                }
+                let Some(rx) = &self.results else {
+                    break Err(Error::Worker("loader already stopped".into()));
+                };
+                match rx.recv() {
+                    Ok((i, r)) => {
+                        self.pending.insert(i, r);
+                    }
+                    Err(_) => break Err(Error::Worker("all loader workers stopped".into())),
+                }
+            }
+        };
+        self.next += 1;
+        if out.is_err() {
+            self.finished = true;
+            self.shutdown();
+        } else {
+            self.dispatch();
+        }
+        Some(out)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.finished {
+            0
+        } else {
+            self.end - self.next
+        };
+        (0, Some(left))
+    }
+}
+
+impl Drop for PairIter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn worker(
+    maker: &mut BatchMaker,
+    jobs: Receiver<Job>,
+    results: Sender<Done>,
+    stop: Arc<AtomicBool>,
+) {
+    maker.stop = Some(stop.clone());
+    while let Ok(b) = jobs.recv() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| maker.make(b)))
+            .unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(Error::Worker(format!("batch {b} panicked: {msg}")))
+            });
+        if results.send((b, r)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Assembles batches; one per worker (owns the augmentation scratch buffers).
+pub(crate) struct BatchMaker {
+    plan: Arc<Plan>,
+    perm: Arc<Vec<u32>>,
+    epoch: u64,
+    aug: Option<Augmenter>,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl BatchMaker {
+    pub(crate) fn new(plan: Arc<Plan>, perm: Arc<Vec<u32>>, epoch: u64) -> Self {
+        BatchMaker {
+            plan,
+            perm,
+            epoch,
+            aug: None,
+            stop: None,
+        }
+    }
+
+    fn augmenter(&mut self) -> Result<&mut Augmenter> {
+        if self.aug.is_none() {
+            let p = &self.plan;
+            self.aug = Some(Augmenter::new(
+                p.recipe.clone(),
+                p.channels,
+                p.out_h,
+                p.out_w,
+            )?);
+        }
+        self.aug
+            .as_mut()
+            .ok_or_else(|| Error::Worker("augmenter missing".into()))
+    }
+
+    /// Builds batch `b` of the epoch.
+    pub(crate) fn make(&mut self, b: usize) -> Result<PairBatch> {
+        let plan = self.plan.clone();
+        let items = plan.batch_items(b);
+        let n = items.len();
+        let m = plan.sampler.positives_per_anchor();
+        let view_len = plan.channels as usize * plan.out_h as usize * plan.out_w as usize;
+        let mut view_a = vec![0f32; n * view_len];
+        let mut view_b = vec![0f32; n * view_len];
+        let mut anchor_ids = Vec::with_capacity(n);
+        let mut partner_ids = Vec::with_capacity(n);
+        let mut labels = Vec::with_capacity(n);
+        let (seed, epoch) = (plan.seed, self.epoch);
+        let mut cached: Option<Sample> = None;
+        for (i, t) in items.enumerate() {
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                return Err(Error::Worker("loader stopped".into()));
+            }
+            let pos = t / m;
+            let anchor = self.perm[pos];
+            let partner = plan.sampler.partner(anchor, seed, epoch, pos as u64, t % m);
+            if partner as usize >= plan.dataset.len() {
+                return Err(Error::invalid(
+                    "partner id",
+                    format!("{partner} for anchor {anchor} is outside the dataset"),
+                ));
+            }
+            // Consecutive pairs of one anchor (several positives) reuse its decoded sample.
+            let a = match cached.take() {
+                Some(s) if s.id == anchor as u64 => s,
+                _ => plan.dataset.get(anchor as usize)?,
+            };
+            let pb = if partner == anchor {
+                None
+            } else {
+                Some(plan.dataset.get(partner as usize)?)
+            };
+            let aug = self.augmenter()?;
+            let (lo, hi) = (i * view_len, (i + 1) * view_len);
+            let wrap = |key: &str, e: Error| Error::Decode {
+                key: key.to_string(),
+                detail: e.to_string(),
+            };
+            check_image(&a)?;
+            aug.augment(&a.image, 0, seed, epoch, t as u64, &mut view_a[lo..hi])
+                .map_err(|e| wrap(&a.key, e))?;
+            let p = pb.as_ref().unwrap_or(&a);
+            check_image(p)?;
+            aug.augment(&p.image, 1, seed, epoch, t as u64, &mut view_b[lo..hi])
+                .map_err(|e| wrap(&p.key, e))?;
+            anchor_ids.push(anchor as u64);
+            partner_ids.push(partner as u64);
+            labels.push(a.label);
+            cached = Some(a);
+        }
+        let labels = labels.into_iter().collect::<Option<Vec<i64>>>();
+        let [c, h, w] = [
+            plan.channels as usize,
+            plan.out_h as usize,
+            plan.out_w as usize,
+        ];
+        Ok(PairBatch {
+            view_a,
+            view_b,
+            shape: [n, c, h, w],
+            anchor_ids,
+            partner_ids,
+            labels,
+        })
+    }
+}
+
+fn check_image(s: &Sample) -> Result<()> {
+    let im = &s.image;
+    let expect = im.width as usize * im.height as usize * im.channels as usize;
+    if im.width == 0
+        || im.height == 0
+        || im.data.len() != expect
+        || !(im.channels == 1 || im.channels == 3)
+    {
+        return Err(Error::Decode {
+            key: s.key.clone(),
+            detail: format!(
+                "image {}x{}x{} with {} bytes",
+                im.width,
+                im.height,
+                im.channels,
+                im.data.len()
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,599 @@
+//! `embeddings.parquet`: one row per embedded sample.
+//!
+//! Schema (see DESIGN.md): `id: UInt64`, `key: Utf8`, `label: Int64` (nullable),
+//! `embedding: FixedSizeList<Float32, D>`. File key-value metadata: `gps.prior.name`,
+//! `gps.prior.sha256`, `gps.prior.input_size`, `gps.prior.preprocess`, `gps.embedding.dim`,
+//! `gps.embedding.normalized`, `gps.dataset.fingerprint`, `gps.version` (plus
+//! `gps.dataset.len`, the output name and, in shard part files, `gps.shard`).
+//!
+//! Written with zstd, and BYTE_STREAM_SPLIT (no dictionary) on the embedding values.
+//! Row groups are whole "chunks" of the dataset (see [`EmbedJob`](crate::EmbedJob)), so a
+//! resumed or a sharded-then-merged run produces the same bytes as one uninterrupted run.
+
+use crate::{Error, Result};
+use arrow::array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
+    UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Metadata key: the shard `"i/n"` a part file holds (absent in whole files).
+pub const SHARD_KEY: &str = "gps.shard";
+/// Metadata key: number of samples in the dataset (all shards together).
+pub const DATASET_LEN_KEY: &str = "gps.dataset.len";
+/// Metadata key: embedding width `D`.
+pub const DIM_KEY: &str = "gps.embedding.dim";
+
+/// Keys every embeddings file must carry.
+pub const REQUIRED_METADATA: [&str; 8] = [
+    "gps.prior.name",
+    "gps.prior.sha256",
+    "gps.prior.input_size",
+    "gps.prior.preprocess",
+    "gps.embedding.dim",
+    "gps.embedding.normalized",
+    "gps.dataset.fingerprint",
+    "gps.version",
+];
+
+/// An `embeddings.parquet` file in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingTable {
+    /// Sample ids (dataset positions), ascending. `[n]`.
+    pub ids: Vec<u64>,
+    /// Sample keys. `[n]`.
+    pub keys: Vec<String>,
+    /// Labels, `None` when unknown. `[n]`.
+    pub labels: Vec<Option<i64>>,
+    /// Embedding width `D`.
+    pub dim: usize,
+    /// Embeddings, `[n, dim]` row-major.
+    pub vectors: Vec<f32>,
+    /// The file's `gps.*` key-value metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Rows of one chunk, ready to be written as one row group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Rows {
+    pub ids: Vec<u64>,
+    pub keys: Vec<String>,
+    pub labels: Vec<Option<i64>>,
+    /// `[ids.len(), dim]`.
+    pub vectors: Vec<f32>,
+}
+
+impl EmbeddingTable {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Embedding of row `i` (`[dim]`).
+    ///
+    /// # Panics
+    /// When `i >= len()`.
+    pub fn vector(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Reads an embeddings file, or a directory of shard part files (`*.parquet`, joined in
+    /// shard order; every shard `0..n` must be present exactly once).
+    ///
+    /// # Errors
+    /// Names the file and column when a column is missing or has the wrong type, when the list
+    /// width differs from `gps.embedding.dim`, or when required metadata is absent.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            let parts = ordered_parts(&list_parts(path)?)?;
+            let mut table: Option<EmbeddingTable> = None;
+            for (_, part) in parts {
+                let t = read_file(&part)?;
+                match &mut table {
+                    None => table = Some(t),
+                    Some(acc) => {
+                        check_same_metadata(&acc.metadata, &t.metadata, &part)?;
+                        acc.ids.extend(t.ids);
+                        acc.keys.extend(t.keys);
+                        acc.labels.extend(t.labels);
+                        acc.vectors.extend(t.vectors);
+                    }
+                }
+            }
+            let mut table =
+                table.ok_or_else(|| Error::format(path, "directory holds no *.parquet part"))?;
+            table.metadata.remove(SHARD_KEY);
+            Ok(table)
+        } else {
+            read_file(path)
+        }
+    }
+}
+
+/// The Arrow schema of an embeddings file with width `dim`.
+pub(crate) fn schema(dim: usize) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt64, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("label", DataType::Int64, true),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, false)),
+                dim as i32,
+            ),
+            false,
+        ),
+    ]))
+}
+
+/// Converts rows to a record batch of [`schema`]`(dim)`.
+pub(crate) fn to_batch(rows: &Rows, dim: usize) -> Result<RecordBatch> {
+    let values = Float32Array::from(rows.vectors.clone());
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let list = FixedSizeListArray::try_new(item, dim as i32, Arc::new(values), None)?;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from(rows.ids.clone())),
+        Arc::new(StringArray::from_iter_values(rows.keys.iter())),
+        Arc::new(Int64Array::from(rows.labels.clone())),
+        Arc::new(list),
+    ];
+    Ok(RecordBatch::try_new(schema(dim), columns)?)
+}
+
+/// Writes groups of rows to `path` (through `path.tmp` + rename), one row group per item.
+pub(crate) fn write_file(
+    path: &Path,
+    dim: usize,
+    metadata: &BTreeMap<String, String>,
+    groups: impl IntoIterator<Item = Result<RecordBatch>>,
+) -> Result<()> {
+    let tmp = tmp_path(path);
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let kv = metadata
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    let embedding = ColumnPath::new(vec!["embedding".into(), "list".into(), "item".into()]);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_column_dictionary_enabled(embedding.clone(), false)
+        .set_column_encoding(embedding, Encoding::BYTE_STREAM_SPLIT)
+        .set_max_row_group_row_count(None)
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema(dim), Some(props))
+        .map_err(|e| Error::parquet(&tmp, e))?;
+    for batch in groups {
+        let batch = batch?;
+        writer.write(&batch).map_err(|e| Error::parquet(&tmp, e))?;
+        writer.flush().map_err(|e| Error::parquet(&tmp, e))?;
+    }
+    let file = writer.into_inner().map_err(|e| Error::parquet(&tmp, e))?;
+    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// `path` with `.tmp` appended.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Reads the `gps.*` (non-Arrow) key-value metadata of a Parquet file.
+pub(crate) fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+    Ok(kv_metadata(
+        builder.metadata().file_metadata().key_value_metadata(),
+    ))
+}
+
+fn kv_metadata(kv: Option<&Vec<KeyValue>>) -> BTreeMap<String, String> {
+    kv.into_iter()
+        .flatten()
+        .filter(|kv| kv.key != "ARROW:schema")
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// Reads every row group of `path` as one record batch each (row group boundaries preserved).
+pub(crate) fn read_groups(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+    let groups: Vec<usize> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows() as usize)
+        .collect();
+    let mut out = Vec::with_capacity(groups.len());
+    for (i, rows) in groups.into_iter().enumerate() {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| Error::parquet(path, e))?
+            .with_row_groups(vec![i])
+            .with_batch_size(rows.max(1))
+            .build()
+            .map_err(|e| Error::parquet(path, e))?;
+        let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>()?;
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| schema(0));
+        out.push(arrow::compute::concat_batches(&schema, &batches)?);
+    }
+    Ok(out)
+}
+
+fn read_file(path: &Path) -> Result<EmbeddingTable> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+    let metadata = kv_metadata(builder.metadata().file_metadata().key_value_metadata());
+    let arrow_schema = builder.schema().clone();
+    for key in REQUIRED_METADATA {
+        if !metadata.contains_key(key) {
+            return Err(Error::format(
+                path,
+                format!("missing key-value metadata `{key}`"),
+            ));
+        }
+    }
+    let dim: usize = metadata[DIM_KEY].parse().map_err(|_| {
+        Error::format(
+            path,
+            format!(
+                "metadata `{DIM_KEY}` = {:?} is not a number",
+                metadata[DIM_KEY]
+            ),
+        )
+    })?;
+    let expect = schema(dim);
+    let column_index = |name: &str| -> Result<usize> {
+        let (i, field) = arrow_schema
+            .column_with_name(name)
+            .ok_or_else(|| Error::format(path, format!("missing column `{name}`")))?;
+        let want = expect.field_with_name(name).map_err(Error::from)?;
+        if field.data_type() != want.data_type() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "column `{name}` has type {}, expected {}",
+                    field.data_type(),
+                    want.data_type()
+                ),
+            ));
+        }
+        Ok(i)
+    };
+    let cols = [
+        column_index("id")?,
+        column_index("key")?,
+        column_index("label")?,
+    ];
+    let emb = match arrow_schema.column_with_name("embedding") {
+        Some((i, f)) => match f.data_type() {
+            DataType::FixedSizeList(item, d) if item.data_type() == &DataType::Float32 => {
+                if *d as usize != dim {
+                    return Err(Error::format(
+                        path,
+                        format!(
+                            "column `embedding` has width {d}, but metadata `{DIM_KEY}` says {dim}"
+                        ),
+                    ));
+                }
+                i
+            }
+            other => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                    "column `embedding` has type {other}, expected FixedSizeList<Float32, {dim}>"
+                ),
+                ))
+            }
+        },
+        None => return Err(Error::format(path, "missing column `embedding`")),
+    };
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| Error::parquet(path, e))?;
+    let mut table = EmbeddingTable {
+        ids: Vec::new(),
+        keys: Vec::new(),
+        labels: Vec::new(),
+        dim,
+        vectors: Vec::new(),
+        metadata,
+    };
+    for batch in reader {
+        let batch = batch?;
+        let col = |i: usize| batch.column(i);
+        let downcast_err =
+            |name: &str| Error::format(path, format!("column `{name}`: unexpected array type"));
+        let ids = col(cols[0])
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(|| downcast_err("id"))?;
+        let keys = col(cols[1])
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| downcast_err("key"))?;
+        let labels = col(cols[2])
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| downcast_err("label"))?;
+        let list = col(emb)
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .ok_or_else(|| downcast_err("embedding"))?;
+        if ids.null_count() > 0 || keys.null_count() > 0 || list.null_count() > 0 {
+            return Err(Error::format(
+                path,
+                "columns `id`, `key` and `embedding` must not contain nulls",
+            ));
+        }
+        let values = list
+            .values()
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .ok_or_else(|| downcast_err("embedding"))?;
+        table.ids.extend(ids.values().iter());
+        table
+            .keys
+            .extend(keys.iter().map(|k| k.unwrap_or_default().to_string()));
+        table.labels.extend(labels.iter());
+        let start = list.offset() * dim;
+        table
+            .vectors
+            .extend_from_slice(&values.values()[start..start + list.len() * dim]);
+    }
+    Ok(table)
+}
+
+/// `*.parquet` files directly inside `dir`, sorted by name.
+pub(crate) fn list_parts(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet") && p.is_file())
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
+/// Orders shard part files by shard index and checks that shards `0..n` are all present once.
+pub(crate) fn ordered_parts(parts: &[PathBuf]) -> Result<Vec<(usize, PathBuf)>> {
+    let mut seen: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    let mut count = None;
+    for part in parts {
+        let meta = read_metadata(part)?;
+        let shard = meta.get(SHARD_KEY).ok_or_else(|| {
+            Error::format(
+                part,
+                format!("not a shard part file (no `{SHARD_KEY}` metadata)"),
+            )
+        })?;
+        let (i, n) = shard
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+            .ok_or_else(|| Error::format(part, format!("bad `{SHARD_KEY}` value {shard:?}")))?;
+        if *count.get_or_insert(n) != n {
+            return Err(Error::mismatch(
+                format!("shard count of {}", part.display()),
+                count.unwrap_or(n),
+                n,
+            ));
+        }
+        if let Some(other) = seen.insert(i, part.clone()) {
+            return Err(Error::format(
+                part,
+                format!("shard {i}/{n} also in {}", other.display()),
+            ));
+        }
+    }
+    let n = count.unwrap_or(0);
+    if let Some(missing) = (0..n).find(|i| !seen.contains_key(i)) {
+        return Err(Error::invalid(
+            "shard parts",
+            format!(
+                "shard {missing}/{n} is missing among {} part file(s)",
+                parts.len()
+            ),
+        ));
+    }
+    Ok(seen.into_iter().collect())
+}
+
+fn check_same_metadata(
+    first: &BTreeMap<String, String>,
+    other: &BTreeMap<String, String>,
+    path: &Path,
+) -> Result<()> {
+    let strip = |m: &BTreeMap<String, String>| {
+        let mut m = m.clone();
+        m.remove(SHARD_KEY);
+        m
+    };
+    let (a, b) = (strip(first), strip(other));
+    if a != b {
+        let key = a
+            .keys()
+            .chain(b.keys())
+            .find(|k| a.get(*k) != b.get(*k))
+            .cloned()
+            .unwrap_or_default();
+        return Err(Error::mismatch(
+            format!("metadata `{key}` of {} vs the first part", path.display()),
+            a.get(&key).cloned().unwrap_or_default(),
+            b.get(&key).cloned().unwrap_or_default(),
+        ));
+    }
+    Ok(())
+}
+
+/// Joins shard part files (every shard `0..n` once) into one embeddings file at `out`.
+///
+/// The result is byte-identical to an unsharded run with the same settings: row groups are
+/// copied in shard order and the `gps.shard` key is dropped.
+///
+/// # Errors
+/// When a shard is missing or duplicated, when parts disagree on metadata, or on I/O errors.
+pub fn merge_embeddings(parts: &[PathBuf], out: &Path) -> Result<()> {
+    let ordered = ordered_parts(parts)?;
+    let first = ordered
+        .first()
+        .ok_or_else(|| Error::invalid("shard parts", "no part file given"))?;
+    let mut metadata = read_metadata(&first.1)?;
+    for (_, part) in &ordered[1..] {
+        check_same_metadata(&metadata, &read_metadata(part)?, part)?;
+    }
+    metadata.remove(SHARD_KEY);
+    let dim: usize = metadata
+        .get(DIM_KEY)
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| Error::format(&first.1, format!("missing or bad `{DIM_KEY}` metadata")))?;
+    let mut groups = Vec::new();
+    for (_, part) in &ordered {
+        groups.extend(read_groups(part)?.into_iter().map(Ok));
+    }
+    write_file(out, dim, &metadata, groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(dim: usize) -> BTreeMap<String, String> {
+        REQUIRED_METADATA
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    if *k == DIM_KEY {
+                        dim.to_string()
+                    } else {
+                        format!("v-{k}")
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn rows(ids: std::ops::Range<u64>, dim: usize) -> Rows {
+        Rows {
+            ids: ids.clone().collect(),
+            keys: ids.clone().map(|i| format!("k{i}")).collect(),
+            labels: ids
+                .clone()
+                .map(|i| (i % 3 != 0).then_some(i as i64))
+                .collect(),
+            vectors: ids
+                .flat_map(|i| (0..dim).map(move |d| i as f32 + d as f32 / 10.0))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_rows_metadata_and_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        let (a, b) = (rows(0..5, 3), rows(5..7, 3));
+        write_file(&path, 3, &meta(3), [to_batch(&a, 3), to_batch(&b, 3)]).unwrap();
+        let t = EmbeddingTable::read(&path).unwrap();
+        assert_eq!(t.ids, (0..7).collect::<Vec<_>>());
+        assert_eq!(t.labels[3], None);
+        assert_eq!(t.labels[4], Some(4));
+        assert_eq!(t.vector(6), &[6.0, 6.1, 6.2]);
+        assert_eq!(t.metadata, meta(3));
+        assert_eq!(read_groups(&path).unwrap().len(), 2);
+        // The embedding column uses BYTE_STREAM_SPLIT + zstd.
+        let file = std::fs::File::open(&path).unwrap();
+        let md = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .metadata()
+            .clone();
+        let col = md.row_group(0).column(3);
+        assert_eq!(col.column_path().string(), "embedding.list.item");
+        assert!(col.encodings().any(|e| e == Encoding::BYTE_STREAM_SPLIT));
+        assert!(matches!(col.compression(), Compression::ZSTD(_)));
+        assert!(!tmp_path(&path).exists());
+    }
+
+    #[test]
+    fn wrong_dim_metadata_is_reported_with_file_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        let mut m = meta(3);
+        m.insert(DIM_KEY.into(), "4".into());
+        write_file(&path, 3, &m, [to_batch(&rows(0..2, 3), 3)]).unwrap();
+        let msg = EmbeddingTable::read(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("e.parquet") && msg.contains("`embedding`") && msg.contains('4'),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_column_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::UInt64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(UInt64Array::from(vec![1u64]))],
+        )
+        .unwrap();
+        let kv = meta(3)
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect();
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(kv))
+            .build();
+        let mut w =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props))
+                .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let msg = EmbeddingTable::read(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("x.parquet") && msg.contains("missing column `key`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_shard_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = meta(2);
+        m.insert(SHARD_KEY.into(), "1/3".into());
+        let p = dir.path().join("p1.parquet");
+        write_file(&p, 2, &m, [to_batch(&rows(0..2, 2), 2)]).unwrap();
+        let msg = merge_embeddings(&[p], &dir.path().join("out.parquet"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("shard 0/3 is missing"), "{msg}");
+    }
+}

@@ -1,0 +1,103 @@
+// Shared helpers for the loader tests and benchmark: an in-memory `DataSource` and a small IDX
+// reader (kept here so the tests do not depend on the dataset stage's own reader).
+#![allow(dead_code)]
+
+use flate2::read::GzDecoder;
+use gps_ssl::{DataSource, Error, Image, Result, Sample};
+use std::io::Read;
+use std::path::Path;
+
+/// Images held in memory; keys `mem:<i>`; `corrupt` lists ids whose `get` fails.
+pub struct VecSource {
+    pub images: Vec<Image>,
+    pub labels: Vec<i64>,
+    pub corrupt: Vec<usize>,
+    pub delay: std::time::Duration,
+}
+
+impl VecSource {
+    pub fn new(images: Vec<Image>, labels: Vec<i64>) -> Self {
+        VecSource {
+            images,
+            labels,
+            corrupt: vec![],
+            delay: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl DataSource for VecSource {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+    fn get(&self, index: usize) -> Result<Sample> {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        if self.corrupt.contains(&index) {
+            return Err(Error::Decode {
+                key: format!("mem:{index}"),
+                detail: "truncated".into(),
+            });
+        }
+        let image = self
+            .images
+            .get(index)
+            .cloned()
+            .ok_or_else(|| Error::invalid("index", format!("{index} out of range")))?;
+        Ok(Sample {
+            id: index as u64,
+            key: format!("mem:{index}"),
+            label: Some(self.labels[index]),
+            image,
+        })
+    }
+    fn key(&self, index: usize) -> Result<String> {
+        Ok(format!("mem:{index}"))
+    }
+    fn label(&self, index: usize) -> Result<Option<i64>> {
+        Ok(self.labels.get(index).copied())
+    }
+    fn fingerprint(&self) -> String {
+        format!("mem-{}", self.images.len())
+    }
+    fn describe(&self) -> String {
+        format!("memory ({} samples)", self.images.len())
+    }
+}
+
+fn read_gz(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Reads the first `limit` images (and labels) of an IDX pair (gzip).
+pub fn read_idx(images: &Path, labels: &Path, limit: usize) -> VecSource {
+    let raw = read_gz(images);
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    assert_eq!(be(&raw[0..4]), 0x0803);
+    let (n, h, w) = (be(&raw[4..8]), be(&raw[8..12]), be(&raw[12..16]));
+    let n = n.min(limit);
+    let lab = read_gz(labels);
+    let images = (0..n)
+        .map(|i| {
+            let s = 16 + i * h * w;
+            Image::new(w as u32, h as u32, 1, raw[s..s + h * w].to_vec())
+        })
+        .collect();
+    let labels = (0..n).map(|i| lab[8 + i] as i64).collect();
+    VecSource::new(images, labels)
+}
+
+/// The repository's Fashion-MNIST test subset (first `limit` of its 2,000 images).
+pub fn fashion(limit: usize) -> VecSource {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    read_idx(
+        &root.join("t10k-images-idx3-ubyte.gz"),
+        &root.join("t10k-labels-idx1-ubyte.gz"),
+        limit,
+    )
+}

@@ -1,0 +1,497 @@
+//! Integration tests of the embed stage: Rust vs Python onnxruntime, resumption, shards, bad data.
+//!
+//! Needs `scripts/setup.sh` to have built `models/efficientnet_lite0.onnx` and fetched the
+//! foolbox sample images into `.cache/assets/` (the README's test command runs it).
+
+use gps_ssl::{
+    merge_embeddings, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Image, NoProgress,
+    PriorManifest, Result, Sample, ShardSpec,
+};
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    root().join("tests/fixtures")
+}
+
+fn lite0() -> PriorManifest {
+    PriorManifest::load(root().join("models/efficientnet_lite0.toml"))
+        .expect("models/efficientnet_lite0.onnx missing or stale: run scripts/setup.sh")
+}
+
+fn tiny() -> PriorManifest {
+    PriorManifest::load(fixtures().join("tiny_prior.toml")).unwrap()
+}
+
+/// Decodes a PNG/JPEG as grey (1 channel) when it is grey, else RGB.
+fn load_image(path: &Path) -> Image {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match img.color().channel_count() {
+        1 => {
+            let g = img.to_luma8();
+            Image::new(g.width(), g.height(), 1, g.into_raw())
+        }
+        _ => {
+            let c = img.to_rgb8();
+            Image::new(c.width(), c.height(), 3, c.into_raw())
+        }
+    }
+}
+
+/// An in-memory dataset; `fail_at` makes that one sample fail to decode.
+struct VecSource {
+    samples: Vec<Sample>,
+    fail_at: Option<usize>,
+}
+
+impl VecSource {
+    fn new(images: Vec<(String, Option<i64>, Image)>) -> Self {
+        let samples = images
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, label, image))| Sample {
+                id: i as u64,
+                key,
+                label,
+                image,
+            })
+            .collect();
+        VecSource {
+            samples,
+            fail_at: None,
+        }
+    }
+
+    /// `n` seeded random images of mixed sizes and channel counts.
+    fn random(n: usize, seed: u64) -> Self {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let images = (0..n)
+            .map(|i| {
+                let (w, h) = (rng.random_range(8..24u32), rng.random_range(8..24u32));
+                let c = if i % 3 == 0 { 1 } else { 3 };
+                let data = (0..w * h * c as u32).map(|_| rng.random::<u8>()).collect();
+                (
+                    format!("img/{i:03}.png"),
+                    (i % 4 != 0).then_some((i % 10) as i64),
+                    Image::new(w, h, c, data),
+                )
+            })
+            .collect();
+        Self::new(images)
+    }
+}
+
+impl DataSource for VecSource {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+    fn get(&self, index: usize) -> Result<Sample> {
+        if Some(index) == self.fail_at {
+            return Err(Error::Decode {
+                key: self.samples[index].key.clone(),
+                detail: "truncated PNG stream".into(),
+            });
+        }
+        self.samples
+            .get(index)
+            .cloned()
+            .ok_or_else(|| Error::invalid("index", format!("{index} out of range")))
+    }
+    fn key(&self, index: usize) -> Result<String> {
+        Ok(self.samples[index].key.clone())
+    }
+    fn label(&self, index: usize) -> Result<Option<i64>> {
+        Ok(self.samples[index].label)
+    }
+    fn fingerprint(&self) -> String {
+        format!("vec-{}", self.samples.len())
+    }
+    fn describe(&self) -> String {
+        format!("vec ({} samples)", self.samples.len())
+    }
+}
+
+fn reference() -> (Vec<PathBuf>, Vec<Vec<f32>>) {
+    let text = std::fs::read_to_string(fixtures().join("embed_reference.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let files = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| fixtures().join(f.as_str().unwrap()))
+        .collect();
+    let feats = v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    (files, feats)
+}
+
+// The reference comes from tests/fixtures/make_embed_reference.py:
+//   img = Image.open(f).convert("RGB").resize((112, 112), Image.BILINEAR)
+//   x = ((np.asarray(img, np.float32) - 127) / 128).transpose(2, 0, 1)
+//   f = onnxruntime.InferenceSession("models/efficientnet_lite0.onnx").run(["features"], {"input": x[None]})
+//   f / np.linalg.norm(f, axis=1, keepdims=True)
+// on 4 ImageNet images already at 112 px (no resize on either side), 4 Fashion-MNIST 28x28 grey
+// and 2 CIFAR-10 32x32 RGB images (upsampled to 112 on both sides).
+#[test]
+fn lite0_embeddings_match_python_onnxruntime_reference() {
+    let (files, expected) = reference();
+    let images: Vec<(String, Option<i64>, Image)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.file_name().unwrap().to_string_lossy().into_owned(),
+                None,
+                load_image(f),
+            )
+        })
+        .collect();
+    let source = VecSource::new(images);
+    let mut embedder = Embedder::builder(lite0())
+        .resolution(112)
+        .batch_size(3)
+        .threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.parquet");
+    EmbedJob::new(&out)
+        .row_group_rows(4)
+        .workers(2)
+        .run(&mut embedder, &source, &NoProgress)
+        .unwrap();
+    let table = EmbeddingTable::read(&out).unwrap();
+    assert_eq!(table.len(), files.len());
+    assert_eq!(table.dim, 1280);
+    for (i, want) in expected.iter().enumerate() {
+        let got = table.vector(i);
+        let norm: f32 = got.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "row {i}: norm {norm}");
+        let max = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max < 1e-4, "{}: max |rust - python| = {max}", table.keys[i]);
+    }
+}
+
+// Pillow's pixels: tests/fixtures/embed_in/pillow112_*.png, written by make_embed_reference.py as
+//   Image.open(f).convert("RGB").resize((112, 112), Image.BILINEAR)
+#[test]
+fn upsampling_matches_pillow_bilinear_exactly() {
+    let pre = gps_ssl::Preprocess {
+        size: 112,
+        pixel_scale: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures().join("embed_in")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(orig) = name.strip_prefix("pillow112_") else {
+            continue;
+        };
+        let pillow = load_image(&path);
+        let input = load_image(&fixtures().join("embed_in").join(orig));
+        let mut ours = vec![0.0f32; 3 * 112 * 112];
+        pre.apply(&input, orig, &mut ours).unwrap();
+        let plane = 112 * 112;
+        for (i, px) in pillow.data.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                assert_eq!(
+                    ours[c * plane + i],
+                    px[c] as f32,
+                    "{orig}: pixel {i} channel {c}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
+
+#[test]
+fn metadata_round_trips() {
+    let source = VecSource::random(10, 1);
+    let prior = tiny();
+    let mut embedder = Embedder::builder(prior.clone())
+        .resolution(16)
+        .threads(1)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.parquet");
+    let summary = EmbedJob::new(&out)
+        .run(&mut embedder, &source, &NoProgress)
+        .unwrap();
+    assert_eq!(summary.rows, 10);
+    let t = EmbeddingTable::read(&out).unwrap();
+    let m = &t.metadata;
+    assert_eq!(m["gps.prior.name"], "tiny_prior");
+    assert_eq!(m["gps.prior.sha256"], prior.sha256);
+    assert_eq!(m["gps.prior.input_size"], "16");
+    assert_eq!(m["gps.prior.preprocess"], embedder.preprocess().describe());
+    assert_eq!(m["gps.embedding.dim"], "8");
+    assert_eq!(m["gps.embedding.normalized"], "true");
+    assert_eq!(m["gps.dataset.fingerprint"], source.fingerprint());
+    assert_eq!(m["gps.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(t.ids, (0..10).collect::<Vec<u64>>());
+    assert_eq!(t.keys[3], "img/003.png");
+    assert_eq!(t.labels[4], None);
+    assert_eq!(t.labels[5], Some(5));
+    for i in 0..t.len() {
+        let n: f32 = t.vector(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-5);
+    }
+    assert!(
+        !embedder_partial(&out).exists(),
+        "partial dir must be removed"
+    );
+}
+
+fn embedder_partial(out: &Path) -> PathBuf {
+    EmbedJob::new(out).partial_dir()
+}
+
+fn tiny_embedder(batch: usize) -> Embedder {
+    Embedder::builder(tiny())
+        .resolution(16)
+        .batch_size(batch)
+        .threads(1)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn interrupted_then_resumed_equals_uninterrupted_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.parquet");
+    let resumed = dir.path().join("resumed.parquet");
+    let job = |out: &Path| EmbedJob::new(out).row_group_rows(8).workers(2);
+
+    let mut source = VecSource::random(50, 7);
+    job(&whole)
+        .run(&mut tiny_embedder(3), &source, &NoProgress)
+        .unwrap();
+
+    // "Crash" at row 27: chunks 0..3 (rows 0..24) are finished, chunk 3 is lost.
+    source.fail_at = Some(27);
+    let err = job(&resumed)
+        .run(&mut tiny_embedder(3), &source, &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("img/027.png"), "{err}");
+    assert!(
+        !resumed.exists(),
+        "the final file must not appear before the job finishes"
+    );
+    let chunks = std::fs::read_dir(job(&resumed).partial_dir())
+        .unwrap()
+        .count();
+    assert_eq!(chunks, 3 + 1, "3 finished chunks + job.json");
+
+    source.fail_at = None;
+    let summary = job(&resumed)
+        .run(&mut tiny_embedder(3), &source, &NoProgress)
+        .unwrap();
+    assert_eq!(summary.resumed_rows, 24);
+    assert_eq!(summary.rows, 50);
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&resumed).unwrap()
+    );
+}
+
+#[test]
+fn resume_with_other_settings_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.parquet");
+    let mut source = VecSource::random(20, 3);
+    source.fail_at = Some(12);
+    let job = EmbedJob::new(&out).row_group_rows(4);
+    job.run(&mut tiny_embedder(2), &source, &NoProgress)
+        .unwrap_err();
+    source.fail_at = None;
+    let err = job
+        .run(&mut tiny_embedder(4), &source, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("delete that directory") && err.contains("batch_size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shards_merged_equal_unsharded() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = VecSource::random(45, 11);
+    let whole = dir.path().join("whole.parquet");
+    EmbedJob::new(&whole)
+        .row_group_rows(8)
+        .run(&mut tiny_embedder(5), &source, &NoProgress)
+        .unwrap();
+    let parts_dir = dir.path().join("parts");
+    std::fs::create_dir(&parts_dir).unwrap();
+    let mut parts = Vec::new();
+    for i in 0..3 {
+        let part = parts_dir.join(format!("e.part-{i}-of-3.parquet"));
+        let s = EmbedJob::new(&part)
+            .row_group_rows(8)
+            .shard(ShardSpec { index: i, count: 3 })
+            .run(&mut tiny_embedder(5), &source, &NoProgress)
+            .unwrap();
+        assert!(s.rows > 0);
+        parts.push(part);
+    }
+    parts.reverse(); // order given does not matter
+    let merged = dir.path().join("merged.parquet");
+    merge_embeddings(&parts, &merged).unwrap();
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&merged).unwrap()
+    );
+    let from_dir = EmbeddingTable::read(&parts_dir).unwrap();
+    assert_eq!(from_dir, EmbeddingTable::read(&whole).unwrap());
+    // A missing shard is refused.
+    let err = merge_embeddings(&parts[..2], &dir.path().join("x.parquet")).unwrap_err();
+    assert!(err.to_string().contains("is missing"), "{err}");
+}
+
+#[test]
+fn bad_image_stops_the_job_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.parquet");
+    let mut source = VecSource::random(12, 5);
+    source.fail_at = Some(9);
+    let err = EmbedJob::new(&out)
+        .run(&mut tiny_embedder(4), &source, &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Decode { ref key, .. } if key == "img/009.png"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn skip_bad_records_the_key_in_a_side_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.parquet");
+    let mut source = VecSource::random(12, 5);
+    source.fail_at = Some(9);
+    let job = EmbedJob::new(&out).skip_bad(true);
+    let summary = job
+        .run(&mut tiny_embedder(4), &source, &NoProgress)
+        .unwrap();
+    assert_eq!(summary.rows, 11);
+    let report = std::fs::read_to_string(job.bad_report_path()).unwrap();
+    let bad: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(bad[0]["key"], "img/009.png");
+    assert_eq!(bad[0]["id"], 9);
+    assert!(bad[0]["error"].as_str().unwrap().contains("truncated PNG"));
+    let t = EmbeddingTable::read(&out).unwrap();
+    assert!(!t.ids.contains(&9) && t.len() == 11);
+}
+
+#[test]
+fn corrupt_image_buffer_is_reported_with_its_key() {
+    let mut source = VecSource::random(4, 2);
+    source.samples[2].image.data.truncate(5);
+    let dir = tempfile::tempdir().unwrap();
+    let err = EmbedJob::new(dir.path().join("e.parquet"))
+        .run(&mut tiny_embedder(4), &source, &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("img/002.png"), "{err}");
+}
+
+#[test]
+fn non_finite_output_is_an_error_naming_the_row() {
+    // nan_prior.onnx = GlobalAveragePool(Sqrt(x)): NaN as soon as one normalised pixel is < 0.
+    let prior = PriorManifest::load(fixtures().join("nan_prior.toml")).unwrap();
+    let bright = Image::new(4, 4, 3, vec![255; 48]);
+    let dark = Image::new(4, 4, 3, vec![0; 48]);
+    let source = VecSource::new(vec![
+        ("a".into(), None, bright.clone()),
+        ("b".into(), None, bright),
+        ("c".into(), None, dark),
+    ]);
+    let mut embedder = Embedder::builder(prior)
+        .resolution(4)
+        .threads(1)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = EmbedJob::new(dir.path().join("e.parquet"))
+        .run(&mut embedder, &source, &NoProgress)
+        .unwrap_err();
+    assert!(matches!(err, Error::NonFinite { row: 2, .. }), "{err}");
+}
+
+#[test]
+fn unknown_output_name_is_refused() {
+    let err = Embedder::builder(tiny())
+        .output_name("nope")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope") && err.contains("features"), "{err}");
+}
+
+// Labels are in the foolbox file names (imagenet_<i>_<label>.jpg). Preprocessing per the manifest at
+// the native 224 px; the 512x512 JPEGs are shrunk with the bilinear (antialiased) filter.
+#[test]
+fn lite0_classifies_foolbox_imagenet_samples() {
+    let dir = root().join(".cache/assets/foolbox/data");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("imagenet_")
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 20);
+    let prior = lite0();
+    let logits = prior.logits_name.clone().unwrap_or_else(|| "logits".into());
+    let mut embedder = Embedder::builder(prior)
+        .output_name(logits)
+        .normalize(false)
+        .batch_size(10)
+        .build()
+        .unwrap();
+    let images: Vec<Image> = files.iter().map(|f| load_image(f)).collect();
+    let out = embedder.embed_images(&images).unwrap();
+    assert_eq!(embedder.dim(), 1000);
+    let mut correct = 0;
+    for (f, row) in files.iter().zip(out.chunks_exact(1000)) {
+        let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let label: usize = stem.rsplit('_').next().unwrap().parse().unwrap();
+        let top = row
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
+        correct += (top == label) as usize;
+    }
+    let acc = correct as f64 / 20.0;
+    assert!(acc >= 0.85, "top-1 {acc}");
+}

@@ -1,0 +1,246 @@
+//! Integration tests of the pair loader: determinism, resume, sampling, errors, shutdown.
+
+mod common;
+
+use common::{fashion, VecSource};
+use gps_ssl::{
+    AugRecipe, DataSource, Error, GpsSampler, Image, NeighbourLists, PairBatch, PairLoader,
+    PairLoaderBuilder,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A neighbour table over `n` points: row `i` = `i, i+1, …, i+k-1` (mod n), self first.
+fn ring_lists(n: usize, k: usize) -> Arc<NeighbourLists> {
+    let ids: Vec<u32> = (0..n)
+        .flat_map(|i| (0..k).map(move |j| ((i + j) % n) as u32))
+        .collect();
+    let d = (0..n * k).map(|t| (t % k) as f32).collect();
+    Arc::new(NeighbourLists::new(k, ids, d).unwrap())
+}
+
+fn loader(data: Arc<dyn DataSource>, workers: usize, recipe: AugRecipe) -> PairLoader {
+    let n = data.len();
+    PairLoaderBuilder::new(data)
+        .sampler(GpsSampler::new(ring_lists(n, 5)))
+        .recipe(recipe)
+        .batch_size(24)
+        .workers(workers)
+        .seed(1234)
+        .build()
+        .unwrap()
+}
+
+fn collect(l: &PairLoader, epoch: u64) -> Vec<PairBatch> {
+    l.iter_epoch(epoch).map(|b| b.unwrap()).collect()
+}
+
+#[test]
+fn batches_are_bit_identical_for_1_2_and_8_workers() {
+    let data: Arc<dyn DataSource> = Arc::new(fashion(200));
+    for recipe in [
+        AugRecipe::simclr(),
+        AugRecipe::byol().with_output_size(32, 32),
+    ] {
+        let one = collect(&loader(data.clone(), 1, recipe.clone()), 3);
+        assert_eq!(one.len(), 9); // ceil(200 / 24)
+        assert_eq!(one[8].len(), 200 - 8 * 24);
+        for w in [0, 2, 8] {
+            let other = collect(&loader(data.clone(), w, recipe.clone()), 3);
+            assert!(
+                one == other,
+                "{} workers differ from 1 ({})",
+                w,
+                recipe.name
+            );
+        }
+    }
+}
+
+#[test]
+fn resume_continues_the_identical_stream() {
+    let data: Arc<dyn DataSource> = Arc::new(fashion(120));
+    let full = collect(&loader(data.clone(), 2, AugRecipe::simclr()), 2);
+    let resumed = PairLoaderBuilder::new(data.clone())
+        .sampler(GpsSampler::new(ring_lists(120, 5)))
+        .recipe(AugRecipe::simclr())
+        .batch_size(24)
+        .workers(3)
+        .seed(1234)
+        .start_at(2, 3)
+        .build()
+        .unwrap();
+    let tail = collect(&resumed, 2);
+    assert_eq!(tail.len(), full.len() - 3);
+    assert!(tail == full[3..]);
+    // The following epoch starts from batch 0 again and matches too.
+    assert!(collect(&resumed, 3) == collect(&loader(data, 1, AugRecipe::simclr()), 3));
+}
+
+#[test]
+fn epochs_differ_in_order_and_cover_every_anchor() {
+    let data: Arc<dyn DataSource> = Arc::new(fashion(100));
+    let l = loader(data, 2, AugRecipe::rhflip());
+    let ids = |e| -> Vec<u64> {
+        collect(&l, e)
+            .iter()
+            .flat_map(|b| b.anchor_ids.clone())
+            .collect()
+    };
+    let (e0, e1) = (ids(0), ids(1));
+    assert_ne!(e0, e1);
+    for mut e in [e0, e1] {
+        e.sort();
+        assert_eq!(e, (0..100).collect::<Vec<u64>>());
+    }
+}
+
+#[test]
+fn partners_are_in_the_neighbourhood_and_uniform() {
+    // 20 anchors with k = 5 (self first, excluded): 4 candidates each. Over 400 epochs every
+    // anchor gets 400 draws; pooled chi-square over 20×4 cells with 60 degrees of freedom.
+    let n = 20;
+    let lists = ring_lists(n, 5);
+    let images = (0..n)
+        .map(|i| Image::new(2, 2, 1, vec![i as u8; 4]))
+        .collect();
+    let data: Arc<dyn DataSource> = Arc::new(VecSource::new(images, vec![0; n]));
+    let l = PairLoaderBuilder::new(data)
+        .sampler(GpsSampler::new(lists.clone()))
+        .batch_size(n)
+        .workers(0)
+        .seed(99)
+        .build()
+        .unwrap();
+    let mut counts = vec![[0u32; 4]; n];
+    let epochs = 400;
+    for e in 0..epochs {
+        for b in l.iter_epoch(e) {
+            let b = b.unwrap();
+            for (&a, &p) in b.anchor_ids.iter().zip(&b.partner_ids) {
+                let row = lists.neighbours(a as usize);
+                let slot = row
+                    .iter()
+                    .position(|&x| x as u64 == p)
+                    .expect("partner outside B(x)");
+                assert!(slot >= 1, "self drawn although include_self is off");
+                counts[a as usize][slot - 1] += 1;
+            }
+        }
+    }
+    let expect = epochs as f64 / 4.0;
+    let chi2: f64 = counts
+        .iter()
+        .flatten()
+        .map(|&c| (c as f64 - expect).powi(2) / expect)
+        .sum();
+    // scipy.stats.chi2.ppf(0.999, 60) = 99.6 (20 anchors × 3 dof).
+    assert!(chi2 < 99.6, "chi-square {chi2:.1} too large: {counts:?}");
+}
+
+#[test]
+fn several_positives_per_anchor_are_consecutive_pairs() {
+    let data: Arc<dyn DataSource> = Arc::new(fashion(30));
+    let l = PairLoaderBuilder::new(data)
+        .sampler(GpsSampler::new(ring_lists(30, 4)).with_positives(3))
+        .batch_size(9)
+        .workers(2)
+        .build()
+        .unwrap();
+    assert_eq!(l.num_items(), 90);
+    let batches = collect(&l, 0);
+    assert_eq!(batches.len(), 10);
+    let b = &batches[0];
+    assert!(b.anchor_ids[0] == b.anchor_ids[1] && b.anchor_ids[1] == b.anchor_ids[2]);
+    assert_ne!(b.anchor_ids[2], b.anchor_ids[3]);
+}
+
+#[test]
+fn mismatched_or_out_of_range_tables_are_refused() {
+    let data: Arc<dyn DataSource> = Arc::new(fashion(10));
+    let short = PairLoaderBuilder::new(data.clone())
+        .sampler(GpsSampler::new(ring_lists(9, 3)))
+        .build();
+    assert!(matches!(short, Err(Error::Mismatch { .. })));
+    let bad =
+        Arc::new(NeighbourLists::new(1, (0..10).map(|i| i + 5).collect(), vec![0.0; 10]).unwrap());
+    let err = PairLoaderBuilder::new(data)
+        .sampler(GpsSampler::new(bad))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("outside the dataset"), "{err}");
+}
+
+#[test]
+fn corrupt_image_surfaces_as_err_naming_the_key() {
+    let mut src = fashion(64);
+    src.corrupt = vec![37];
+    let data: Arc<dyn DataSource> = Arc::new(src);
+    for workers in [0, 4] {
+        let l = PairLoaderBuilder::new(data.clone())
+            .batch_size(8)
+            .workers(workers)
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l2 = l.clone();
+        std::thread::spawn(move || {
+            let results: Vec<_> = l2.iter_epoch(0).collect();
+            tx.send(results).unwrap();
+        });
+        let results = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("loader hung on a bad image");
+        let err = results
+            .iter()
+            .find_map(|r| r.as_ref().err())
+            .expect("no error surfaced");
+        assert!(err.to_string().contains("mem:37"), "{err}");
+        // The iterator stops after the error.
+        assert!(results.last().unwrap().is_err());
+    }
+}
+
+#[test]
+fn dropping_mid_epoch_joins_all_workers() {
+    let mut src = fashion(400);
+    src.delay = Duration::from_millis(2);
+    let data: Arc<dyn DataSource> = Arc::new(src);
+    let l = PairLoaderBuilder::new(data.clone())
+        .batch_size(16)
+        .workers(8)
+        .prefetch(16)
+        .build()
+        .unwrap();
+    let before = Arc::strong_count(&data);
+    let mut it = l.iter_epoch(0);
+    it.next().unwrap().unwrap();
+    // Consumer is slow: workers fill the prefetch window meanwhile.
+    std::thread::sleep(Duration::from_millis(50));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(it);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("drop did not join the workers in time");
+    // Every worker's handle on the dataset is gone (threads exited).
+    assert_eq!(Arc::strong_count(&data), before);
+}
+
+#[test]
+fn false_negative_mask_flags_shared_images() {
+    let data: Arc<dyn DataSource> = Arc::new(fashion(50));
+    // k = 2 ring: partner of i is i+1, so pairs (i, i+1) share image i+1.
+    let l = PairLoaderBuilder::new(data)
+        .sampler(GpsSampler::new(ring_lists(50, 2)))
+        .batch_size(50)
+        .shuffle(false)
+        .workers(0)
+        .build()
+        .unwrap();
+    let b = collect(&l, 0).remove(0);
+    let m = b.false_negative_mask();
+    assert!(m[3 * 50 + 4] && m[4 * 50 + 3] && !m[3 * 50 + 5]);
+    assert!(b.labels.as_ref().is_some_and(|l| l.len() == 50));
+}
