@@ -1,24 +1,65 @@
 //! # gps-ssl — Guided Positive Sampling for self-supervised learning
 //!
-//! Stages (each usable alone, each a `gps-ssl` subcommand):
-//! 1. **dataset** sources ([`DataSource`]): image folders, IDX, CIFAR binary, Parquet tables.
-//! 2. **embed**: run an ONNX prior over a dataset → `embeddings.parquet`.
-//! 3. **knn**: k-NN lists in prior space → `neighbours.parquet`.
-//! 4. **loader**: GPS positive pairs, augmented, batched for Burn.
-//! 5. **ssl / eval**: SSL methods and their GPS versions; kNN / linear-probe evaluation.
+//! Plain SSL makes its positive pair from two augmentations of one image. GPS-SSL embeds the
+//! training set once with a fixed pre-trained *prior*, finds each image's k nearest neighbours
+//! in prior space, and pairs every image `x` with a partner `x'` drawn uniformly from that
+//! neighbourhood `B(x)`: the positive pair becomes `(DA(x), DA(x'))`. Loss, network and
+//! optimiser stay those of the SSL method, so GPS lives entirely in the data loader.
+//!
+//! ## Stages
+//! Each stage is a library API here and a `gps-ssl` subcommand; each reads and writes a file or
+//! a typed value, so any of them can be used alone.
+//!
+//! | stage | API | output |
+//! |---|---|---|
+//! | dataset sources | [`open_source`], [`DataSource`] ([`IdxSource`], [`CifarSource`], [`ImageFolderSource`], [`ParquetImageSource`]) | [`Sample`]s with a dataset fingerprint |
+//! | embed | [`Embedder`], [`EmbedJob`], [`PriorManifest`] | `embeddings.parquet` ([`EmbeddingTable`]) |
+//! | neighbours | [`NeighbourBuilder`] (exact / HNSW / auto), [`label_purity`] | `neighbours.parquet` ([`NeighbourTable`], [`NeighbourLists`]) |
+//! | loader | [`PairLoaderBuilder`] with [`SelfSampler`] or [`GpsSampler`] and an [`AugRecipe`] | [`PairBatch`] `[batch, C, H, W]` ×2, or Burn tensors via [`BurnPairLoader`] |
+//! | train | [`Trainer`], [`TrainConfig`], [`Method`] (SimCLR, BYOL, Barlow Twins, VICReg, MoCo v3, NNCLR) | checkpoints, `log.csv`, `config.json` |
+//! | eval | [`KnnClassifier`], [`LinearProbe`], [`recall_at_1`] | accuracies, [`RunRecord`] |
+//! | experiment | [`run_experiment`], [`ExperimentConfig`] | `results.json`, `table.md`, `figure.png` |
+//!
+//! ## Example: GPS pairs for your own Burn loop
+//! ```no_run
+//! use std::sync::Arc;
+//! use gps_ssl::{open_source, AugRecipe, GpsSampler, NeighbourTable, PairLoaderBuilder};
+//!
+//! let data: Arc<dyn gps_ssl::DataSource> = Arc::from(open_source("data/fashion-mnist/train")?);
+//! let table = NeighbourTable::read("neighbours.parquet")?;
+//! table.check_dataset(&data.fingerprint(), data.len())?; // refuse lists made for other data
+//! let loader = PairLoaderBuilder::new(data)
+//!     .sampler(GpsSampler::new(Arc::new(table.lists)))
+//!     .recipe(AugRecipe::rhflip())
+//!     .batch_size(256)
+//!     .seed(0)
+//!     .build()?;
+//! for batch in loader.iter_epoch(0) {
+//!     let batch = batch?; // view_a / view_b: [256, 1, 28, 28] f32, anchor_ids, partner_ids
+//!     # let _ = batch;
+//! }
+//! # Ok::<(), gps_ssl::Error>(())
+//! ```
+//!
+//! ## Features
+//! - default: CPU — burn's `flex` backend with autodiff; ONNX Runtime's CPU execution provider,
+//!   loaded at run time from `ORT_DYLIB_PATH` or the `onnxruntime` Python wheel.
+//! - `cuda`: burn's CUDA backend and ONNX Runtime's CUDA execution provider.
 
 mod augment;
 mod dataset;
 mod embed;
 mod error;
+mod eval;
+mod experiment;
 mod knn;
 mod loader;
 mod prior;
 mod progress;
-mod ssl;
 mod runtime;
 mod sampler;
 mod seed;
+mod ssl;
 mod store;
 mod train;
 
@@ -39,6 +80,16 @@ pub use embed::{
     ShardSpec, DEFAULT_BATCH_SIZE as DEFAULT_EMBED_BATCH_SIZE, DEFAULT_ROW_GROUP_ROWS,
 };
 pub use error::{Error, Result};
+pub use eval::{
+    markdown_table, mean_std, read_results_json, recall_at_1, recall_at_k, write_figure,
+    write_results_json, AugSetting, FeatureSet, Gallery, KnnClassifier, KnnClassifierBuilder,
+    KnnPredictions, KnnReport, L2Score, LinearModel, LinearProbe, LinearProbeBuilder,
+    LinearProbeReport, Metric as ReportMetric, RunRecord, FIGURE_HEIGHT, FIGURE_WIDTH,
+};
+pub use experiment::{
+    encode_features, ensure_embeddings, ensure_neighbours, pixel_embeddings, run_experiment,
+    ExperimentConfig, ExperimentOutput, PriorReport, PriorVectors, PIXEL_PRIOR,
+};
 pub use knn::{
     default_purity_ks, estimate_seconds, label_purity, AdaptiveTau, ExactIndex, HnswIndex,
     HnswParams, KnnIndex, KnnMethod, KnnOutput, KnnSummary, Metric, NeighbourBuilder,
@@ -47,30 +98,30 @@ pub use knn::{
     DEFAULT_KNN_METHOD, DEFAULT_KNN_METRIC, DEFAULT_KNN_RECALL_SAMPLE, DEFAULT_KNN_REFINE_FACTOR,
     DEFAULT_KNN_SEED, DEFAULT_KNN_THREADS, EXACT_FLOPS, EXACT_TILE, HNSW_SECONDS_PER_POINT_DIM,
 };
-pub use prior::PriorManifest;
 pub use loader::{
     false_negative_mask, BurnPairLoader, PairBatch, PairIter, PairLoader, PairLoaderBuilder,
     TensorPairBatch, DEFAULT_BATCH_SIZE as DEFAULT_LOADER_BATCH_SIZE, DEFAULT_DROP_LAST,
     DEFAULT_PREFETCH_PER_WORKER, DEFAULT_SEED as DEFAULT_LOADER_SEED, DEFAULT_SHUFFLE,
     DEFAULT_WORKERS,
 };
+pub use prior::PriorManifest;
 pub use progress::{NoProgress, Progress};
+pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
+pub use sampler::{
+    GpsSampler, PositiveSampler, SelfSampler, DEFAULT_INCLUDE_SELF, DEFAULT_POSITIVES,
+};
 pub use ssl::{
     barlow_twins_loss, batch_tensors, byol_regression_loss, cosine_momentum, ema_update,
     embedding_std, export_tensors, import_tensors, info_nce_loss, l2_normalize, nt_xent_loss,
     vicreg_loss, Block, BlockKind, LossConfig, Method, MethodKind, MethodState, Mlp, MlpConfig,
-    NetworkConfig, ResNet, ResNetConfig, SslNetwork, StepStats, Stem, SupportQueue, TensorBlob,
+    NetworkConfig, ResNet, ResNetConfig, SslNetwork, Stem, StepStats, SupportQueue, TensorBlob,
     VicRegWeights, ViewOutput,
 };
+pub use store::embeddings::{merge_embeddings, EmbeddingTable};
+pub use store::{NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K};
 pub use train::{
-    Checkpoint, CsvLog, FnSource, PairData, LrSchedule, Optimizer, OptimizerConfig, OptimizerState,
+    Checkpoint, CsvLog, FnSource, LrSchedule, Optimizer, OptimizerConfig, OptimizerState, PairData,
     PairSource, Position, StepRecord, TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE,
     DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS, LOG_FILE,
     LOG_HEADER,
 };
-pub use sampler::{
-    GpsSampler, PositiveSampler, SelfSampler, DEFAULT_INCLUDE_SELF, DEFAULT_POSITIVES,
-};
-pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
-pub use store::embeddings::{merge_embeddings, EmbeddingTable};
-pub use store::{NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K};

@@ -3,9 +3,13 @@
 use clap::{Parser, Subcommand};
 
 mod cli {
+    pub mod demo;
     pub mod embed;
+    pub mod eval;
     pub mod inspect;
     pub mod neighbours;
+    pub mod progress;
+    pub mod report;
     pub mod train;
 }
 
@@ -29,6 +33,14 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// k-NN lists in prior space: embeddings.parquet → neighbours.parquet.
     Neighbours(cli::neighbours::NeighboursArgs),
+    /// Evaluate two embeddings.parquet files: weighted kNN, 1-NN, linear probe, Recall@K.
+    Eval(cli::eval::Args),
+    /// Write the markdown table and PNG figure of a results.json.
+    Report(cli::report::Args),
+    /// The GPS demo: SimCLR vs GPS-SimCLR under RHFlipAug, evaluated, with a report.
+    Demo(cli::demo::DemoArgs),
+    /// Run an experiment grid from a TOML config (methods × augs × baseline/GPS × seeds).
+    Experiment(cli::demo::ExperimentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +58,9 @@ fn main() -> anyhow::Result<()> {
         Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
         Command::Train(args) => cli::train::run(args),
         Command::Neighbours(args) => cli::neighbours::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Report(args) => cli::report::run(args),
+        Command::Demo(args) => cli::demo::run_demo(args),
+        Command::Experiment(args) => cli::demo::run_grid(args),
     }
 }

@@ -86,7 +86,8 @@ impl GpsSampler {
     /// The raw candidate row of `id`. The one place that decides what `B(x)` is read from
     /// (today: the k nearest neighbours).
     fn row(&self, id: usize) -> &[u32] {
-        self.lists.neighbours(id)
+        // B(x): the entries within the table's radius (all k when it has none).
+        self.lists.valid(id)
     }
 
     /// The candidate set `B(x)` of `id` after the include-self rule, in row order.

@@ -69,7 +69,9 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
 /// Runs `gps-ssl experiment`.
 pub fn run_grid(args: ExperimentArgs) -> anyhow::Result<()> {
     let config = ExperimentConfig::load(&args.config)?;
-    let out = args.out.unwrap_or_else(|| PathBuf::from("runs").join(&config.name));
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(&config.name));
     execute(&config, &out)
 }
 
@@ -85,8 +87,13 @@ fn execute(config: &ExperimentConfig, out: &std::path::Path) -> anyhow::Result<(
 #[allow(clippy::print_stdout)]
 fn print_summary(output: &ExperimentOutput, seconds: f64) {
     for p in &output.priors {
-        let acc = p.knn_acc.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
-        println!("prior {}: its own features give weighted 20-NN accuracy {acc}", p.prior);
+        let acc = p
+            .knn_acc
+            .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+        println!(
+            "prior {}: its own features give weighted 20-NN accuracy {acc}",
+            p.prior
+        );
         for (k, purity) in &p.purity {
             if let Some(purity) = purity {
                 let cells: Vec<String> = purity
@@ -97,7 +104,10 @@ fn print_summary(output: &ExperimentOutput, seconds: f64) {
             }
         }
     }
-    println!("\nWeighted kNN accuracy (k=20, T=0.07), %:\n\n{}\n", output.table);
+    println!(
+        "\nWeighted kNN accuracy (k=20, T=0.07), %:\n\n{}\n",
+        output.table
+    );
     for r in &output.records {
         println!(
             "{:8} {:7} {:5} seed {}  kNN {:.2}%  1-NN {:.2}%  linear {}  ({:.0} s)",
@@ -107,7 +117,8 @@ fn print_summary(output: &ExperimentOutput, seconds: f64) {
             r.seed,
             100.0 * r.knn_acc,
             100.0 * r.nn1_acc,
-            r.linear_acc.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
+            r.linear_acc
+                .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
             r.seconds
         );
     }

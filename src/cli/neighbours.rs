@@ -141,7 +141,11 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     if args.embeddings.is_file() {
         meta.insert(
             META_EMBEDDINGS_SHA256.into(),
-            gps_ssl::sha256_file(&args.embeddings)?,
+            gps_ssl::sha256_file(&args.embeddings)?
+                .0
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         );
     }
     if let Some(fp) = emb.metadata.get(META_DATASET_FINGERPRINT) {

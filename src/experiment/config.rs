@@ -94,27 +94,39 @@ impl ExperimentConfig {
     /// Checks that every list is non-empty and every name is known.
     pub fn validate(&self) -> Result<()> {
         if self.methods.is_empty() || self.augs.is_empty() || self.seeds.is_empty() {
-            return Err(Error::invalid("experiment", "methods, augs and seeds must be non-empty"));
+            return Err(Error::invalid(
+                "experiment",
+                "methods, augs and seeds must be non-empty",
+            ));
         }
         if !self.baseline && !self.gps {
             return Err(Error::invalid("experiment", "enable baseline, gps or both"));
         }
         if self.gps && (self.priors.is_empty() || self.k.is_empty()) {
-            return Err(Error::invalid("experiment", "GPS runs need at least one prior and one k"));
+            return Err(Error::invalid(
+                "experiment",
+                "GPS runs need at least one prior and one k",
+            ));
         }
         if let Some(&k) = self.k.iter().find(|&&k| k == 0) {
             return Err(Error::invalid("k", format!("{k}: must be at least 1")));
         }
         for aug in &self.augs {
             if aug != "rhflip" && aug != "strong" {
-                return Err(Error::invalid("aug", format!("`{aug}`; expected rhflip|strong")));
+                return Err(Error::invalid(
+                    "aug",
+                    format!("`{aug}`; expected rhflip|strong"),
+                ));
             }
         }
         for m in &self.methods {
             crate::MethodKind::parse(m)?;
         }
         if self.epochs == 0 || self.batch_size < 2 {
-            return Err(Error::invalid("experiment", "epochs ≥ 1 and batch_size ≥ 2 required"));
+            return Err(Error::invalid(
+                "experiment",
+                "epochs ≥ 1 and batch_size ≥ 2 required",
+            ));
         }
         Ok(())
     }
@@ -153,17 +165,29 @@ mod tests {
 
     #[test]
     fn bad_values_are_clear_errors() {
-        let c = ExperimentConfig { augs: vec!["heavy".into()], ..Default::default() };
+        let c = ExperimentConfig {
+            augs: vec!["heavy".into()],
+            ..Default::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("heavy"));
-        let c = ExperimentConfig { k: vec![0], ..Default::default() };
+        let c = ExperimentConfig {
+            k: vec![0],
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        let c = ExperimentConfig { methods: vec!["simsiam".into()], ..Default::default() };
+        let c = ExperimentConfig {
+            methods: vec!["simsiam".into()],
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 
     #[test]
     fn prior_labels_are_file_stems() {
-        assert_eq!(ExperimentConfig::prior_label("models/efficientnet_lite0.toml"), "efficientnet_lite0");
+        assert_eq!(
+            ExperimentConfig::prior_label("models/efficientnet_lite0.toml"),
+            "efficientnet_lite0"
+        );
         assert_eq!(ExperimentConfig::prior_label(PIXEL_PRIOR), "pixels");
     }
 }

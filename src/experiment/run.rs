@@ -72,28 +72,37 @@ pub fn run_experiment(
         for prior in &config.priors {
             let label = ExperimentConfig::prior_label(prior);
             let vectors = prior_vectors(config, prior, &label, train.as_ref(), out, "", progress)?;
-            let knn_acc = match prior_vectors(config, prior, &label, test.as_ref(), out, "-test", progress) {
-                Ok(test_vectors) => Some(knn_accuracy(
-                    &vectors.vectors,
-                    &train_labels,
-                    &test_vectors.vectors,
-                    &test_labels,
-                    vectors.dim,
-                )?),
-                Err(e) => {
-                    tracing::warn!(prior, error = %e, "prior reference evaluation skipped");
-                    None
-                }
-            };
+            let knn_acc =
+                match prior_vectors(config, prior, &label, test.as_ref(), out, "-test", progress) {
+                    Ok(test_vectors) => Some(knn_accuracy(
+                        &vectors.vectors,
+                        &train_labels,
+                        &test_vectors.vectors,
+                        &test_labels,
+                        vectors.dim,
+                    )?),
+                    Err(e) => {
+                        tracing::warn!(prior, error = %e, "prior reference evaluation skipped");
+                        None
+                    }
+                };
             let mut purity = Vec::new();
             for &k in &config.k {
                 let path = out.join(format!("neighbours-{label}-k{k}.parquet"));
                 let (_, p) = ensure_neighbours(&vectors, k, &train.fingerprint(), &path, progress)?;
                 tracing::info!(prior = %label, k, purity = ?p, "GPS neighbour lists ready");
                 purity.push((k, p));
-                variants.push(Variant { prior: label.clone(), k, neighbours: path });
+                variants.push(Variant {
+                    prior: label.clone(),
+                    k,
+                    neighbours: path,
+                });
             }
-            priors.push(PriorReport { prior: label, knn_acc, purity });
+            priors.push(PriorReport {
+                prior: label,
+                knn_acc,
+                purity,
+            });
         }
     }
     write_json(&out.join("priors.json"), &priors)?;
@@ -104,14 +113,32 @@ pub fn run_experiment(
             for aug in &config.augs {
                 if config.baseline {
                     records.push(train_and_evaluate(
-                        config, method, aug, seed, None, &train, &test, &train_labels,
-                        &test_labels, out, progress,
+                        config,
+                        method,
+                        aug,
+                        seed,
+                        None,
+                        &train,
+                        &test,
+                        &train_labels,
+                        &test_labels,
+                        out,
+                        progress,
                     )?);
                 }
                 for v in &variants {
                     records.push(train_and_evaluate(
-                        config, method, aug, seed, Some(v), &train, &test, &train_labels,
-                        &test_labels, out, progress,
+                        config,
+                        method,
+                        aug,
+                        seed,
+                        Some(v),
+                        &train,
+                        &test,
+                        &train_labels,
+                        &test_labels,
+                        out,
+                        progress,
                     )?);
                 }
             }
@@ -129,7 +156,13 @@ pub fn run_experiment(
     std::fs::write(&table_path, &table).map_err(|e| Error::io(&table_path, e))?;
     let figure = out.join("figure.png");
     write_figure(&figure, &records, Metric::Knn)?;
-    Ok(ExperimentOutput { records, priors, table, results, figure })
+    Ok(ExperimentOutput {
+        records,
+        priors,
+        table,
+        results,
+        figure,
+    })
 }
 
 fn labels_of(source: &dyn DataSource, spec: &str) -> Result<Vec<i64>> {
@@ -181,7 +214,10 @@ fn backbone_config(name: &str, channels: usize) -> Result<ResNetConfig> {
         "small" => Ok(ResNetConfig::small(channels)),
         "resnet18" => Ok(ResNetConfig::resnet18(channels, Stem::Small)),
         "resnet50" => Ok(ResNetConfig::resnet50(channels, Stem::Small)),
-        other => Err(Error::invalid("backbone", format!("`{other}`; expected small|resnet18|resnet50"))),
+        other => Err(Error::invalid(
+            "backbone",
+            format!("`{other}`; expected small|resnet18|resnet50"),
+        )),
     }
 }
 
@@ -203,7 +239,9 @@ fn train_and_evaluate(
         None => "base".to_string(),
         Some(v) => format!("gps-{}-k{}", v.prior, v.k),
     };
-    let dir = out.join("runs").join(format!("{method}-{aug}-{tag}-s{seed}"));
+    let dir = out
+        .join("runs")
+        .join(format!("{method}-{aug}-{tag}-s{seed}"));
     let record_path = dir.join("record.json");
     if let Ok(text) = std::fs::read_to_string(&record_path) {
         if let Ok(record) = serde_json::from_str::<RunRecord>(&text) {
@@ -252,15 +290,27 @@ fn train_and_evaluate(
     let dim = backbone.feature_dim();
     let train_set = FeatureSet::new(&train_f, train_labels, dim)?;
     let test_set = FeatureSet::new(&test_f, test_labels, dim)?;
-    let knn = KnnClassifier::builder().build()?.evaluate(&train_set, &test_set)?;
+    let knn = KnnClassifier::builder()
+        .build()?
+        .evaluate(&train_set, &test_set)?;
     let linear_acc = if config.linear_probe {
-        Some(LinearProbe::builder().seed(seed).build()?.evaluate(&train_set, &test_set)?.accuracy)
+        Some(
+            LinearProbe::builder()
+                .seed(seed)
+                .build()?
+                .evaluate(&train_set, &test_set)?
+                .accuracy,
+        )
     } else {
         None
     };
     let record = RunRecord {
         method: kind.name().to_string(),
-        aug: if aug == "strong" { AugSetting::Strong } else { AugSetting::Rhflip },
+        aug: if aug == "strong" {
+            AugSetting::Strong
+        } else {
+            AugSetting::Rhflip
+        },
         gps: variant.is_some(),
         seed,
         knn_acc: knn.weighted_accuracy,
@@ -292,4 +342,3 @@ fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
-

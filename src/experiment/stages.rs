@@ -62,7 +62,12 @@ pub fn ensure_embeddings(
     let mut embedder = Embedder::builder(prior).resolution(size).build()?;
     EmbedJob::new(out).run(&mut embedder, source, progress)?;
     let table = EmbeddingTable::read(out)?;
-    Ok(PriorVectors { prior: name, dim: table.dim, vectors: table.vectors, labels: table.labels })
+    Ok(PriorVectors {
+        prior: name,
+        dim: table.dim,
+        vectors: table.vectors,
+        labels: table.labels,
+    })
 }
 
 /// The hand-crafted raw-pixel prior: each image flattened to `[H·W·C]` values in `[0, 1]`,
@@ -93,7 +98,12 @@ pub fn pixel_embeddings(source: &dyn DataSource, progress: &dyn Progress) -> Res
         progress.advance(1);
     }
     progress.finish();
-    Ok(PriorVectors { prior: crate::PIXEL_PRIOR.into(), dim, vectors, labels })
+    Ok(PriorVectors {
+        prior: crate::PIXEL_PRIOR.into(),
+        dim,
+        vectors,
+        labels,
+    })
 }
 
 /// Builds (or reuses) the exact cosine k-NN lists of `vectors` (self excluded) at `out`,

@@ -304,12 +304,14 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
                 }
                 i
             }
-            other => return Err(Error::format(
-                path,
-                format!(
+            other => {
+                return Err(Error::format(
+                    path,
+                    format!(
                     "column `embedding` has type {other}, expected FixedSizeList<Float32, {dim}>"
                 ),
-            )),
+                ))
+            }
         },
         None => return Err(Error::format(path, "missing column `embedding`")),
     };

@@ -1,0 +1,54 @@
+//! `gps-ssl report`: turn a `results.json` (one record per run) into the markdown table and the
+//! PNG figure, e.g. after adding runs by hand or to re-draw with another metric.
+
+use anyhow::Context;
+use gps_ssl::{markdown_table, read_results_json, write_figure, Metric};
+use std::path::PathBuf;
+
+/// Which accuracy the table and figure show.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MetricArg {
+    /// Weighted kNN accuracy (cosine, k=20, T=0.07).
+    Knn,
+    /// 1-NN accuracy.
+    Nn1,
+    /// Linear-probe accuracy.
+    Linear,
+}
+
+/// Write `table.md` and `report.png` from a `results.json`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `results.json` to read (a JSON array of run records).
+    #[arg(long)]
+    pub results: PathBuf,
+    /// Output folder (created if missing); gets `table.md` and `report.png`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Accuracy shown in the table and the bars.
+    #[arg(long, value_enum, default_value = "knn")]
+    pub metric: MetricArg,
+}
+
+/// Runs `gps-ssl report`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let records = read_results_json(&args.results)?;
+    let metric = match args.metric {
+        MetricArg::Knn => Metric::Knn,
+        MetricArg::Nn1 => Metric::Nn1,
+        MetricArg::Linear => Metric::Linear,
+    };
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    let table = format!(
+        "{} (%), mean ± std over seeds\n\n{}",
+        metric.title(),
+        markdown_table(&records, metric)
+    );
+    let table_path = args.out.join("table.md");
+    std::fs::write(&table_path, &table).with_context(|| format!("{}", table_path.display()))?;
+    let png = args.out.join("report.png");
+    write_figure(&png, &records, metric)?;
+    println!("{table}");
+    eprintln!("wrote {} and {}", table_path.display(), png.display());
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! Evaluation of frozen features: weighted kNN, linear probe, Recall@K, and the run report.
+//!
+//! Everything here works on plain labelled feature matrices ([`FeatureSet`]: `[n, dim]` `f32`
+//! row-major plus `[n]` `i64` labels), so it evaluates any embedding — a trained encoder's
+//! backbone features, a prior's embeddings, raw pixels — independently of Burn.
+//!
+//! - [`KnnClassifier`]: weighted k-NN (cosine, k = 20, T = 0.07, as solo-learn and the official
+//!   GPS-SSL code), plus majority k-NN and 1-NN, from one exact tiled search.
+//! - [`LinearProbe`]: multinomial logistic regression on standardised features, L2 strength
+//!   chosen on a held-out split, trained to convergence by L-BFGS.
+//! - [`recall_at_k`] / [`recall_at_1`]: retrieval metrics with the query set as its own gallery
+//!   (self excluded) or a separate gallery.
+//! - [`RunRecord`], [`write_results_json`], [`markdown_table`], [`write_figure`]: the report of an
+//!   experiment grid (JSON, a table shaped like the paper's Table 2, a PNG figure).
+//!
+//! ```
+//! use gps_ssl::{FeatureSet, KnnClassifier, LinearProbe};
+//! // Two well separated classes in 2-D.
+//! let train = [1.0, 0.1, 0.9, 0.0, 0.0, 1.0, 0.1, 0.9];
+//! let test = [0.95, 0.05, 0.05, 0.95];
+//! let train = FeatureSet::new(&train, &[0, 0, 1, 1], 2)?;
+//! let test = FeatureSet::new(&test, &[0, 1], 2)?;
+//! let knn = KnnClassifier::builder().k(3).build()?.evaluate(&train, &test)?;
+//! assert_eq!(knn.weighted_accuracy, 1.0);
+//! let probe = LinearProbe::builder().l2_grid(vec![1e-3]).build()?.evaluate(&train, &test)?;
+//! assert_eq!(probe.accuracy, 1.0);
+//! # Ok::<(), gps_ssl::Error>(())
+//! ```
+
+mod features;
+mod figure;
+mod knn;
+mod lbfgs;
+mod linear;
+mod report;
+mod retrieval;
+mod topk;
+
+pub use features::FeatureSet;
+pub use figure::{write_figure, FIGURE_HEIGHT, FIGURE_WIDTH};
+pub use knn::{KnnClassifier, KnnClassifierBuilder, KnnPredictions, KnnReport};
+pub use linear::{L2Score, LinearModel, LinearProbe, LinearProbeBuilder, LinearProbeReport};
+pub use report::{
+    markdown_table, mean_std, read_results_json, write_results_json, AugSetting, Metric, RunRecord,
+};
+pub use retrieval::{recall_at_1, recall_at_k, Gallery};

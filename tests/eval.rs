@@ -1,0 +1,468 @@
+//! Integration tests of the evaluation stage: constructed cases with known answers, a real-data
+//! check on Fashion-MNIST raw pixels, and the report files (JSON, markdown, PNG).
+
+use gps_ssl::{
+    markdown_table, read_results_json, recall_at_1, recall_at_k, write_figure, write_results_json,
+    AugSetting, FeatureSet, Gallery, KnnClassifier, LinearProbe, Metric, NoProgress, RunRecord,
+    FIGURE_HEIGHT, FIGURE_WIDTH,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Standard normal sample (Box–Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f32 {
+    let u1: f32 = rng.random::<f32>().max(1e-7);
+    let u2: f32 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+}
+
+/// `per_class` points per class around `10 · e_c` (orthogonal centres) with N(0, σ²) noise.
+fn clusters(
+    classes: usize,
+    dim: usize,
+    per_class: usize,
+    sigma: f32,
+    seed: u64,
+) -> (Vec<f32>, Vec<i64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..classes * per_class {
+        let c = i % classes;
+        for j in 0..dim {
+            let centre = if j == c { 10.0 } else { 0.0 };
+            x.push(centre + sigma * normal(&mut rng));
+        }
+        y.push(c as i64 * 7 - 3); // arbitrary, non-contiguous label values
+    }
+    (x, y)
+}
+
+#[test]
+fn separable_clusters_are_classified_perfectly_by_knn_and_linear_probe() {
+    let (xtr, ytr) = clusters(5, 16, 40, 0.5, 1);
+    let (xte, yte) = clusters(5, 16, 20, 0.5, 2);
+    let train = FeatureSet::new(&xtr, &ytr, 16).unwrap();
+    let test = FeatureSet::new(&xte, &yte, 16).unwrap();
+    let knn = KnnClassifier::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
+    assert_eq!(knn.weighted_accuracy, 1.0);
+    assert_eq!(knn.majority_accuracy, 1.0);
+    assert_eq!(knn.nn1_accuracy, 1.0);
+    assert_eq!((knn.k, knn.n_train, knn.n_test), (20, 200, 100));
+    let probe = LinearProbe::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
+    assert_eq!(probe.accuracy, 1.0, "{probe:?}");
+    assert_eq!(probe.train_accuracy, 1.0);
+    assert_eq!(probe.validation.len(), LinearProbe::DEFAULT_L2_GRID.len());
+}
+
+#[test]
+fn shuffled_labels_give_chance_accuracy() {
+    // 5 classes, labels independent of the features: accuracy ~ Binomial(1000, 0.2) / 1000,
+    // standard deviation 0.0126, so [0.14, 0.26] is a ±4.7σ band around chance.
+    let (classes, dim, n) = (5, 32, 1000);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut gen = |n: usize| {
+        let x: Vec<f32> = (0..n * dim).map(|_| normal(&mut rng)).collect();
+        let y: Vec<i64> = (0..n)
+            .map(|_| rng.random_range(0..classes as i64))
+            .collect();
+        (x, y)
+    };
+    let (xtr, ytr) = gen(n);
+    let (xte, yte) = gen(n);
+    let train = FeatureSet::new(&xtr, &ytr, dim).unwrap();
+    let test = FeatureSet::new(&xte, &yte, dim).unwrap();
+    let knn = KnnClassifier::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
+    let probe = LinearProbe::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
+    for (name, acc) in [
+        ("weighted kNN", knn.weighted_accuracy),
+        ("1-NN", knn.nn1_accuracy),
+        ("linear", probe.accuracy),
+    ] {
+        assert!(
+            (0.14..=0.26).contains(&acc),
+            "{name} accuracy {acc} is not near chance 0.2"
+        );
+    }
+}
+
+// Reference (NumPy):
+// train = np.array([[0.99, 0.14106736], [0.9, -0.43588989], [0.85, 0.52678269], [-0.5, 0.8660254]])
+// labels = np.array([0, 1, 1, 0]); test = np.array([[1.0, 0.0]])
+// sim = test @ (train / np.linalg.norm(train, axis=1, keepdims=True)).T   # [0.99, 0.9, 0.85, -0.5]
+// idx = np.argsort(-sim, axis=1)[:, :3]                                  # [0, 1, 2]
+// for T in (0.07, 1.0):
+//     w = np.exp(sim[0, idx[0]] / T)
+//     print(np.bincount(labels[idx[0]], weights=w, minlength=2).argmax())
+// T=0.07: votes [1387282.2, 571266.6] -> 0;  T=1.0: votes [2.691, 4.799] -> 1
+#[test]
+fn weighted_vote_matches_a_hand_computed_example() {
+    let train = [
+        0.99,
+        0.141_067_36,
+        0.9,
+        -0.435_889_9,
+        0.85,
+        0.526_782_7,
+        -0.5,
+        0.866_025_4,
+    ];
+    let labels = [0, 1, 1, 0];
+    let train = FeatureSet::new(&train, &labels, 2).unwrap();
+    let test = FeatureSet::new(&[1.0, 0.0], &[0], 2).unwrap();
+    let sharp = KnnClassifier::builder()
+        .k(3)
+        .temperature(0.07)
+        .build()
+        .unwrap();
+    let p = sharp.predict(&train, &test, &NoProgress).unwrap();
+    assert_eq!((p.weighted[0], p.majority[0], p.nn1[0]), (0, 1, 0));
+    let flat = KnnClassifier::builder()
+        .k(3)
+        .temperature(1.0)
+        .build()
+        .unwrap();
+    let p = flat.predict(&train, &test, &NoProgress).unwrap();
+    assert_eq!((p.weighted[0], p.majority[0], p.nn1[0]), (1, 1, 0));
+}
+
+// Reference (NumPy):
+// g = np.array([[1, 0], [0.95, 0.31], [0, 1], [0.3, 0.95], [-1, 0]]); gl = np.array([0, 0, 1, 2, 2])
+// gn = g / np.linalg.norm(g, axis=1, keepdims=True); s = gn @ gn.T; np.fill_diagonal(s, -np.inf)
+// order = np.argsort(-s, axis=1, kind="stable")
+// [np.mean([(gl[order[i, :K]] == gl[i]).any() for i in range(5)]) for K in (1, 2, 4)]
+// -> [0.4, 0.6, 0.8]
+#[test]
+fn recall_at_k_on_a_hand_made_fixture() {
+    let g = [1.0, 0.0, 0.95, 0.31, 0.0, 1.0, 0.3, 0.95, -1.0, 0.0];
+    let labels = [0, 0, 1, 2, 2];
+    let set = FeatureSet::new(&g, &labels, 2).unwrap();
+    let r = recall_at_k(&set, Gallery::SameAsQuery, &[1, 2, 4], &NoProgress).unwrap();
+    assert_eq!(r, vec![0.4, 0.6, 0.8]);
+    assert_eq!(recall_at_1(&set, Gallery::SameAsQuery).unwrap(), 0.4);
+    // A separate gallery: the query is not excluded, so the identical point is its own hit.
+    let query = FeatureSet::new(&[0.0, 2.0, -0.5, -0.1], &[1, 0], 2).unwrap();
+    // Query 0 = 2·g[2] → g[2] (label 1, hit); query 1 ≈ −e₀ → g[4] (label 2, miss).
+    assert_eq!(recall_at_1(&query, Gallery::Separate(set)).unwrap(), 0.5);
+}
+
+/// Reads an IDX file (gzip) of u8 images or labels: returns (dims, bytes).
+fn read_idx(path: &Path) -> (Vec<usize>, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let ndim = bytes[3] as usize;
+    let dims: Vec<usize> = (0..ndim)
+        .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
+        .collect();
+    (dims, bytes[4 + 4 * ndim..].to_vec())
+}
+
+/// The Fashion-MNIST directory: the repository's bundled subset when present, else Debian's
+/// `dataset-fashion-mnist` package.
+fn fashion_dir() -> PathBuf {
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    if bundled.join("train-images-idx3-ubyte.gz").exists() {
+        bundled
+    } else {
+        PathBuf::from("/usr/share/datasets/fashion-mnist")
+    }
+}
+
+/// The first `n` images of a split as raw-pixel features in [0, 1] (`[n, 784]`) and labels.
+fn fashion(split: &str, n: usize) -> (Vec<f32>, Vec<i64>) {
+    let dir = fashion_dir();
+    let (dims, pixels) = read_idx(&dir.join(format!("{split}-images-idx3-ubyte.gz")));
+    let (_, labels) = read_idx(&dir.join(format!("{split}-labels-idx1-ubyte.gz")));
+    assert!(dims[0] >= n, "{split} has only {} images", dims[0]);
+    let x = pixels[..n * 784]
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    let y = labels[..n].iter().map(|&l| i64::from(l)).collect();
+    (x, y)
+}
+
+#[test]
+fn raw_pixel_knn_on_fashion_mnist_is_in_the_expected_band() {
+    // ASSETS.md: raw pixels give ≈0.71 weighted 20-NN accuracy with 1000 train / 500 test.
+    let (xtr, ytr) = fashion("train", 1000);
+    let (xte, yte) = fashion("t10k", 500);
+    let train = FeatureSet::new(&xtr, &ytr, 784).unwrap();
+    let test = FeatureSet::new(&xte, &yte, 784).unwrap();
+    let knn = KnnClassifier::builder()
+        .build()
+        .unwrap()
+        .evaluate(&train, &test)
+        .unwrap();
+    assert!((0.6..=0.85).contains(&knn.weighted_accuracy), "{knn:?}");
+    assert!((0.55..=0.85).contains(&knn.nn1_accuracy), "{knn:?}");
+}
+
+fn records() -> Vec<RunRecord> {
+    let mut out = Vec::new();
+    for (method, base) in [("SimCLR", 0.70), ("BYOL", 0.66)] {
+        for aug in AugSetting::ALL {
+            for gps in [false, true] {
+                for seed in 0..3u64 {
+                    let gain = if gps { 0.12 } else { 0.0 }
+                        + if aug == AugSetting::Strong { 0.08 } else { 0.0 };
+                    let acc = base + gain + 0.01 * seed as f64;
+                    out.push(RunRecord {
+                        method: method.into(),
+                        aug,
+                        gps,
+                        seed,
+                        knn_acc: acc,
+                        nn1_acc: acc - 0.02,
+                        linear_acc: Some(acc + 0.01),
+                        epochs: 10,
+                        seconds: 123.5,
+                        prior: gps.then(|| "lite0".to_string()),
+                        k: gps.then_some(5),
+                        loss_curve: (0..10)
+                            .map(|e| 5.0 - 0.2 * e as f32 - 0.1 * f32::from(gps))
+                            .collect(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn results_json_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.json");
+    let mut recs = records();
+    recs[0].linear_acc = None;
+    recs[0].prior = None;
+    write_results_json(&path, &recs).unwrap();
+    assert_eq!(read_results_json(&path).unwrap(), recs);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("\"aug\": \"rhflip\"") && text.contains("\"aug\": \"strong\""),
+        "{text}"
+    );
+    assert!(text.contains("\"linear_acc\": null"));
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "[{\"method\": 3}]").unwrap();
+    let err = read_results_json(&bad).unwrap_err().to_string();
+    assert!(err.contains("bad.json"), "{err}");
+}
+
+#[test]
+fn markdown_table_has_the_paper_shape() {
+    // SimCLR RHFlipAug baseline kNN: [0.70, 0.71, 0.72] → 71.00 ± 1.00 (np.std(ddof=1)).
+    let table = markdown_table(&records(), Metric::Knn);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0],
+        "| Method | RHFlipAug baseline | RHFlipAug GPS | StrongAug baseline | StrongAug GPS |"
+    );
+    assert_eq!(lines[1], "|---|---:|---:|---:|---:|");
+    assert_eq!(
+        lines[2],
+        "| SimCLR | 71.00 ± 1.00 | 83.00 ± 1.00 | 79.00 ± 1.00 | 91.00 ± 1.00 |"
+    );
+    assert_eq!(
+        lines[3],
+        "| BYOL | 67.00 ± 1.00 | 79.00 ± 1.00 | 75.00 ± 1.00 | 87.00 ± 1.00 |"
+    );
+    assert_eq!(lines.len(), 4);
+    let linear = markdown_table(&records(), Metric::Linear);
+    assert!(linear.contains("| SimCLR | 72.00 ± 1.00 |"), "{linear}");
+}
+
+#[test]
+fn figure_is_a_decodable_png_of_the_documented_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.png");
+    write_figure(&path, &records(), Metric::Knn).unwrap();
+    let img = image::open(&path).unwrap();
+    assert_eq!((img.width(), img.height()), (FIGURE_WIDTH, FIGURE_HEIGHT));
+    // Not blank: the bars' colours are present.
+    let rgb = img.to_rgb8();
+    let gps_blue = rgb.pixels().filter(|p| p.0 == [0, 114, 178]).count();
+    assert!(
+        gps_blue > 1000,
+        "only {gps_blue} pixels of the StrongAug GPS colour"
+    );
+    // Records without loss curves (and a single run) still draw.
+    let mut one = records();
+    one.truncate(1);
+    one[0].loss_curve.clear();
+    write_figure(&path, &one, Metric::Linear).unwrap();
+    assert!(image::open(&path).is_ok());
+}
+
+/// Writes an embeddings.parquet (DESIGN.md schema and metadata) with the given rows.
+fn write_embeddings(path: &Path, x: &[f32], labels: &[Option<i64>], dim: usize) {
+    use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};
+    use arrow::array::{RecordBatch, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let n = labels.len();
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt64, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("label", DataType::Int64, true),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(item.clone(), dim as i32),
+            false,
+        ),
+    ]));
+    let list = FixedSizeListArray::try_new(
+        item,
+        dim as i32,
+        Arc::new(Float32Array::from(x.to_vec())),
+        None,
+    )
+    .unwrap();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from((0..n as u64).collect::<Vec<_>>())),
+        Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("row{i}")),
+        )),
+        Arc::new(Int64Array::from(labels.to_vec())),
+        Arc::new(list),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let meta = [
+        ("gps.prior.name", "test".to_string()),
+        ("gps.prior.sha256", "0".repeat(64)),
+        ("gps.prior.input_size", "1".to_string()),
+        ("gps.prior.preprocess", "none".to_string()),
+        ("gps.embedding.dim", dim.to_string()),
+        ("gps.embedding.normalized", "false".to_string()),
+        ("gps.dataset.fingerprint", "test".to_string()),
+        ("gps.dataset.len", n.to_string()),
+        ("gps.version", "0.1.0".to_string()),
+    ];
+    let kv = meta
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.to_string(), v.clone()))
+        .collect();
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn eval_cli_scores_two_embedding_files_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (xtr, ytr) = clusters(3, 8, 30, 0.5, 3);
+    let (xte, yte) = clusters(3, 8, 10, 0.5, 4);
+    let (train, test) = (
+        dir.path().join("train.parquet"),
+        dir.path().join("test.parquet"),
+    );
+    write_embeddings(
+        &train,
+        &xtr,
+        &ytr.iter().map(|&l| Some(l)).collect::<Vec<_>>(),
+        8,
+    );
+    write_embeddings(
+        &test,
+        &xte,
+        &yte.iter().map(|&l| Some(l)).collect::<Vec<_>>(),
+        8,
+    );
+    let json = dir.path().join("eval.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+        .args(["eval", "--train-features"])
+        .arg(&train)
+        .arg("--test-features")
+        .arg(&test)
+        .args(["--recall", "1,5", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| weighted 20-NN (T=0.07) | 100.00 |"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["knn"]["weighted_accuracy"], 1.0);
+    assert_eq!(v["linear"]["accuracy"], 1.0);
+    assert_eq!(v["recall"][0], serde_json::json!([1, 1.0]));
+
+    // A test row without a label is refused, naming the file and the row.
+    let mut labels: Vec<Option<i64>> = yte.iter().map(|&l| Some(l)).collect();
+    labels[4] = None;
+    write_embeddings(&test, &xte, &labels, 8);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+        .args(["eval", "--no-linear", "--train-features"])
+        .arg(&train)
+        .arg("--test-features")
+        .arg(&test)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("test.parquet") && stderr.contains("row 4"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn report_cli_writes_table_and_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.json");
+    write_results_json(&results, &records()).unwrap();
+    let out_dir = dir.path().join("report");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+        .args(["report", "--metric", "linear", "--results"])
+        .arg(&results)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
+    assert!(table.contains("| SimCLR | 72.00 ± 1.00 |"), "{table}");
+    let img = image::open(out_dir.join("report.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (FIGURE_WIDTH, FIGURE_HEIGHT));
+}
