@@ -16,7 +16,7 @@ pub use self::parquet::{
     ParquetImageSource, ParquetImageSourceBuilder, DEFAULT_CACHED_ROW_GROUPS, DEFAULT_IMAGE_COLUMN,
     DEFAULT_LABEL_COLUMN,
 };
-pub use cifar::{CifarFormat, CifarSource, CIFAR_PIXELS, CIFAR_SIDE};
+pub use cifar::{CifarFormat, CifarSource, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_SIDE};
 pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS};
 
 pub use self::image::Image;
@@ -71,6 +71,12 @@ pub trait DataSource: Send + Sync {
 
     /// A short human-readable description (`"idx:data/fmnist/train (10000 samples)"`).
     fn describe(&self) -> String;
+
+    /// Class names indexed by label (`names[label]`), when the source knows them (image
+    /// folders: the directory names; CIFAR-10: the standard names). `None` by default.
+    fn class_names(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 impl<T: DataSource + ?Sized> DataSource for Arc<T> {
@@ -92,6 +98,9 @@ impl<T: DataSource + ?Sized> DataSource for Arc<T> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn class_names(&self) -> Option<Vec<String>> {
+        (**self).class_names()
+    }
 }
 
 impl<T: DataSource + ?Sized> DataSource for Box<T> {
@@ -112,5 +121,8 @@ impl<T: DataSource + ?Sized> DataSource for Box<T> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn class_names(&self) -> Option<Vec<String>> {
+        (**self).class_names()
     }
 }

@@ -31,5 +31,5 @@ mod stages;
 
 pub use config::{ExperimentConfig, PIXEL_PRIOR};
 pub use encode::encode_features;
-pub use run::{run_experiment, ExperimentOutput};
+pub use run::{run_experiment, ExperimentOutput, PriorReport};
 pub use stages::{ensure_embeddings, ensure_neighbours, pixel_embeddings, PriorVectors};

@@ -71,9 +71,9 @@ pub use augment::{
 pub use dataset::{
     decode_image, open_source, sha256, sha256_file, CifarFormat, CifarSource, DataSource,
     Fingerprinter, IdxSource, Image, ImageFolderSource, ParquetImageSource,
-    ParquetImageSourceBuilder, Sample, CIFAR_PIXELS, CIFAR_SIDE, DEFAULT_CACHED_ROW_GROUPS,
-    DEFAULT_IMAGE_COLUMN, DEFAULT_LABEL_COLUMN, FINGERPRINT_VERSION, IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC, IMAGE_EXTENSIONS,
+    ParquetImageSourceBuilder, Sample, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_SIDE,
+    DEFAULT_CACHED_ROW_GROUPS, DEFAULT_IMAGE_COLUMN, DEFAULT_LABEL_COLUMN, FINGERPRINT_VERSION,
+    IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IMAGE_EXTENSIONS,
 };
 pub use embed::{
     BadSample, EmbedJob, EmbedSummary, Embedder, EmbedderBuilder, ExecutionProvider, Preprocess,

@@ -377,6 +377,7 @@ fn cifar10_folder_matches_pillow() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(src.classes(), classes.as_slice());
+    assert_eq!(src.class_names().unwrap(), classes);
     check_samples(&src, exp, 0);
     assert_eq!(labels_of(&src), as_i64s(&exp["labels"]));
     let auto = open_source(root.to_str().unwrap()).unwrap();

@@ -74,8 +74,13 @@ fn print_histogram(src: &dyn DataSource) -> anyhow::Result<()> {
             String::new()
         }
     );
+    let names = src.class_names().unwrap_or_default();
     for (label, count) in &hist {
-        println!("  {label:>6}: {count}");
+        let name = usize::try_from(*label).ok().and_then(|l| names.get(l));
+        match name {
+            Some(name) => println!("  {label:>6} {name:<16}: {count}"),
+            None => println!("  {label:>6}: {count}"),
+        }
     }
     Ok(())
 }

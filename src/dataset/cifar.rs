@@ -22,6 +22,20 @@ pub const CIFAR_SIDE: u32 = 32;
 /// Pixel bytes of one CIFAR image (`3 × 32 × 32`).
 pub const CIFAR_PIXELS: usize = 3 * 32 * 32;
 
+/// CIFAR-10 class names, indexed by label.
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
 /// Which CIFAR layout a batch file has, and which label to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CifarFormat {
@@ -265,6 +279,11 @@ impl DataSource for CifarSource {
 
     fn fingerprint(&self) -> String {
         self.fingerprint.clone()
+    }
+
+    fn class_names(&self) -> Option<Vec<String>> {
+        (self.format == CifarFormat::Cifar10)
+            .then(|| CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect())
     }
 
     fn describe(&self) -> String {

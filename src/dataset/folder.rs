@@ -297,6 +297,10 @@ impl DataSource for ImageFolderSource {
         self.fingerprint.clone()
     }
 
+    fn class_names(&self) -> Option<Vec<String>> {
+        Some(self.classes.clone())
+    }
+
     fn describe(&self) -> String {
         format!(
             "folder:{} ({} samples, {} classes)",

@@ -61,7 +61,7 @@ pub fn encode_features(
         let x = Tensor::<4>::from_data(TensorData::new(batch.view_a, batch.shape), &plain);
         let features = model.forward(x).into_data();
         let values = features
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .map_err(|e| Error::Worker(format!("encode: reading features: {e:?}")))?;
         out.extend_from_slice(&values);
         progress.advance(batch.shape[0] as u64);

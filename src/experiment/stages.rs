@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::store::neighbours::{META_DATASET_FINGERPRINT, META_KNN_K};
+use crate::store::{META_DATASET_FINGERPRINT, META_KNN_K};
 use crate::{
     label_purity, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Metric, NeighbourBuilder,
     NeighbourLists, NeighbourTable, PriorManifest, Progress, Purity, Result,
