@@ -3,8 +3,8 @@
 
 use gps_ssl::{
     markdown_table, read_results_json, recall_at_1, recall_at_k, write_figure, write_results_json,
-    AugSetting, FeatureSet, Gallery, KnnClassifier, LinearProbe, Metric, NoProgress, RunRecord,
-    FIGURE_HEIGHT, FIGURE_WIDTH,
+    AugSetting, FeatureSet, Gallery, KnnClassifier, LinearProbe, NoProgress, ReportMetric,
+    RunRecord, FIGURE_HEIGHT, FIGURE_WIDTH,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -275,7 +275,7 @@ fn results_json_round_trips() {
 #[test]
 fn markdown_table_has_the_paper_shape() {
     // SimCLR RHFlipAug baseline kNN: [0.70, 0.71, 0.72] → 71.00 ± 1.00 (np.std(ddof=1)).
-    let table = markdown_table(&records(), Metric::Knn);
+    let table = markdown_table(&records(), ReportMetric::Knn);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
         lines[0],
@@ -291,7 +291,7 @@ fn markdown_table_has_the_paper_shape() {
         "| BYOL | 67.00 ± 1.00 | 79.00 ± 1.00 | 75.00 ± 1.00 | 87.00 ± 1.00 |"
     );
     assert_eq!(lines.len(), 4);
-    let linear = markdown_table(&records(), Metric::Linear);
+    let linear = markdown_table(&records(), ReportMetric::Linear);
     assert!(linear.contains("| SimCLR | 72.00 ± 1.00 |"), "{linear}");
 }
 
@@ -299,7 +299,7 @@ fn markdown_table_has_the_paper_shape() {
 fn figure_is_a_decodable_png_of_the_documented_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.png");
-    write_figure(&path, &records(), Metric::Knn).unwrap();
+    write_figure(&path, &records(), ReportMetric::Knn).unwrap();
     let img = image::open(&path).unwrap();
     assert_eq!((img.width(), img.height()), (FIGURE_WIDTH, FIGURE_HEIGHT));
     // Not blank: the bars' colours are present.
@@ -313,7 +313,7 @@ fn figure_is_a_decodable_png_of_the_documented_size() {
     let mut one = records();
     one.truncate(1);
     one[0].loss_curve.clear();
-    write_figure(&path, &one, Metric::Linear).unwrap();
+    write_figure(&path, &one, ReportMetric::Linear).unwrap();
     assert!(image::open(&path).is_ok());
 }
 
