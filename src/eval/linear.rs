@@ -352,7 +352,7 @@ impl LinearModel {
     ///
     /// Fails when the length is not a multiple of the model's dimension.
     pub fn predict(&self, features: &[f32]) -> Result<Vec<i64>> {
-        if features.len() % self.dim != 0 {
+        if !features.len().is_multiple_of(self.dim) {
             return Err(Error::mismatch(
                 "feature buffer length",
                 format!("a multiple of dim {}", self.dim),

@@ -45,6 +45,8 @@ pub struct ExperimentConfig {
     pub batch_size: usize,
     /// Base learning rate (`None`: the method's default).
     pub lr: Option<f64>,
+    /// Linear warm-up length in epochs (then cosine decay).
+    pub warmup_epochs: f64,
     /// Backbone preset: `small`, `resnet18` or `resnet50`.
     pub backbone: String,
     /// Loader worker threads.
@@ -54,7 +56,8 @@ pub struct ExperimentConfig {
 }
 
 impl Default for ExperimentConfig {
-    /// The README demo: SimCLR vs GPS-SimCLR, RHFlipAug, Lite0 prior at 112 px, k = 5, seed 0.
+    /// The README demo: SimCLR vs GPS-SimCLR, RHFlipAug, Lite0 prior at 112 px, k = 5, seed 0,
+    /// 2 epochs of batch 256 with a half-epoch warm-up.
     fn default() -> Self {
         ExperimentConfig {
             name: "demo".into(),
@@ -68,9 +71,10 @@ impl Default for ExperimentConfig {
             baseline: true,
             gps: true,
             seeds: vec![0],
-            epochs: 4,
+            epochs: 2,
             batch_size: 256,
             lr: None,
+            warmup_epochs: 0.5,
             backbone: "small".into(),
             workers: 2,
             linear_probe: true,

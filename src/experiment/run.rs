@@ -245,7 +245,7 @@ fn train_and_evaluate(
     let record_path = dir.join("record.json");
     if let Ok(text) = std::fs::read_to_string(&record_path) {
         if let Ok(record) = serde_json::from_str::<RunRecord>(&text) {
-            if record.epochs == config.epochs {
+            if record.epochs == config.epochs && record.seed == seed {
                 tracing::info!(run = %dir.display(), "reusing finished run");
                 return Ok(record);
             }
@@ -275,6 +275,7 @@ fn train_and_evaluate(
         tc.epochs = config.epochs;
         tc.batch_size = config.batch_size;
         tc.seed = seed;
+        tc.warmup_epochs = config.warmup_epochs;
         if let Some(lr) = config.lr {
             tc.lr = lr;
         }

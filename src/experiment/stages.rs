@@ -146,7 +146,8 @@ pub fn ensure_neighbours(
             run.lists
         }
     };
-    let ks: Vec<usize> = [1, 5, 10, k].into_iter().filter(|&j| j <= k).collect();
+    let mut ks: Vec<usize> = [1, 5, 10, k].into_iter().filter(|&j| j <= k).collect();
+    ks.dedup();
     let purity = label_purity(&lists, &vectors.labels, &ks)?;
     Ok((lists, purity))
 }
