@@ -52,7 +52,7 @@ impl SupportQueue {
 
     /// Pushes `rows` (`[n, dim]` row-major), dropping the oldest rows beyond capacity.
     pub fn push(&mut self, rows: &[f32]) -> Result<()> {
-        if rows.len() % self.dim != 0 {
+        if !rows.len().is_multiple_of(self.dim) {
             return Err(Error::mismatch("queue row length", self.dim, rows.len()));
         }
         for row in rows.chunks_exact(self.dim) {
@@ -78,7 +78,7 @@ impl SupportQueue {
     /// Rebuilds a queue from [`ordered`](Self::ordered) rows (checkpoint restore).
     pub fn from_ordered(capacity: usize, dim: usize, rows: Vec<f32>) -> Result<Self> {
         let mut q = Self::new(capacity, dim)?;
-        if rows.len() % dim != 0 || rows.len() / dim > capacity {
+        if !rows.len().is_multiple_of(dim) || rows.len() / dim > capacity {
             return Err(Error::mismatch(
                 "queue rows",
                 format!("≤ {capacity} × {dim}"),

@@ -106,7 +106,6 @@ impl Checkpoint {
         for a in arrays {
             put(bytemuck::cast_slice(a))?;
         }
-        drop(put);
         let file = w
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;

@@ -241,7 +241,7 @@ impl Trainer {
                     continue 'epochs;
                 }
                 let every = self.config.checkpoint_every;
-                if every > 0 && self.position.step % every == 0 {
+                if every > 0 && self.position.step.is_multiple_of(every) {
                     self.autosave()?;
                 }
                 if self.position.step >= stop_at {
