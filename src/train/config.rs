@@ -87,7 +87,10 @@ impl TrainConfig {
                 ),
             ));
         }
-        if self.warmup_epochs.is_nan() || self.warmup_epochs < 0.0 || !(0.0..=1.0).contains(&self.final_lr_ratio) {
+        if self.warmup_epochs.is_nan()
+            || self.warmup_epochs < 0.0
+            || !(0.0..=1.0).contains(&self.final_lr_ratio)
+        {
             return Err(Error::invalid(
                 "schedule",
                 "warmup_epochs ≥ 0, final_lr_ratio in [0, 1]",
