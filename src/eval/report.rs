@@ -222,14 +222,14 @@ pub(crate) fn cell(
 /// mean for a single run).
 ///
 /// ```
-/// use gps_ssl::{markdown_table, AugSetting, Metric, RunRecord};
+/// use gps_ssl::{markdown_table, AugSetting, ReportMetric, RunRecord};
 /// let run = |gps: bool, seed: u64, acc: f64| RunRecord {
 ///     method: "SimCLR".into(), aug: AugSetting::Rhflip, gps, seed, knn_acc: acc,
 ///     nn1_acc: acc, linear_acc: None, epochs: 10, seconds: 60.0, prior: None, k: None,
 ///     loss_curve: vec![],
 /// };
 /// let table = markdown_table(&[run(false, 0, 0.74), run(true, 0, 0.85), run(true, 1, 0.86)],
-///     Metric::Knn);
+///     ReportMetric::Knn);
 /// assert!(table.contains("| SimCLR | 74.00 | 85.50 ± 0.71 | — | — |"));
 /// ```
 pub fn markdown_table(records: &[RunRecord], metric: Metric) -> String {
