@@ -27,6 +27,14 @@ pub use open::open_source;
 use crate::Result;
 use std::sync::Arc;
 
+/// The error for an `index` past the end of a source of `count` samples.
+pub(crate) fn out_of_range(index: usize, source: &str, count: usize) -> crate::Error {
+    crate::Error::invalid(
+        "index",
+        format!("{index} out of range for {source} ({count} samples)"),
+    )
+}
+
 /// One decoded example of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {

@@ -192,14 +192,7 @@ impl CifarSource {
     /// The file and record index within it of sample `index`.
     fn locate(&self, index: usize) -> Result<(&BatchFile, usize)> {
         if index >= self.count {
-            return Err(Error::invalid(
-                "index",
-                format!(
-                    "{index} out of range for {} ({} samples)",
-                    self.describe(),
-                    self.count
-                ),
-            ));
+            return Err(super::out_of_range(index, &self.describe(), self.count));
         }
         let f = self.files.partition_point(|f| f.first <= index) - 1;
         let file = &self.files[f];

@@ -144,16 +144,9 @@ impl ImageFolderSource {
     }
 
     fn entry(&self, index: usize) -> Result<&Entry> {
-        self.entries.get(index).ok_or_else(|| {
-            Error::invalid(
-                "index",
-                format!(
-                    "{index} out of range for {} ({} samples)",
-                    self.describe(),
-                    self.len()
-                ),
-            )
-        })
+        self.entries
+            .get(index)
+            .ok_or_else(|| super::out_of_range(index, &self.describe(), self.len()))
     }
 }
 
@@ -195,13 +188,13 @@ fn is_image_name(name: &str) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
 }
 
-fn file_name(path: &Path) -> String {
+pub(super) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut entries = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(dir, err)))

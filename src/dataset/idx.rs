@@ -169,14 +169,7 @@ impl IdxSource {
 
     fn check(&self, index: usize) -> Result<()> {
         if index >= self.count {
-            return Err(Error::invalid(
-                "index",
-                format!(
-                    "{index} out of range for {} ({} samples)",
-                    self.describe(),
-                    self.count
-                ),
-            ));
+            return Err(super::out_of_range(index, &self.describe(), self.count));
         }
         Ok(())
     }

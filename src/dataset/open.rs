@@ -31,7 +31,7 @@
 //! ```
 
 use super::cifar::{CifarFormat, CifarSource, CIFAR_PIXELS};
-use super::folder::ImageFolderSource;
+use super::folder::{file_name, read_dir_sorted, ImageFolderSource};
 use super::idx::{find_with_suffix, IdxSource};
 use super::parquet::{ParquetImageSource, DEFAULT_IMAGE_COLUMN, DEFAULT_LABEL_COLUMN};
 use super::DataSource;
@@ -343,21 +343,6 @@ fn no_match(path: &Path) -> Error {
             path.display()
         ),
     )
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(dir, err)))
-        .collect::<Result<Vec<_>>>()?;
-    entries.sort();
-    Ok(entries)
 }
 
 /// The split prefixes (`dir/train`, `dir/t10k`) of the IDX images files in `dir`.

@@ -356,14 +356,7 @@ impl ParquetImageSource {
     /// `(file index, row group, row within the row group, row within the file)` of `index`.
     fn locate(&self, index: usize) -> Result<(usize, usize, usize, usize)> {
         if index >= self.count {
-            return Err(Error::invalid(
-                "index",
-                format!(
-                    "{index} out of range for {} ({} samples)",
-                    self.describe(),
-                    self.count
-                ),
-            ));
+            return Err(super::out_of_range(index, &self.describe(), self.count));
         }
         let fi = self.files.partition_point(|f| f.first <= index) - 1;
         let f = &self.files[fi];
