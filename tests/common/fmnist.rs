@@ -10,12 +10,9 @@ use gps_ssl::PairBatch;
 
 /// The IDX training images, from the repo's bundled copy or the Debian package.
 pub fn images_path() -> PathBuf {
-    for dir in [
-        "/work/wt/data/data/fashion-mnist",
-        "/usr/share/datasets/fashion-mnist",
-        "data/fashion-mnist",
-    ] {
-        let p = PathBuf::from(dir).join("train-images-idx3-ubyte.gz");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    for dir in [repo, PathBuf::from("/usr/share/datasets/fashion-mnist")] {
+        let p = dir.join("train-images-idx3-ubyte.gz");
         if p.exists() {
             return p;
         }
