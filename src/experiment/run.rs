@@ -107,39 +107,24 @@ pub fn run_experiment(
     }
     write_json(&out.join("priors.json"), &priors)?;
 
+    let ctx = RunContext {
+        config,
+        train: &train,
+        test: &test,
+        train_labels: &train_labels,
+        test_labels: &test_labels,
+        out,
+        progress,
+    };
     let mut records = Vec::new();
     for &seed in &config.seeds {
         for method in &config.methods {
             for aug in &config.augs {
                 if config.baseline {
-                    records.push(train_and_evaluate(
-                        config,
-                        method,
-                        aug,
-                        seed,
-                        None,
-                        &train,
-                        &test,
-                        &train_labels,
-                        &test_labels,
-                        out,
-                        progress,
-                    )?);
+                    records.push(ctx.train_and_evaluate(method, aug, seed, None)?);
                 }
                 for v in &variants {
-                    records.push(train_and_evaluate(
-                        config,
-                        method,
-                        aug,
-                        seed,
-                        Some(v),
-                        &train,
-                        &test,
-                        &train_labels,
-                        &test_labels,
-                        out,
-                        progress,
-                    )?);
+                    records.push(ctx.train_and_evaluate(method, aug, seed, Some(v))?);
                 }
             }
         }
@@ -221,117 +206,133 @@ fn backbone_config(name: &str, channels: usize) -> Result<ResNetConfig> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train_and_evaluate(
-    config: &ExperimentConfig,
-    method: &str,
-    aug: &str,
-    seed: u64,
-    variant: Option<&Variant>,
-    train: &Arc<dyn DataSource>,
-    test: &Arc<dyn DataSource>,
-    train_labels: &[i64],
-    test_labels: &[i64],
-    out: &Path,
-    progress: &dyn Progress,
-) -> Result<RunRecord> {
-    let tag = match variant {
-        None => "base".to_string(),
-        Some(v) => format!("gps-{}-k{}", v.prior, v.k),
-    };
-    let dir = out
-        .join("runs")
-        .join(format!("{method}-{aug}-{tag}-s{seed}"));
-    let record_path = dir.join("record.json");
-    if let Ok(text) = std::fs::read_to_string(&record_path) {
-        if let Ok(record) = serde_json::from_str::<RunRecord>(&text) {
-            if record.epochs == config.epochs && record.seed == seed {
-                tracing::info!(run = %dir.display(), "reusing finished run");
-                return Ok(record);
+/// What every training run of one experiment shares.
+struct RunContext<'a> {
+    config: &'a ExperimentConfig,
+    train: &'a Arc<dyn DataSource>,
+    test: &'a Arc<dyn DataSource>,
+    train_labels: &'a [i64],
+    test_labels: &'a [i64],
+    out: &'a Path,
+    progress: &'a dyn Progress,
+}
+
+impl RunContext<'_> {
+    /// Trains one run (or reuses its finished record) and evaluates its backbone.
+    fn train_and_evaluate(
+        &self,
+        method: &str,
+        aug: &str,
+        seed: u64,
+        variant: Option<&Variant>,
+    ) -> Result<RunRecord> {
+        let RunContext {
+            config,
+            train,
+            test,
+            train_labels,
+            test_labels,
+            out,
+            progress,
+        } = *self;
+        let tag = match variant {
+            None => "base".to_string(),
+            Some(v) => format!("gps-{}-k{}", v.prior, v.k),
+        };
+        let dir = out
+            .join("runs")
+            .join(format!("{method}-{aug}-{tag}-s{seed}"));
+        let record_path = dir.join("record.json");
+        if let Ok(text) = std::fs::read_to_string(&record_path) {
+            if let Ok(record) = serde_json::from_str::<RunRecord>(&text) {
+                if record.epochs == config.epochs && record.seed == seed {
+                    tracing::info!(run = %dir.display(), "reusing finished run");
+                    return Ok(record);
+                }
             }
         }
-    }
-    tracing::info!(run = %dir.display(), "training");
-    let started = Instant::now();
-    let kind = MethodKind::parse(method)?;
-    let pairs = PairData {
-        data: config.data.clone(),
-        neighbours: variant.map(|v| v.neighbours.clone()),
-        aug: aug.to_string(),
-        size: None,
-        batch_size: config.batch_size,
-        seed,
-        workers: config.workers,
-    };
-    let mut loader = pairs.open()?;
-    let recipe = loader.recipe().clone();
-    let [channels, _, _] = loader.view_shape();
-    let device = Device::flex().autodiff();
-    let batches = loader.num_batches();
-    let mut trainer = if dir.join(CHECKPOINT_FILE).is_file() {
-        Trainer::resume(&dir, batches, &device)?
-    } else {
-        let mut tc = TrainConfig::new(kind, backbone_config(&config.backbone, channels)?);
-        tc.epochs = config.epochs;
-        tc.batch_size = config.batch_size;
-        tc.seed = seed;
-        tc.warmup_epochs = config.warmup_epochs;
-        if let Some(lr) = config.lr {
-            tc.lr = lr;
-        }
-        tc.data = pairs.describe();
-        Trainer::new(tc, batches, &device)?.with_output_dir(&dir)?
-    };
-    let steps = trainer.fit(&mut loader, None, progress)?;
-    let train_seconds = started.elapsed().as_secs_f64();
-
-    let backbone = &trainer.method().online().backbone;
-    let train_f = encode_features(backbone, train.clone(), &recipe, &device, progress)?;
-    let test_f = encode_features(backbone, test.clone(), &recipe, &device, progress)?;
-    let dim = backbone.feature_dim();
-    let train_set = FeatureSet::new(&train_f, train_labels, dim)?;
-    let test_set = FeatureSet::new(&test_f, test_labels, dim)?;
-    let knn = KnnClassifier::builder()
-        .build()?
-        .evaluate(&train_set, &test_set)?;
-    let linear_acc = if config.linear_probe {
-        Some(
-            LinearProbe::builder()
-                .seed(seed)
-                .build()?
-                .evaluate(&train_set, &test_set)?
-                .accuracy,
-        )
-    } else {
-        None
-    };
-    let record = RunRecord {
-        method: kind.name().to_string(),
-        aug: if aug == "strong" {
-            AugSetting::Strong
+        tracing::info!(run = %dir.display(), "training");
+        let started = Instant::now();
+        let kind = MethodKind::parse(method)?;
+        let pairs = PairData {
+            data: config.data.clone(),
+            neighbours: variant.map(|v| v.neighbours.clone()),
+            aug: aug.to_string(),
+            size: None,
+            batch_size: config.batch_size,
+            seed,
+            workers: config.workers,
+        };
+        let mut loader = pairs.open()?;
+        let recipe = loader.recipe().clone();
+        let [channels, _, _] = loader.view_shape();
+        let device = Device::flex().autodiff();
+        let batches = loader.num_batches();
+        let mut trainer = if dir.join(CHECKPOINT_FILE).is_file() {
+            Trainer::resume(&dir, batches, &device)?
         } else {
-            AugSetting::Rhflip
-        },
-        gps: variant.is_some(),
-        seed,
-        knn_acc: knn.weighted_accuracy,
-        nn1_acc: knn.nn1_accuracy,
-        linear_acc,
-        epochs: config.epochs,
-        seconds: started.elapsed().as_secs_f64(),
-        prior: variant.map(|v| v.prior.clone()),
-        k: variant.map(|v| v.k),
-        loss_curve: steps.iter().map(|s| s.loss).collect(),
-    };
-    tracing::info!(
-        run = %dir.display(),
-        knn = record.knn_acc,
-        linear = ?record.linear_acc,
-        train_seconds,
-        "run evaluated"
-    );
-    write_json(&record_path, &record)?;
-    Ok(record)
+            let mut tc = TrainConfig::new(kind, backbone_config(&config.backbone, channels)?);
+            tc.epochs = config.epochs;
+            tc.batch_size = config.batch_size;
+            tc.seed = seed;
+            tc.warmup_epochs = config.warmup_epochs;
+            if let Some(lr) = config.lr {
+                tc.lr = lr;
+            }
+            tc.data = pairs.describe();
+            Trainer::new(tc, batches, &device)?.with_output_dir(&dir)?
+        };
+        let steps = trainer.fit(&mut loader, None, progress)?;
+        let train_seconds = started.elapsed().as_secs_f64();
+
+        let backbone = &trainer.method().online().backbone;
+        let train_f = encode_features(backbone, train.clone(), &recipe, &device, progress)?;
+        let test_f = encode_features(backbone, test.clone(), &recipe, &device, progress)?;
+        let dim = backbone.feature_dim();
+        let train_set = FeatureSet::new(&train_f, train_labels, dim)?;
+        let test_set = FeatureSet::new(&test_f, test_labels, dim)?;
+        let knn = KnnClassifier::builder()
+            .build()?
+            .evaluate(&train_set, &test_set)?;
+        let linear_acc = if config.linear_probe {
+            Some(
+                LinearProbe::builder()
+                    .seed(seed)
+                    .build()?
+                    .evaluate(&train_set, &test_set)?
+                    .accuracy,
+            )
+        } else {
+            None
+        };
+        let record = RunRecord {
+            method: kind.name().to_string(),
+            aug: if aug == "strong" {
+                AugSetting::Strong
+            } else {
+                AugSetting::Rhflip
+            },
+            gps: variant.is_some(),
+            seed,
+            knn_acc: knn.weighted_accuracy,
+            nn1_acc: knn.nn1_accuracy,
+            linear_acc,
+            epochs: config.epochs,
+            seconds: started.elapsed().as_secs_f64(),
+            prior: variant.map(|v| v.prior.clone()),
+            k: variant.map(|v| v.k),
+            loss_curve: steps.iter().map(|s| s.loss).collect(),
+        };
+        tracing::info!(
+            run = %dir.display(),
+            knn = record.knn_acc,
+            linear = ?record.linear_acc,
+            train_seconds,
+            "run evaluated"
+        );
+        write_json(&record_path, &record)?;
+        Ok(record)
+    }
 }
 
 fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
