@@ -273,6 +273,19 @@ fn convert_channels(src: &[u8], from: u8, to: u8, dst: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    /// Parameters that only crop (no flip, colour, blur or solarisation).
+    fn plain(crop: CropBox) -> ViewParams {
+        ViewParams {
+            crop,
+            flip: false,
+            jitter: None,
+            grayscale: false,
+            blur_sigma: None,
+            blur_kernel_frac: DEFAULT_BLUR_KERNEL_FRAC,
+            solarize: false,
+        }
+    }
+
     fn gradient(w: u32, h: u32, c: u8) -> Image {
         let data = (0..w * h * c as u32)
             .map(|v| (v * 13 % 256) as u8)
@@ -302,15 +315,7 @@ mod tests {
             5,
         )
         .unwrap();
-        let p = ViewParams {
-            crop: CropBox::full(5, 4),
-            flip: false,
-            jitter: None,
-            grayscale: false,
-            blur_sigma: None,
-            blur_kernel_frac: DEFAULT_BLUR_KERNEL_FRAC,
-            solarize: false,
-        };
+        let p = plain(CropBox::full(5, 4));
         let mut out = vec![0.0; 20];
         aug.apply(&p, &img, &mut out).unwrap();
         for (o, &v) in out.iter().zip(&img.data) {
@@ -339,15 +344,7 @@ mod tests {
         let img = gradient(4, 4, 1);
         let mut aug = Augmenter::new(AugRecipe::rhflip().with_rgb(true), 3, 4, 4).unwrap();
         let mut out = vec![0.0; 48];
-        let p = ViewParams {
-            crop: CropBox::full(4, 4),
-            flip: false,
-            jitter: None,
-            grayscale: false,
-            blur_sigma: None,
-            blur_kernel_frac: DEFAULT_BLUR_KERNEL_FRAC,
-            solarize: false,
-        };
+        let p = plain(CropBox::full(4, 4));
         aug.apply(&p, &img, &mut out).unwrap();
         let m = IMAGENET_MEAN;
         let s = IMAGENET_STD;
@@ -361,20 +358,12 @@ mod tests {
     fn bad_crop_box_is_an_error() {
         let img = gradient(8, 8, 1);
         let mut aug = Augmenter::new(AugRecipe::rhflip(), 1, 8, 8).unwrap();
-        let p = ViewParams {
-            crop: CropBox {
-                top: 4,
-                left: 0,
-                height: 5,
-                width: 8,
-            },
-            flip: false,
-            jitter: None,
-            grayscale: false,
-            blur_sigma: None,
-            blur_kernel_frac: DEFAULT_BLUR_KERNEL_FRAC,
-            solarize: false,
-        };
+        let p = plain(CropBox {
+            top: 4,
+            left: 0,
+            height: 5,
+            width: 8,
+        });
         assert!(aug.apply(&p, &img, &mut vec![0.0; 64]).is_err());
     }
 }
