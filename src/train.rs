@@ -15,7 +15,7 @@ pub use config::{
     TrainConfig, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS,
 };
 pub use data::PairData;
-pub use log::{CsvLog, StepRecord, LOG_HEADER};
+pub use log::{read_losses, CsvLog, StepRecord, LOG_HEADER};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use schedule::LrSchedule;
 pub use source::{FnSource, PairSource};

@@ -317,6 +317,50 @@ fn figure_is_a_decodable_png_of_the_documented_size() {
     assert!(image::open(&path).is_ok());
 }
 
+#[test]
+fn bars_of_a_group_with_two_settings_are_centred_on_it() {
+    // The demo's shape: one method, RHFlipAug only, baseline and GPS. The bar panel is the left
+    // 11/20 of the figure; its one group spans the plot width, so the bars' pixels must be
+    // centred in the panel (before the fix they sat in the group's left half, ~140 px off).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.png");
+    let demo: Vec<RunRecord> = records()
+        .into_iter()
+        .filter(|r| r.method == "SimCLR" && r.aug == AugSetting::Rhflip)
+        .collect();
+    write_figure(&path, &demo, ReportMetric::Knn).unwrap();
+    let rgb = image::open(&path).unwrap().to_rgb8();
+    let panel = FIGURE_WIDTH * 11 / 20;
+    let (mut lo, mut hi) = (u32::MAX, 0);
+    // A bar column has its colour in many rows of the lower part (the legend strip at the top
+    // repeats the colours; anti-aliased text may hit a bar colour in a pixel or two).
+    for x in 0..panel {
+        let hits = (FIGURE_HEIGHT * 6 / 10..FIGURE_HEIGHT)
+            .filter(|&y| {
+                let p = rgb.get_pixel(x, y).0;
+                p == [160, 160, 160] || p == [213, 94, 0]
+            })
+            .count();
+        if hits > 50 {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+    }
+    assert!(hi > lo, "no bar pixels found");
+    let centre = (lo + hi) as f64 / 2.0;
+    // Plot area: 52 px of y labels + 14 px margin on the left, 14 px margin on the right.
+    let expected = (66.0 + (panel - 14) as f64) / 2.0;
+    assert!(
+        (centre - expected).abs() < 20.0,
+        "bars span {lo}..{hi} (centre {centre}), panel centre {expected}"
+    );
+    // The two bars fill most of the group (0.8 of its width), not half of it.
+    assert!(
+        (hi - lo) as f64 > 0.6 * (panel - 80) as f64,
+        "bars span only {lo}..{hi}"
+    );
+}
+
 /// Writes an embeddings.parquet (DESIGN.md schema and metadata) with the given rows.
 fn write_embeddings(path: &Path, x: &[f32], labels: &[Option<i64>], dim: usize) {
     use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};

@@ -66,7 +66,7 @@ fn register_font() -> Result<()> {
 /// Left panel: for each method (row of [`super::markdown_table`]) four bars — RHFlipAug and
 /// StrongAug, baseline and GPS — showing the mean of `metric` in percent over seeds, with a
 /// ±1 standard deviation error bar when there are several seeds. Right panel: the mean
-/// training-loss curve per (method, setting) over seeds; curves are divided by their first
+/// training-loss curve (one point per optimiser step) per (method, setting) over seeds; curves are divided by their first
 /// value when several methods (with different loss scales) are shown. The file is written
 /// through a temporary file and renamed.
 pub fn write_figure(path: &Path, records: &[RunRecord], metric: Metric) -> Result<()> {
@@ -167,8 +167,10 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
         ))
         .map_err(|e| e.to_string())?;
     }
-    let bar = 0.8 / SETTINGS.len() as f64;
-    for &s in &present {
+    // Bars of the settings that have runs share the group's width, so a group is centred on
+    // its label whether it shows two settings or four.
+    let bar = 0.8 / present.len().max(1) as f64;
+    for (slot, &s) in present.iter().enumerate() {
         let (aug, gps) = SETTINGS[s];
         let colour = COLOURS[s];
         let mut bars = Vec::new();
@@ -180,7 +182,7 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
             }
             let (mean, std) = mean_std(&values);
             let (mean, std) = (100.0 * mean, 100.0 * std);
-            let x0 = g as f64 - 0.4 + s as f64 * bar;
+            let x0 = g as f64 - 0.4 + slot as f64 * bar;
             let mid = x0 + bar / 2.0;
             bars.push(Rectangle::new(
                 [(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)],
@@ -283,15 +285,15 @@ fn draw_losses(area: &Area<'_>, records: &[RunRecord]) -> Result<(), String> {
         .y_label_area_size(60)
         .build_cartesian_2d(1.0..len as f64, lo..hi)
         .map_err(|e| e.to_string())?;
-    let epochs = |v: &f64| format!("{v:.0}");
+    let steps = |v: &f64| format!("{v:.0}");
     chart
         .configure_mesh()
         .x_labels(len.min(11))
-        .x_label_formatter(&epochs)
+        .x_label_formatter(&steps)
         .light_line_style(RGBColor(235, 235, 235))
-        .x_desc("epoch")
+        .x_desc("training step")
         .y_desc(if relative {
-            "loss / first-epoch loss"
+            "loss / first-step loss"
         } else {
             "loss"
         })

@@ -15,7 +15,7 @@ use crate::eval::{
     LinearProbe, Metric, RunRecord,
 };
 use crate::ssl::{MethodKind, ResNetConfig, Stem};
-use crate::train::{PairData, TrainConfig, Trainer, CHECKPOINT_FILE};
+use crate::train::{read_losses, PairData, TrainConfig, Trainer, CHECKPOINT_FILE, LOG_FILE};
 use crate::{open_source, DataSource, Error, Progress, Purity, Result};
 
 /// What [`run_experiment`] produced.
@@ -282,7 +282,9 @@ impl RunContext<'_> {
             tc.data = pairs.describe();
             Trainer::new(tc, batches, &device)?.with_output_dir(&dir)?
         };
-        let steps = trainer.fit(&mut loader, None, progress)?;
+        trainer.fit(&mut loader, None, progress)?;
+        // The whole run's curve, also when this call resumed it part-way.
+        let loss_curve = read_losses(&dir.join(LOG_FILE))?;
         let train_seconds = started.elapsed().as_secs_f64();
 
         let backbone = &trainer.method().online().backbone;
@@ -321,7 +323,7 @@ impl RunContext<'_> {
             seconds: started.elapsed().as_secs_f64(),
             prior: variant.map(|v| v.prior.clone()),
             k: variant.map(|v| v.k),
-            loss_curve: steps.iter().map(|s| s.loss).collect(),
+            loss_curve,
         };
         tracing::info!(
             run = %dir.display(),

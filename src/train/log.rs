@@ -72,3 +72,89 @@ impl CsvLog {
         .map_err(|e| Error::io(&self.path, e))
     }
 }
+
+/// Reads the loss column of a `log.csv` written by [`CsvLog`], in step order: the whole run's
+/// curve, also after a resume (whose [`crate::Trainer::fit`] returns only the steps it took).
+///
+/// Errors name the file and the 1-based line of a row that is not `step,…,loss,…`.
+pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(LOG_HEADER) {
+        return Err(Error::format(
+            path,
+            format!("line 1: expected the header `{LOG_HEADER}`"),
+        ));
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let parsed = match (fields.first(), fields.get(5)) {
+            (Some(step), Some(loss)) => step.parse::<u64>().ok().zip(loss.parse::<f32>().ok()),
+            _ => None,
+        };
+        let (step, loss) = parsed.ok_or_else(|| {
+            Error::format(
+                path,
+                format!(
+                    "line {}: expected an integer step and a float loss (column 6), got `{line}`",
+                    i + 2
+                ),
+            )
+        })?;
+        rows.push((step, loss));
+    }
+    rows.sort_by_key(|&(step, _)| step);
+    Ok(rows.into_iter().map(|(_, loss)| loss).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(step: u64, loss: f32) -> StepRecord {
+        StepRecord {
+            step,
+            epoch: 0,
+            batch: step as usize,
+            lr: 0.1,
+            momentum: 0.0,
+            loss,
+            embedding_std: 0.1,
+            seconds: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_resumed_log_keeps_the_earlier_steps_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        let mut log = CsvLog::open(&path, 0).unwrap();
+        for s in 0..4 {
+            log.write(&record(s, 10.0 - s as f32)).unwrap();
+        }
+        drop(log);
+        // Resume from a checkpoint at step 2: steps 2 and 3 are rewritten with new values.
+        let mut log = CsvLog::open(&path, 2).unwrap();
+        log.write(&record(2, 0.25)).unwrap();
+        log.write(&record(3, 0.125)).unwrap();
+        drop(log);
+        assert_eq!(read_losses(&path).unwrap(), vec![10.0, 9.0, 0.25, 0.125]);
+    }
+
+    #[test]
+    fn a_bad_row_is_named_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(
+            &path,
+            format!("{LOG_HEADER}\n0,0,0,0.1,0,1.5,0.1,0.2\n1,0,1,0.1,0,oops,0.1,0.2\n"),
+        )
+        .unwrap();
+        let err = read_losses(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("log.csv"), "{err}");
+        std::fs::write(&path, "step,loss\n").unwrap();
+        let err = read_losses(&path).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}
