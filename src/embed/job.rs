@@ -14,7 +14,11 @@
 
 use super::pipeline::{self, BadSample};
 use super::Embedder;
-use crate::store::embeddings::{self as store, Rows, DATASET_LEN_KEY, DIM_KEY, SHARD_KEY};
+use crate::store::embeddings::{
+    self as store, Rows, DATASET_LEN_KEY, DIM_KEY, PRIOR_INPUT_SIZE_KEY, PRIOR_SHA256_KEY,
+    SHARD_KEY,
+};
+use crate::store::META_DATASET_FINGERPRINT;
 use crate::{DataSource, Error, Progress, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -359,11 +363,8 @@ impl EmbedJob {
             m.insert(k.to_string(), v);
         };
         put("gps.prior.name", prior.name.clone());
-        put("gps.prior.sha256", prior.sha256.to_ascii_lowercase());
-        put(
-            "gps.prior.input_size",
-            embedder.preprocess().size.to_string(),
-        );
+        put(PRIOR_SHA256_KEY, prior.sha256.to_ascii_lowercase());
+        put(PRIOR_INPUT_SIZE_KEY, embedder.preprocess().size.to_string());
         put("gps.prior.preprocess", embedder.preprocess().describe());
         put("gps.prior.output", embedder.output_name().to_string());
         put(DIM_KEY, dim.to_string());
@@ -371,7 +372,7 @@ impl EmbedJob {
             "gps.embedding.normalized",
             embedder.normalized().to_string(),
         );
-        put("gps.dataset.fingerprint", fingerprint.to_string());
+        put(META_DATASET_FINGERPRINT, fingerprint.to_string());
         put(DATASET_LEN_KEY, n.to_string());
         put("gps.embed.row_group_rows", self.row_group_rows.to_string());
         put("gps.version", env!("CARGO_PKG_VERSION").to_string());

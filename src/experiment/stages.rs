@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::store::embeddings::{PRIOR_INPUT_SIZE_KEY, PRIOR_SHA256_KEY};
 use crate::store::{META_DATASET_FINGERPRINT, META_KNN_K};
 use crate::{
     label_purity, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Metric, NeighbourBuilder,
@@ -24,9 +25,6 @@ pub struct PriorVectors {
     pub labels: Vec<Option<i64>>,
 }
 
-const META_PRIOR_SHA: &str = "gps.prior.sha256";
-const META_INPUT_SIZE: &str = "gps.prior.input_size";
-
 /// Embeds `source` with the ONNX prior of `manifest` into `out` (an `embeddings.parquet`), or
 /// reuses `out` when it holds this dataset's embeddings by this prior at this resolution.
 pub fn ensure_embeddings(
@@ -43,8 +41,8 @@ pub fn ensure_embeddings(
             let m = &table.metadata;
             let same = m.get(META_DATASET_FINGERPRINT).map(String::as_str)
                 == Some(source.fingerprint().as_str())
-                && m.get(META_PRIOR_SHA) == Some(&prior.sha256)
-                && m.get(META_INPUT_SIZE) == Some(&size.to_string())
+                && m.get(PRIOR_SHA256_KEY) == Some(&prior.sha256)
+                && m.get(PRIOR_INPUT_SIZE_KEY) == Some(&size.to_string())
                 && table.len() == source.len();
             if same {
                 tracing::info!(path = %out.display(), "reusing prior embeddings");

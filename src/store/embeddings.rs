@@ -33,15 +33,20 @@ pub const DATASET_LEN_KEY: &str = "gps.dataset.len";
 /// Metadata key: embedding width `D`.
 pub const DIM_KEY: &str = "gps.embedding.dim";
 
+/// Metadata key: SHA-256 of the prior's ONNX file.
+pub const PRIOR_SHA256_KEY: &str = "gps.prior.sha256";
+/// Metadata key: the prior's input side in pixels.
+pub const PRIOR_INPUT_SIZE_KEY: &str = "gps.prior.input_size";
+
 /// Keys every embeddings file must carry.
 pub const REQUIRED_METADATA: [&str; 8] = [
     "gps.prior.name",
-    "gps.prior.sha256",
-    "gps.prior.input_size",
+    PRIOR_SHA256_KEY,
+    PRIOR_INPUT_SIZE_KEY,
     "gps.prior.preprocess",
-    "gps.embedding.dim",
+    DIM_KEY,
     "gps.embedding.normalized",
-    "gps.dataset.fingerprint",
+    super::META_DATASET_FINGERPRINT,
     "gps.version",
 ];
 
