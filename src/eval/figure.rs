@@ -3,7 +3,7 @@
 //! Drawn with `plotters` into an in-memory RGB bitmap using an embedded DejaVu Sans font (no
 //! system fonts needed), then encoded as PNG with `image`.
 
-use super::report::{cell, mean_std, rows, temp_path, AugSetting, Metric, RunRecord};
+use super::report::{cell, mean_std, method_label, rows, temp_path, AugSetting, Metric, RunRecord};
 use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -235,7 +235,7 @@ fn mean_curves(records: &[RunRecord]) -> Vec<(String, usize, Vec<f64>)> {
                 .collect();
             let setting = SETTINGS.iter().position(|s| *s == (aug, gps)).unwrap_or(0);
             (
-                format!("{method} {}", setting_label(aug, gps)),
+                format!("{} {}", method_label(&method), setting_label(aug, gps)),
                 setting,
                 mean,
             )

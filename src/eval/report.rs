@@ -143,6 +143,14 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// How a record's method is shown in tables and figures: the paper's spelling for a known
+/// command-line name (`barlow` → `Barlow Twins`), the name as recorded otherwise.
+pub(crate) fn method_label(method: &str) -> String {
+    crate::MethodKind::parse(method)
+        .map(|k| k.display_name().to_string())
+        .unwrap_or_else(|_| method.to_string())
+}
+
 /// One table row: a method, optionally one GPS variant (prior, k) of it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
@@ -172,7 +180,7 @@ pub(crate) fn rows(records: &[RunRecord]) -> Vec<Row> {
         }
         if variants.len() <= 1 {
             out.push(Row {
-                label: method.to_string(),
+                label: method_label(method),
                 method: method.to_string(),
                 variant: None,
             });
@@ -186,7 +194,7 @@ pub(crate) fn rows(records: &[RunRecord]) -> Vec<Row> {
             if let Some(k) = v.1 {
                 parts.push(format!("k={k}"));
             }
-            let label = format!("{method} ({})", parts.join(", "));
+            let label = format!("{} ({})", method_label(method), parts.join(", "));
             out.push(Row {
                 label,
                 method: method.to_string(),
@@ -288,6 +296,20 @@ mod tests {
         assert_eq!(m, 2.5);
         assert!((s - 1.2909944487358056).abs() < 1e-12);
         assert_eq!(mean_std(&[0.3]), (0.3, 0.0));
+    }
+
+    #[test]
+    fn known_methods_are_shown_with_their_paper_names() {
+        let records = [
+            rec("barlow", false, None, None, 0.5),
+            rec("mocov3", true, Some("lite0"), Some(5), 0.6),
+            rec("my-method", true, Some("lite0"), Some(5), 0.7),
+        ];
+        let table = markdown_table(&records, Metric::Knn);
+        for row in ["| Barlow Twins |", "| MoCo v3 |", "| my-method |"] {
+            assert!(table.contains(row), "{row} missing from\n{table}");
+        }
+        assert!(!table.contains("| barlow |"), "{table}");
     }
 
     #[test]

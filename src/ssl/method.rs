@@ -60,6 +60,18 @@ impl MethodKind {
         }
     }
 
+    /// The name papers and tables use (`SimCLR`, `Barlow Twins`, `MoCo v3`, ...).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            MethodKind::Simclr => "SimCLR",
+            MethodKind::Byol => "BYOL",
+            MethodKind::Barlow => "Barlow Twins",
+            MethodKind::Vicreg => "VICReg",
+            MethodKind::Mocov3 => "MoCo v3",
+            MethodKind::Nnclr => "NNCLR",
+        }
+    }
+
     /// Parses a command-line name.
     pub fn parse(name: &str) -> Result<Self> {
         Self::ALL
