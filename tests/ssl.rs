@@ -346,3 +346,54 @@ fn resume_is_exact_byol_lars() {
 fn resume_is_exact_nnclr_adamw() {
     resume_is_exact(MethodKind::Nnclr, OptimizerConfig::adamw());
 }
+
+/// `gps-ssl train` end to end on real Fashion-MNIST: stops after `--max-steps`, resumes from its
+/// checkpoint with the log continuing where it stopped, refuses to overwrite a run, and refuses an
+/// unknown method by name.
+#[test]
+fn cli_train_stops_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist/t10k");
+    let train = |method: &str, steps: &str, resume: bool| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+            .args(["train", "--method", method, "--data", data])
+            .args(resume.then_some("--resume"))
+            .args(["--batch-size", "32", "--max-steps", steps, "--out"])
+            .arg(&out)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let logged_steps = || -> Vec<u64> {
+        let log = std::fs::read_to_string(out.join(gps_ssl::LOG_FILE)).unwrap();
+        log.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let first = train("byol", "2", false);
+    assert!(first.status.success(), "{first:?}");
+    assert!(out.join(gps_ssl::CHECKPOINT_FILE).is_file());
+    assert_eq!(logged_steps(), vec![0, 1]);
+    let second = train("byol", "1", true);
+    assert!(second.status.success(), "{second:?}");
+    assert_eq!(logged_steps(), vec![0, 1, 2]);
+    let losses = gps_ssl::read_losses(&out.join(gps_ssl::LOG_FILE)).unwrap();
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+
+    // Without --resume an existing run is refused, not overwritten.
+    let again = train("byol", "1", false);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert_eq!(logged_steps(), vec![0, 1, 2]);
+
+    let bad = train("simsiam", "1", false);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("simsiam") && stderr.contains("simclr|byol"),
+        "{stderr}"
+    );
+}

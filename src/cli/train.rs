@@ -64,7 +64,8 @@ pub struct TrainArgs {
     /// cpu (burn flex) | cuda (needs the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Resume the run in --out from its checkpoint.
+    /// Resume the run in --out from its checkpoint (without it, an --out that already holds a
+    /// checkpoint is refused rather than overwritten).
     #[arg(long)]
     resume: bool,
 }
@@ -116,6 +117,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Trainer::resume(&args.out, batches, &device)
             .with_context(|| format!("resuming from {}", args.out.display()))?
     } else {
+        // Never overwrite a run silently: its checkpoint and log are someone's hours.
+        let existing = args.out.join(gps_ssl::CHECKPOINT_FILE);
+        if existing.is_file() {
+            anyhow::bail!(
+                "{} already holds a run (checkpoint {}); pass --resume to continue it, or choose \
+                 another --out",
+                args.out.display(),
+                existing.display()
+            );
+        }
         let mut config = TrainConfig::new(kind, backbone);
         if let Some(o) = &args.optimizer {
             config.optimizer = OptimizerConfig::parse(o)?;
