@@ -37,9 +37,11 @@ fn batch() -> PairBatch {
 
 fn rust_step_seconds(kind: MethodKind, batch: &PairBatch) -> f64 {
     let device = Device::flex().autodiff();
-    device.seed(0);
     let config = TrainConfig::new(kind, ResNetConfig::small(1));
-    let mut method = Method::new(config.method, &config.network, &device).expect("method");
+    let mut method = gps_ssl::seeded(&device, 0, || {
+        Method::new(config.method, &config.network, &device)
+    })
+    .expect("method");
     let mut opt = Optimizer::new(OptimizerConfig::sgd());
     method
         .step(batch, &mut opt, 0.05, 0, 100)

@@ -120,8 +120,8 @@ pub use ssl::{
 pub use store::embeddings::{merge_embeddings, EmbeddingTable};
 pub use store::{NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K};
 pub use train::{
-    read_losses, Checkpoint, CsvLog, FnSource, LrSchedule, Optimizer, OptimizerConfig,
-    OptimizerState, PairData, PairSource, Position, StepRecord, TrainConfig, Trainer,
-    CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM,
+    read_losses, seeded, seeded_module, Checkpoint, CsvLog, FnSource, LrSchedule, Optimizer,
+    OptimizerConfig, OptimizerState, PairData, PairSource, Position, StepRecord, TrainConfig,
+    Trainer, CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM,
     DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER,
 };

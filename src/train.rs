@@ -19,4 +19,4 @@ pub use log::{read_losses, CsvLog, StepRecord, LOG_HEADER};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use schedule::LrSchedule;
 pub use source::{FnSource, PairSource};
-pub use trainer::{Trainer, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE};
+pub use trainer::{seeded, seeded_module, Trainer, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE};

@@ -110,8 +110,8 @@ impl ResNetConfig {
         Ok(())
     }
 
-    /// Builds the network on `device` (weights drawn from the device's RNG; seed it first with
-    /// `device.seed(..)` for reproducible initialisation).
+    /// Builds the network on `device` (weights drawn from burn's process-wide RNG; wrap the call
+    /// in [`crate::seeded_module`] for a reproducible initialisation).
     pub fn init(&self, device: &Device) -> Result<ResNet> {
         self.validate()?;
         let stem_width = self.widths[0];

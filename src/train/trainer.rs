@@ -11,8 +11,9 @@ use super::log::{CsvLog, StepRecord};
 use super::optim::Optimizer;
 use super::schedule::LrSchedule;
 use super::source::PairSource;
-use crate::ssl::Method;
+use crate::ssl::{export_tensors, Method};
 use crate::{Error, Progress, Result};
+use burn::module::Module;
 
 /// File name of the run configuration inside the output directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -23,6 +24,47 @@ pub const LOG_FILE: &str = "log.csv";
 
 /// Serialises seeded network initialisation (burn's RNG is shared by the process).
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Seeds `device`'s RNG with `seed` and runs `build` while holding a process-wide lock, so the
+/// random draws of `build` are reproducible even when other threads draw at the same time.
+/// Burn's RNG is global to the process: a bare `device.seed(..)` followed by draws can
+/// interleave with another thread's seed and draws. Burn also initialises parameters lazily
+/// (on first use), so `build` must materialise them before returning — [`seeded_module`] does
+/// that for a [`Module`]; [`Method::new`] does it itself, and [`Trainer::new`] builds through
+/// this function.
+pub fn seeded<R>(device: &Device, seed: u64, build: impl FnOnce() -> R) -> R {
+    let _guard = INIT_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    build()
+}
+
+/// Builds a module with [`seeded`] and draws all its lazily initialised parameters before the
+/// lock is released: the same `seed` gives the same weights whatever other threads do.
+///
+/// ```
+/// use burn::tensor::Device;
+/// let device = Device::flex();
+/// let cfg = gps_ssl::MlpConfig::new(4, 6, 2, 2);
+/// let a = gps_ssl::seeded_module(&device, 7, || cfg.init(&device)).unwrap();
+/// let b = gps_ssl::seeded_module(&device, 7, || cfg.init(&device)).unwrap();
+/// let c = gps_ssl::seeded_module(&device, 8, || cfg.init(&device)).unwrap();
+/// assert_eq!(gps_ssl::export_tensors(&a), gps_ssl::export_tensors(&b));
+/// assert_ne!(gps_ssl::export_tensors(&a), gps_ssl::export_tensors(&c));
+/// ```
+pub fn seeded_module<M: Module>(
+    device: &Device,
+    seed: u64,
+    build: impl FnOnce() -> Result<M>,
+) -> Result<M> {
+    seeded(device, seed, || {
+        let module = build()?;
+        // Reading every tensor forces burn's lazy initialisation, inside the lock.
+        let _ = export_tensors(&module);
+        Ok(module)
+    })
+}
 
 /// Trains one [`Method`] on batches from a [`PairSource`], with schedule, logging and
 /// checkpoints. Create with [`Trainer::new`] or [`Trainer::resume`].
@@ -42,23 +84,19 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run of `config` with `batches_per_epoch` batches per epoch on `device` (an
     /// autodiff device, e.g. `Device::flex().autodiff()`). The device is seeded with
-    /// `config.seed` before the networks are built; the initialisation is reproducible as long as
-    /// no code outside a `Trainer` draws from burn's RNG on another thread at the same time.
+    /// `config.seed` before the networks are built, through [`seeded`]; the initialisation is
+    /// reproducible as long as other threads draw from burn's RNG only through [`seeded`] too.
     pub fn new(config: TrainConfig, batches_per_epoch: usize, device: &Device) -> Result<Self> {
         config.validate()?;
         if batches_per_epoch == 0 {
             return Err(Error::invalid("source", "yields no batch per epoch"));
         }
-        let method = {
-            // Burn's RNG is process-global: hold the lock from seeding to the last draw so two
-            // trainers built on different threads cannot interleave their draws.
-            let _guard = INIT_LOCK
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            device.seed(config.seed);
-            Method::new(config.method.clone(), &config.network, device)?
-                .with_false_negative_masking(config.mask_false_negatives)
-        };
+        // Burn's RNG is process-global: seed and draw under one lock so two trainers built on
+        // different threads cannot interleave their draws.
+        let method = seeded(device, config.seed, || {
+            Method::new(config.method.clone(), &config.network, device)
+        })?
+        .with_false_negative_masking(config.mask_false_negatives);
         let total_steps = (config.epochs * batches_per_epoch) as u64;
         let schedule = LrSchedule {
             base_lr: config.lr,
