@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
-use gps_ssl::{MethodKind, OptimizerConfig, PairData, ResNetConfig, Stem, TrainConfig, Trainer};
+use gps_ssl::{MethodKind, OptimizerConfig, PairData, ResNetConfig, TrainConfig, Trainer};
 
 /// Arguments of `gps-ssl train`.
 #[derive(Debug, Args)]
@@ -100,12 +100,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .open()
         .with_context(|| format!("opening {}", pairs.describe()))?;
     let [channels, _, _] = loader.view_shape();
-    let backbone = match args.backbone.as_str() {
-        "small" => ResNetConfig::small(channels),
-        "resnet18" => ResNetConfig::resnet18(channels, Stem::Small),
-        "resnet50" => ResNetConfig::resnet50(channels, Stem::Small),
-        other => anyhow::bail!("--backbone {other}: expected small|resnet18|resnet50"),
-    };
+    let backbone = ResNetConfig::from_name(&args.backbone, channels)?;
     let device = match args.device.as_str() {
         "cpu" => Device::flex().autodiff(),
         #[cfg(feature = "cuda")]

@@ -14,7 +14,7 @@ use crate::eval::{
     markdown_table, write_figure, write_results_json, AugSetting, FeatureSet, KnnClassifier,
     LinearProbe, Metric, RunRecord,
 };
-use crate::ssl::{MethodKind, ResNetConfig, Stem};
+use crate::ssl::{MethodKind, ResNetConfig};
 use crate::train::{read_losses, PairData, TrainConfig, Trainer, CHECKPOINT_FILE, LOG_FILE};
 use crate::{open_source, DataSource, Error, Progress, Purity, Result};
 
@@ -194,18 +194,6 @@ fn knn_accuracy(
     Ok(report.weighted_accuracy)
 }
 
-fn backbone_config(name: &str, channels: usize) -> Result<ResNetConfig> {
-    match name {
-        "small" => Ok(ResNetConfig::small(channels)),
-        "resnet18" => Ok(ResNetConfig::resnet18(channels, Stem::Small)),
-        "resnet50" => Ok(ResNetConfig::resnet50(channels, Stem::Small)),
-        other => Err(Error::invalid(
-            "backbone",
-            format!("`{other}`; expected small|resnet18|resnet50"),
-        )),
-    }
-}
-
 /// What every training run of one experiment shares.
 struct RunContext<'a> {
     config: &'a ExperimentConfig,
@@ -271,7 +259,8 @@ impl RunContext<'_> {
         let mut trainer = if dir.join(CHECKPOINT_FILE).is_file() {
             Trainer::resume(&dir, batches, &device)?
         } else {
-            let mut tc = TrainConfig::new(kind, backbone_config(&config.backbone, channels)?);
+            let mut tc =
+                TrainConfig::new(kind, ResNetConfig::from_name(&config.backbone, channels)?);
             tc.epochs = config.epochs;
             tc.batch_size = config.batch_size;
             tc.seed = seed;

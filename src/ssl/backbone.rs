@@ -88,6 +88,20 @@ impl ResNetConfig {
         }
     }
 
+    /// The preset a command line or config names: `small` | `resnet18` | `resnet50` (the ResNets
+    /// with the small-image stem), for images with `in_channels` channels.
+    pub fn from_name(name: &str, in_channels: usize) -> Result<Self> {
+        match name {
+            "small" => Ok(Self::small(in_channels)),
+            "resnet18" => Ok(Self::resnet18(in_channels, Stem::Small)),
+            "resnet50" => Ok(Self::resnet50(in_channels, Stem::Small)),
+            other => Err(Error::invalid(
+                "backbone",
+                format!("`{other}`; expected small|resnet18|resnet50"),
+            )),
+        }
+    }
+
     /// Dimension of the pooled feature vector: `widths[3] * expansion`.
     pub fn feature_dim(&self) -> usize {
         self.widths[3] * self.block.expansion()
@@ -266,6 +280,20 @@ impl ResNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presets_are_found_by_name_and_unknown_names_are_refused() {
+        assert_eq!(
+            ResNetConfig::from_name("small", 1).unwrap(),
+            ResNetConfig::small(1)
+        );
+        assert_eq!(
+            ResNetConfig::from_name("resnet50", 3).unwrap(),
+            ResNetConfig::resnet50(3, Stem::Small)
+        );
+        let err = ResNetConfig::from_name("vit", 3).unwrap_err().to_string();
+        assert!(err.contains("vit") && err.contains("resnet18"), "{err}");
+    }
 
     #[test]
     fn resnet_variants_output_pooled_features() {
