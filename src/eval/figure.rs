@@ -63,12 +63,12 @@ fn register_font() -> Result<()> {
 
 /// Draws `records` into a PNG of [`FIGURE_WIDTH`] × [`FIGURE_HEIGHT`] pixels at `path`.
 ///
-/// Left panel: for each method (row of [`super::markdown_table`]) four bars — RHFlipAug and
-/// StrongAug, baseline and GPS — showing the mean of `metric` in percent over seeds, with a
-/// ±1 standard deviation error bar when there are several seeds. Right panel: the mean
-/// training-loss curve (one point per optimiser step) per (method, setting) over seeds; curves are divided by their first
-/// value when several methods (with different loss scales) are shown. The file is written
-/// through a temporary file and renamed.
+/// Left panel: for each method (row of [`super::markdown_table`]) one bar per setting with
+/// runs — RHFlipAug and StrongAug, baseline and GPS — showing the mean of `metric` in percent
+/// over seeds, with a ±1 standard deviation error bar when there are several seeds. Right
+/// panel: the mean training-loss curve (one point per optimiser step) per (method, setting)
+/// over seeds; curves are divided by their first value when several methods (with different
+/// loss scales) are shown. The file is written through a temporary file and renamed.
 pub fn write_figure(path: &Path, records: &[RunRecord], metric: Metric) -> Result<()> {
     register_font()?;
     let (w, h) = (FIGURE_WIDTH, FIGURE_HEIGHT);
