@@ -17,7 +17,8 @@ mod topk;
 
 pub use exact::{ExactIndex, EXACT_TILE};
 pub use hnsw::{
-    HnswIndex, HnswParams, DEFAULT_HNSW_EF_CONSTRUCTION, DEFAULT_HNSW_EF_SEARCH, DEFAULT_HNSW_M,
+    HnswIndex, HnswParams, Insertion, DEFAULT_HNSW_EF_CONSTRUCTION, DEFAULT_HNSW_EF_SEARCH,
+    DEFAULT_HNSW_M,
 };
 pub use hybrid::{estimate_seconds, KnnMethod, EXACT_FLOPS, HNSW_SECONDS_PER_POINT_DIM};
 pub use index::{

@@ -64,6 +64,10 @@ pub struct NeighboursArgs {
     /// Worker threads (default: all cores).
     #[arg(long, default_value_t = gps_ssl::DEFAULT_KNN_THREADS)]
     threads: usize,
+    /// HNSW: build the graph reproducibly (sequential insertion in id order; the same input
+    /// gives the same lists bit for bit). Slower build; search stays parallel.
+    #[arg(long)]
+    deterministic: bool,
 }
 
 /// Draws one indicatif bar per library stage.
@@ -132,6 +136,7 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
         .recall_sample(args.recall_sample)
         .seed(args.seed)
         .threads(args.threads)
+        .deterministic(args.deterministic)
         .build()
         .with_context(|| format!("{}: invalid neighbour search", args.embeddings.display()))?;
     let out = search.run_with(&Bars(Mutex::new(None)))?;

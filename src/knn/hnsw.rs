@@ -7,8 +7,13 @@
 //! Returned candidates are always re-scored exactly with the original vectors and metric, so
 //! the distances in the output are exact and sorted by `(distance, id)`.
 //!
-//! The graph is not bit-reproducible: `hnsw_rs` draws levels from an unseeded RNG and parallel
-//! insertion races; recall is what is measured and reported instead.
+//! Reproducibility: `hnsw_rs` draws node levels from one seeded generator behind a mutex, so
+//! the graph depends only on the order in which points are inserted. With parallel insertion
+//! (the default) that order races between threads and the graph, hence the lists, can differ
+//! between runs in a few rows; recall is measured and reported instead. A *deterministic*
+//! build ([`Insertion::Sequential`], CLI `--deterministic`) inserts points one by one in id
+//! order: the same vectors and parameters give the same lists bit for bit, for any thread count
+//! (searching the finished graph is read-only and runs in parallel either way).
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 use rayon::prelude::*;
@@ -67,6 +72,17 @@ impl HnswParams {
     }
 }
 
+/// How points enter the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Insertion {
+    /// Parallel insertion on the rayon pool: fastest, not bit-reproducible.
+    #[default]
+    Parallel,
+    /// One point at a time in id order: reproducible bit for bit, single-threaded build.
+    Sequential,
+}
+
 /// Non-negative distances over the prepared vectors.
 #[derive(Debug, Clone, Copy)]
 enum GraphDistance {
@@ -113,12 +129,14 @@ impl std::fmt::Debug for HnswIndex<'_> {
 }
 
 impl<'a> HnswIndex<'a> {
-    /// Builds the graph with parallel insertion on the current rayon pool.
+    /// Builds the graph, inserting in parallel on the current rayon pool or sequentially in id
+    /// order (see the module doc on reproducibility).
     pub fn build(
         vectors: &'a [f32],
         dim: usize,
         metric: Metric,
         params: HnswParams,
+        insertion: Insertion,
         progress: &dyn Progress,
     ) -> Result<Self> {
         params.validate()?;
@@ -133,7 +151,10 @@ impl<'a> HnswIndex<'a> {
             let items: Vec<(&[f32], usize)> = (start..end)
                 .map(|i| (&prepared[i * pdim..(i + 1) * pdim], i))
                 .collect();
-            graph.parallel_insert_slice(&items);
+            match insertion {
+                Insertion::Parallel => graph.parallel_insert_slice(&items),
+                Insertion::Sequential => items.iter().for_each(|&item| graph.insert_slice(item)),
+            }
             progress.advance((end - start) as u64);
         }
         progress.finish();

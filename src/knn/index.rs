@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::exact::ExactIndex;
-use super::hnsw::{HnswIndex, HnswParams};
+use super::hnsw::{HnswIndex, HnswParams, Insertion};
 use super::hybrid::{estimate_recall, KnnMethod};
 use super::lists::NeighbourLists;
 use super::metric::Metric;
@@ -175,6 +175,7 @@ pub struct NeighbourBuilder<'a> {
     recall_sample: usize,
     seed: u64,
     threads: usize,
+    insertion: Insertion,
 }
 
 impl<'a> NeighbourBuilder<'a> {
@@ -193,6 +194,7 @@ impl<'a> NeighbourBuilder<'a> {
             recall_sample: DEFAULT_KNN_RECALL_SAMPLE,
             seed: DEFAULT_KNN_SEED,
             threads: DEFAULT_KNN_THREADS,
+            insertion: Insertion::Parallel,
         }
     }
 
@@ -256,6 +258,18 @@ impl<'a> NeighbourBuilder<'a> {
     /// search is threaded by `matrixmultiply` (env `MATMUL_NUM_THREADS`, at most 4).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// HNSW only: build the graph reproducibly (sequential insertion in id order, so the same
+    /// input gives the same lists bit for bit) instead of in parallel. Defaults to `false`
+    /// (parallel, faster, lists may differ between runs in a few rows).
+    pub fn deterministic(mut self, yes: bool) -> Self {
+        self.insertion = if yes {
+            Insertion::Sequential
+        } else {
+            Insertion::Parallel
+        };
         self
     }
 
@@ -339,6 +353,9 @@ pub struct KnnSummary {
     pub method: KnnMethod,
     /// HNSW parameters when HNSW ran.
     pub hnsw: Option<HnswParams>,
+    /// How the HNSW graph was built (parallel or sequential insertion).
+    #[serde(default)]
+    pub insertion: Insertion,
     /// Refine factor (HNSW only; 1 = none).
     pub refine_factor: usize,
     /// The radius applied.
@@ -363,6 +380,7 @@ impl KnnSummary {
             "requested": self.requested,
             "hnsw": self.hnsw,
             "refine_factor": self.refine_factor,
+            "insertion": self.insertion,
             "recall_queries": self.recall_queries,
         });
         let mut m = BTreeMap::new();
@@ -407,7 +425,8 @@ impl NeighbourSearch<'_> {
         let t0 = Instant::now();
         let (lists, recall, queries, recall_seconds) = match method {
             KnnMethod::Hnsw => {
-                let idx = HnswIndex::build(c.vectors, c.dim, c.metric, c.hnsw, progress)?;
+                let idx =
+                    HnswIndex::build(c.vectors, c.dim, c.metric, c.hnsw, c.insertion, progress)?;
                 let rows = idx.all_others(others, others * c.refine_factor, progress);
                 let search = t0.elapsed().as_secs_f64();
                 let t1 = Instant::now();
@@ -439,6 +458,7 @@ impl NeighbourSearch<'_> {
             requested: c.method,
             method,
             hnsw: (method == KnnMethod::Hnsw).then_some(c.hnsw),
+            insertion: c.insertion,
             refine_factor: c.refine_factor,
             radius: c.radius,
             recall_estimate: recall,
