@@ -5,6 +5,7 @@
 //! GPS lives in the pair loader (which partner each anchor gets), never here.
 
 mod backbone;
+mod conv;
 mod ema;
 mod head;
 mod loss;
@@ -15,6 +16,7 @@ mod snapshot;
 mod stats;
 
 pub use backbone::{Block, BlockKind, ResNet, ResNetConfig, Stem};
+pub use conv::conv2d;
 pub use ema::{cosine_momentum, ema_update};
 pub use head::{Mlp, MlpConfig};
 pub use loss::{

@@ -1,14 +1,18 @@
-"""PyTorch CPU peer of benches/ssl_step.rs: one SimCLR step of the same small ResNet.
+"""PyTorch CPU peer of benches/ssl_step.rs: one SimCLR step of the same ResNet.
 
-Network: 3x3 stem (stride 1, no max-pool), one basic block per stage, widths 16/32/64/128,
-global average pool; projector 128 -> 512 (no bias) -> BN -> ReLU -> 128; NT-Xent T = 0.5;
+Network (`small`): 3x3 stem (stride 1, no max-pool), one basic block per stage, widths
+16/32/64/128; (`resnet18`): the same stem, two basic blocks per stage, widths 64/128/256/512;
+global average pool; projector feat -> 512 (no bias) -> BN -> ReLU -> 128; NT-Xent T = 0.5;
 SGD momentum 0.9. Prints `seconds_per_step <s>`.
-Usage: /usr/bin/python3 ssl_step_peer.py <batch> <size> <steps> <threads>
+Usage: /usr/bin/python3 ssl_step_peer.py <batch> <size> <steps> <threads> [small|resnet18] [channels]
 """
 import sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 batch, size, steps, threads = (int(a) for a in sys.argv[1:5])
+arch = sys.argv[5] if len(sys.argv) > 5 else "small"
+channels = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+widths, layers = {"small": ([16, 32, 64, 128], 1), "resnet18": ([64, 128, 256, 512], 2)}[arch]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -27,9 +31,15 @@ class Block(nn.Module):
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.stem = nn.Sequential(conv(1, 16, 3, 1, 1), nn.BatchNorm2d(16), nn.ReLU())
-        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2), Block(64, 128, 2))
-        self.proj = nn.Sequential(nn.Linear(128, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128))
+        w = widths
+        self.stem = nn.Sequential(conv(channels, w[0], 3, 1, 1), nn.BatchNorm2d(w[0]), nn.ReLU())
+        blocks, i = [], w[0]
+        for stage, o in enumerate(w):
+            for b in range(layers):
+                blocks.append(Block(i, o, 2 if stage > 0 and b == 0 else 1))
+                i = o
+        self.blocks = nn.Sequential(*blocks)
+        self.proj = nn.Sequential(nn.Linear(w[3], 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128))
     def forward(self, x):
         return self.proj(self.blocks(self.stem(x)).mean((2, 3)))
 
@@ -42,7 +52,7 @@ def nt_xent(a, b, t=0.5):
 
 net = Net()
 opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-xa, xb = torch.randn(batch, 1, size, size), torch.randn(batch, 1, size, size)
+xa, xb = torch.randn(batch, channels, size, size), torch.randn(batch, channels, size, size)
 
 def step():
     loss = nt_xent(net(xa), net(xb))

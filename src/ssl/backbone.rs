@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -178,6 +179,24 @@ fn conv(
         .init(device)
 }
 
+/// `conv.forward(x)` for the bias-free, explicitly padded convolutions built by [`conv`],
+/// computed by [`super::conv::conv2d`] (GEMM forward and backward on the Flex backend).
+fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match (&conv.bias, &conv.padding) {
+        (None, &PaddingConfig2d::Explicit(top, left, bottom, right)) => super::conv::conv2d(
+            x,
+            conv.weight.val(),
+            ConvOptions::new_with_padding(
+                conv.stride,
+                [(top, bottom), (left, right)],
+                conv.dilation,
+                conv.groups,
+            ),
+        ),
+        _ => conv.forward(x),
+    }
+}
+
 /// A residual block (basic or bottleneck) with an optional 1×1 projection shortcut.
 #[derive(Module, Debug)]
 pub struct Block {
@@ -227,13 +246,13 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match (&self.shortcut, &self.shortcut_norm) {
-            (Some(c), Some(n)) => n.forward(c.forward(x.clone())),
+            (Some(c), Some(n)) => n.forward(conv_forward(c, x.clone())),
             _ => x.clone(),
         };
         let last = self.convs.len() - 1;
         let mut h = x;
         for (i, (c, n)) in self.convs.iter().zip(&self.norms).enumerate() {
-            h = n.forward(c.forward(h));
+            h = n.forward(conv_forward(c, h));
             if i < last {
                 h = self.relu.forward(h);
             }
@@ -265,7 +284,7 @@ impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut h = self
             .relu
-            .forward(self.stem_bn.forward(self.stem_conv.forward(x)));
+            .forward(self.stem_bn.forward(conv_forward(&self.stem_conv, x)));
         if let Some(pool) = &self.max_pool {
             h = pool.forward(h);
         }
