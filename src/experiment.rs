@@ -7,11 +7,21 @@
 //!
 //! ```text
 //! out/
-//!   embeddings-<prior>.parquet        train-set prior embeddings (reused when fingerprints match)
-//!   neighbours-<prior>-k<k>.parquet   GPS neighbour lists
-//!   runs/<method>-<aug>-<base|gps-...>-s<seed>/   config.json, log.csv, record.json
-//!   results.json  table.md  figure.png  prior.json
+//!   embeddings-<prior>.parquet        train-set prior embeddings (reused when dataset fingerprint,
+//!                                     prior sha256, resolution and preprocessing match)
+//!   neighbours-<prior>-k<k>.parquet   GPS neighbour lists (reused when built from the same
+//!                                     embedding vectors, by their sha256, with the same k)
+//!   runs/<method>-<aug>-<base|gps-...>-s<seed>-<run hash>/
+//!                                     config.json, log.csv, checkpoint.bin, record.json
+//!   results.json  table.md  figure.png  priors.json
+//!   experiment.json                   every invocation's configuration, oldest first
 //! ```
+//!
+//! A run's folder is named by (the first 12 hex digits of) its identity,
+//! [`TrainConfig::run_hash`](crate::TrainConfig::run_hash): a hash of everything that decides its
+//! result. A finished run is reused only when its `record.json` holds the same full hash (and
+//! was evaluated on the same test set); a changed setting — more epochs, another dataset, a new
+//! prior resolution — trains a new run in a new folder.
 //!
 //! The default configuration is the README's demo: SimCLR and GPS-SimCLR under RHFlipAug on the
 //! bundled Fashion-MNIST subset with the EfficientNet-Lite0 prior.
@@ -31,5 +41,9 @@ mod stages;
 
 pub use config::{ExperimentConfig, PIXEL_PRIOR};
 pub use encode::encode_features;
-pub use run::{run_experiment, ExperimentOutput, PriorReport};
-pub use stages::{ensure_embeddings, ensure_neighbours, pixel_embeddings, PriorVectors};
+pub use run::{
+    run_experiment, ExperimentOutput, PriorReport, EXPERIMENT_LOG_FILE, RECORD_FILE, RUNS_DIR,
+};
+pub use stages::{
+    ensure_embeddings, ensure_neighbours, pixel_embeddings, vectors_sha256, PriorVectors,
+};

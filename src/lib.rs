@@ -88,11 +88,12 @@ pub use eval::{
 };
 pub use experiment::{
     encode_features, ensure_embeddings, ensure_neighbours, pixel_embeddings, run_experiment,
-    ExperimentConfig, ExperimentOutput, PriorReport, PriorVectors, PIXEL_PRIOR,
+    vectors_sha256, ExperimentConfig, ExperimentOutput, PriorReport, PriorVectors,
+    EXPERIMENT_LOG_FILE, PIXEL_PRIOR, RECORD_FILE, RUNS_DIR,
 };
 pub use knn::{
     default_purity_ks, estimate_seconds, label_purity, AdaptiveTau, ExactIndex, HnswIndex,
-    HnswParams, KnnIndex, KnnMethod, KnnOutput, KnnSummary, Metric, NeighbourBuilder,
+    HnswParams, Insertion, KnnIndex, KnnMethod, KnnOutput, KnnSummary, Metric, NeighbourBuilder,
     NeighbourLists, NeighbourSearch, Purity, Radius, DEFAULT_HNSW_EF_CONSTRUCTION,
     DEFAULT_HNSW_EF_SEARCH, DEFAULT_HNSW_M, DEFAULT_KNN_INCLUDE_SELF, DEFAULT_KNN_K,
     DEFAULT_KNN_METHOD, DEFAULT_KNN_METRIC, DEFAULT_KNN_RECALL_SAMPLE, DEFAULT_KNN_REFINE_FACTOR,
@@ -111,17 +112,21 @@ pub use sampler::{
     GpsSampler, PositiveSampler, SelfSampler, DEFAULT_INCLUDE_SELF, DEFAULT_POSITIVES,
 };
 pub use ssl::{
-    barlow_twins_loss, batch_tensors, byol_regression_loss, cosine_momentum, ema_update,
+    barlow_twins_loss, batch_tensors, byol_regression_loss, conv2d, cosine_momentum, ema_update,
     embedding_std, export_tensors, import_tensors, info_nce_loss, l2_normalize, nt_xent_loss,
     vicreg_loss, Block, BlockKind, LossConfig, Method, MethodKind, MethodState, Mlp, MlpConfig,
     NetworkConfig, ResNet, ResNetConfig, SslNetwork, Stem, StepStats, SupportQueue, TensorBlob,
     VicRegWeights, ViewOutput,
 };
 pub use store::embeddings::{merge_embeddings, EmbeddingTable};
-pub use store::{NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K};
+pub use store::{
+    NeighbourTable, CONTENT_METADATA_KEYS, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256,
+    META_EMBEDDINGS_VECTORS_SHA256, META_KNN_K,
+};
 pub use train::{
-    read_losses, seeded, seeded_module, Checkpoint, CsvLog, FnSource, LrSchedule, Optimizer,
-    OptimizerConfig, OptimizerState, PairData, PairSource, Position, StepRecord, TrainConfig,
-    Trainer, CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM,
-    DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER,
+    canonical_hash, canonical_json, read_losses, seeded, seeded_module, Checkpoint, CsvLog,
+    DataConfig, DataIdentity, FnSource, LrSchedule, NeighbourProvenance, Optimizer,
+    OptimizerConfig, OptimizerState, PairData, PairSource, Position, PriorProvenance, StepRecord,
+    TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_HIDDEN_DIM, DEFAULT_LR,
+    DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER, RUN_IDENTITY_VERSION,
 };

@@ -43,16 +43,37 @@ enum Command {
     Experiment(cli::demo::ExperimentArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit status of a user error: a bad flag, file or value the message names.
+const EXIT_USAGE: u8 = 2;
+/// Exit status of an internal failure (a worker thread, ONNX Runtime, Arrow).
+const EXIT_FAILURE: u8 = 1;
+
+/// Installs the log subscriber, runs the subcommand and reports an error as one line: the
+/// chain of causes joined by `: ` (`{:#}`), never a backtrace, whatever `RUST_BACKTRACE` says
+/// (`anyhow`'s `Debug` output, which `fn main() -> anyhow::Result` prints, includes one).
+fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file or CI output stays plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Embed(args) => cli::embed::run(args),
         Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
@@ -62,5 +83,20 @@ fn main() -> anyhow::Result<()> {
         Command::Report(args) => cli::report::run(args),
         Command::Demo(args) => cli::demo::run_demo(args),
         Command::Experiment(args) => cli::demo::run_grid(args),
+    }
+}
+
+/// [`EXIT_FAILURE`] when the root cause is an internal failure, else [`EXIT_USAGE`].
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let internal = e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<gps_ssl::Error>(),
+            Some(gps_ssl::Error::Worker(_) | gps_ssl::Error::Ort(_) | gps_ssl::Error::Arrow(_))
+        )
+    });
+    if internal {
+        EXIT_FAILURE
+    } else {
+        EXIT_USAGE
     }
 }

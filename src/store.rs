@@ -4,5 +4,6 @@ pub(crate) mod embeddings;
 mod neighbours;
 
 pub use neighbours::{
-    NeighbourTable, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256, META_KNN_K,
+    NeighbourTable, CONTENT_METADATA_KEYS, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256,
+    META_EMBEDDINGS_VECTORS_SHA256, META_KNN_K,
 };

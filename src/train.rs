@@ -4,6 +4,7 @@
 mod checkpoint;
 mod config;
 mod data;
+mod identity;
 mod log;
 mod optim;
 mod schedule;
@@ -14,7 +15,8 @@ pub use checkpoint::{Checkpoint, Position};
 pub use config::{
     TrainConfig, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS,
 };
-pub use data::PairData;
+pub use data::{DataConfig, DataIdentity, NeighbourProvenance, PairData, PriorProvenance};
+pub use identity::{canonical_hash, canonical_json, RUN_IDENTITY_VERSION};
 pub use log::{read_losses, CsvLog, StepRecord, LOG_HEADER};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use schedule::LrSchedule;

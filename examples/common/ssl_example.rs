@@ -31,12 +31,12 @@ pub fn run(kind: MethodKind) -> anyhow::Result<()> {
         seed: 0,
         workers: 2,
     };
-    let mut loader = pairs.open()?;
+    let (mut loader, data) = pairs.open_with_config()?;
     let [channels, _, _] = loader.view_shape();
     let mut config = TrainConfig::new(kind, ResNetConfig::small(channels));
     config.batch_size = batch_size;
     config.warmup_epochs = 0.05;
-    config.data = pairs.describe();
+    config.data = Some(data);
     let device = Device::flex().autodiff();
     let mut trainer = Trainer::new(config, loader.num_batches(), &device)?.with_output_dir(&out)?;
     let log = trainer.fit(&mut loader, Some(steps), &NoProgress)?;

@@ -1,60 +1,90 @@
-//! `gps-ssl train`: train an SSL method (plain or GPS) on a dataset.
+//! `gps-ssl train`: train an SSL method (plain or GPS) on a dataset, or resume a run.
+//!
+//! A new run saves its whole configuration in `--out/config.json`, the data side as typed fields
+//! (dataset spec + fingerprint, neighbour file + content hash, augmentation recipe, size, batch
+//! size, loader seed, workers). `--resume` rebuilds everything from that file: no flag at all
+//! continues exactly the saved run. A flag given with `--resume` must agree with the saved value
+//! (a conflict is an error naming the flag and both values); `--data` / `--neighbours` may name
+//! another location of the same content (same fingerprint / hash). `--workers`,
+//! `--checkpoint-every`, `--max-steps` and `--device` only change how the run is computed, not
+//! its result, and may differ.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
-use gps_ssl::{MethodKind, OptimizerConfig, PairData, ResNetConfig, TrainConfig, Trainer};
+use gps_ssl::{
+    open_source, MethodKind, NeighbourTable, OptimizerConfig, PairData, ResNetConfig, TrainConfig,
+    Trainer, CHECKPOINT_FILE, CONFIG_FILE,
+};
+
+/// Augmentation of a new run when `--aug` is not given.
+const DEFAULT_AUG: &str = "rhflip";
+/// Backbone of a new run when `--backbone` is not given.
+const DEFAULT_BACKBONE: &str = "small";
+/// Epochs of a new run when `--epochs` is not given.
+const DEFAULT_EPOCHS: usize = 1;
+/// Pairs per batch of a new run when `--batch-size` is not given.
+const DEFAULT_BATCH_SIZE: usize = 128;
+/// Loader workers when `--workers` is not given.
+const DEFAULT_WORKERS: usize = 2;
+/// Backbone presets, for naming a saved backbone in messages.
+const BACKBONES: [&str; 3] = ["small", "resnet18", "resnet50"];
 
 /// Arguments of `gps-ssl train`.
+///
+/// Settings default as documented for a new run; with `--resume` every setting not given is
+/// taken from the run's `config.json`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// simclr | byol | barlow | vicreg | mocov3 | nnclr.
+    /// simclr | byol | barlow | vicreg | mocov3 | nnclr (required for a new run).
     #[arg(long)]
-    method: String,
-    /// Dataset source (IDX, CIFAR, image folder, Parquet; see `gps-ssl inspect`).
+    method: Option<String>,
+    /// Dataset source: IDX, CIFAR, image folder, Parquet; see `gps-ssl inspect` (required for
+    /// a new run).
     #[arg(long)]
-    data: String,
-    /// neighbours.parquet: train GPS (partner = random prior-space neighbour). Omit for plain SSL.
+    data: Option<String>,
+    /// neighbours.parquet: train GPS (partner = random prior-space neighbour). Omit for plain SSL
+    /// (on --resume, omitting it continues the saved run, GPS or not).
     #[arg(long)]
     neighbours: Option<PathBuf>,
-    /// rhflip (paper's RHFlipAug) | strong (SimCLR recipe).
-    #[arg(long, default_value = "rhflip")]
-    aug: String,
+    /// rhflip (paper's RHFlipAug) | strong (SimCLR recipe). Default: rhflip.
+    #[arg(long)]
+    aug: Option<String>,
     /// Output side in pixels (default: the images' own size).
     #[arg(long)]
     size: Option<u32>,
-    /// small | resnet18 | resnet50.
-    #[arg(long, default_value = "small")]
-    backbone: String,
+    /// small | resnet18 | resnet50. Default: small.
+    #[arg(long)]
+    backbone: Option<String>,
     /// sgd | lars | adamw (default: the method's usual one).
     #[arg(long)]
     optimizer: Option<String>,
-    /// Epochs.
-    #[arg(long, default_value_t = 1)]
-    epochs: usize,
-    /// Pairs per batch.
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_LR)]
-    lr: f64,
-    /// Warm-up epochs.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_WARMUP_EPOCHS)]
-    warmup_epochs: f64,
-    /// Seed (network initialisation and loader).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Loader worker threads.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    /// Epochs. Default: 1.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Pairs per batch. Default: 128.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate. Default: 0.05.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Warm-up epochs. Default: 1.
+    #[arg(long)]
+    warmup_epochs: Option<f64>,
+    /// Seed (network initialisation and loader). Default: 0.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Loader worker threads (batches are identical for any count). Default: 2.
+    #[arg(long)]
+    workers: Option<usize>,
     /// Mask in-batch false negatives (contrastive methods).
     #[arg(long)]
     mask_false_negatives: bool,
-    /// Checkpoint every N steps (0: each epoch end).
-    #[arg(long, default_value_t = 0)]
-    checkpoint_every: u64,
+    /// Checkpoint every N steps (0: each epoch end). Default: 0.
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
     /// Stop after this many steps (the run can be resumed).
     #[arg(long)]
     max_steps: Option<u64>,
@@ -64,8 +94,8 @@ pub struct TrainArgs {
     /// cpu (burn flex) | cuda (needs the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Resume the run in --out from its checkpoint (without it, an --out that already holds a
-    /// checkpoint is refused rather than overwritten).
+    /// Resume the run in --out from its checkpoint and config.json (without it, an --out that
+    /// already holds a checkpoint is refused rather than overwritten).
     #[arg(long)]
     resume: bool,
 }
@@ -86,55 +116,16 @@ impl gps_ssl::Progress for Bar {
 
 /// Runs `gps-ssl train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let kind = MethodKind::parse(&args.method)?;
-    let pairs = PairData {
-        data: args.data.clone(),
-        neighbours: args.neighbours.clone(),
-        aug: args.aug.clone(),
-        size: args.size,
-        batch_size: args.batch_size,
-        seed: args.seed,
-        workers: args.workers,
-    };
-    let mut loader = pairs
-        .open()
-        .with_context(|| format!("opening {}", pairs.describe()))?;
-    let [channels, _, _] = loader.view_shape();
-    let backbone = ResNetConfig::from_name(&args.backbone, channels)?;
     let device = match args.device.as_str() {
         "cpu" => Device::flex().autodiff(),
         #[cfg(feature = "cuda")]
         "cuda" => Device::cuda(0).autodiff(),
         other => anyhow::bail!("--device {other}: expected cpu (or cuda with the `cuda` feature)"),
     };
-    let batches = loader.num_batches();
-    let mut trainer = if args.resume {
-        Trainer::resume(&args.out, batches, &device)
-            .with_context(|| format!("resuming from {}", args.out.display()))?
+    let (mut trainer, mut loader) = if args.resume {
+        resume(&args, &device)?
     } else {
-        // Never overwrite a run silently: its checkpoint and log are someone's hours.
-        let existing = args.out.join(gps_ssl::CHECKPOINT_FILE);
-        if existing.is_file() {
-            anyhow::bail!(
-                "{} already holds a run (checkpoint {}); pass --resume to continue it, or choose \
-                 another --out",
-                args.out.display(),
-                existing.display()
-            );
-        }
-        let mut config = TrainConfig::new(kind, backbone);
-        if let Some(o) = &args.optimizer {
-            config.optimizer = OptimizerConfig::parse(o)?;
-        }
-        config.lr = args.lr;
-        config.warmup_epochs = args.warmup_epochs;
-        config.epochs = args.epochs;
-        config.batch_size = args.batch_size;
-        config.seed = args.seed;
-        config.mask_false_negatives = args.mask_false_negatives;
-        config.checkpoint_every = args.checkpoint_every;
-        config.data = pairs.describe();
-        Trainer::new(config, batches, &device)?.with_output_dir(&args.out)?
+        start(&args, &device)?
     };
     let bar = Bar(indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} eta {eta}")?,
@@ -143,7 +134,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(last) = records.last() {
         eprintln!(
             "{}: {} steps, last loss {:.4}, embedding std {:.4}; outputs in {}",
-            kind.name(),
+            trainer.config().method.kind().name(),
             records.len(),
             last.loss,
             last.embedding_std,
@@ -151,4 +142,264 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A new run from the flags.
+fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl::PairLoader)> {
+    let for_new_run = |flag: &str| {
+        format!(
+            "{flag} is required for a new run (or pass --resume to continue the run in {})",
+            args.out.display()
+        )
+    };
+    let method = args
+        .method
+        .as_deref()
+        .with_context(|| for_new_run("--method"))?;
+    let kind = MethodKind::parse(method)?;
+    let data = args.data.clone().with_context(|| for_new_run("--data"))?;
+    // Never overwrite a run silently: its checkpoint and log are someone's hours.
+    let existing = args.out.join(CHECKPOINT_FILE);
+    if existing.is_file() {
+        anyhow::bail!(
+            "{} already holds a run (checkpoint {}); pass --resume to continue it, or choose \
+             another --out",
+            args.out.display(),
+            existing.display()
+        );
+    }
+    let batch_size = args.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+    let seed = args.seed.unwrap_or(0);
+    let pairs = PairData {
+        data,
+        neighbours: args.neighbours.clone(),
+        aug: args.aug.clone().unwrap_or_else(|| DEFAULT_AUG.into()),
+        size: args.size,
+        batch_size,
+        seed,
+        workers: args.workers.unwrap_or(DEFAULT_WORKERS),
+    };
+    let (loader, data) = pairs
+        .open_with_config()
+        .with_context(|| format!("opening {}", pairs.describe()))?;
+    let [channels, _, _] = loader.view_shape();
+    let backbone = ResNetConfig::from_name(
+        args.backbone.as_deref().unwrap_or(DEFAULT_BACKBONE),
+        channels,
+    )?;
+    let mut config = TrainConfig::new(kind, backbone);
+    if let Some(o) = &args.optimizer {
+        config.optimizer = OptimizerConfig::parse(o)?;
+    }
+    config.lr = args.lr.unwrap_or(gps_ssl::DEFAULT_LR);
+    config.warmup_epochs = args.warmup_epochs.unwrap_or(gps_ssl::DEFAULT_WARMUP_EPOCHS);
+    config.epochs = args.epochs.unwrap_or(DEFAULT_EPOCHS);
+    config.batch_size = batch_size;
+    config.seed = seed;
+    config.mask_false_negatives = args.mask_false_negatives;
+    config.checkpoint_every = args.checkpoint_every.unwrap_or(0);
+    config.data = Some(data);
+    let trainer = Trainer::new(config, loader.num_batches(), device)?.with_output_dir(&args.out)?;
+    Ok((trainer, loader))
+}
+
+/// The saved run in `--out`, continued; flags must agree with it.
+fn resume(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl::PairLoader)> {
+    let config_path = args.out.join(CONFIG_FILE);
+    if !args.out.join(CHECKPOINT_FILE).is_file() {
+        anyhow::bail!(
+            "--resume: {} holds no run to resume (no {CHECKPOINT_FILE}); start one without \
+             --resume",
+            args.out.display()
+        );
+    }
+    let saved = TrainConfig::load(&config_path)?;
+    let Some(saved_data) = saved.data.clone() else {
+        anyhow::bail!(
+            "{}: no typed `data` configuration (written by an older gps-ssl, or by a library \
+             caller); this run cannot be resumed from the command line",
+            config_path.display()
+        );
+    };
+    let mut pairs = saved_data.pairs.clone();
+    let mut conflicts = Vec::new();
+    let mut conflict = |flag: &str, saved: String, given: String| {
+        conflicts.push(format!("{flag} {given} (the saved run has {saved})"));
+    };
+
+    if let Some(m) = &args.method {
+        let kind = MethodKind::parse(m)?;
+        if kind != saved.method.kind() {
+            conflict("--method", saved.method.kind().name().into(), m.clone());
+        }
+    }
+    if let Some(spec) = &args.data {
+        if *spec != pairs.data {
+            // Another path to the same dataset is fine; other data is not.
+            let fingerprint = open_source(spec)?.fingerprint();
+            if fingerprint != saved_data.fingerprint {
+                conflict(
+                    "--data",
+                    format!(
+                        "{} with fingerprint {}",
+                        pairs.data,
+                        short(&saved_data.fingerprint)
+                    ),
+                    format!("{spec} with fingerprint {}", short(&fingerprint)),
+                );
+            } else {
+                pairs.data = spec.clone();
+            }
+        }
+    }
+    if let Some(path) = &args.neighbours {
+        let same_path = pairs.neighbours.as_deref() == Some(path.as_path());
+        match &saved_data.neighbour_table {
+            _ if same_path => {}
+            Some(table) => {
+                let hash = NeighbourTable::read(path)?.content_sha256();
+                if hash != table.sha256 {
+                    conflict(
+                        "--neighbours",
+                        format!(
+                            "{} with content hash {}",
+                            display_opt(pairs.neighbours.as_deref()),
+                            short(&table.sha256)
+                        ),
+                        format!("{} with content hash {}", path.display(), short(&hash)),
+                    );
+                } else {
+                    pairs.neighbours = Some(path.clone());
+                }
+            }
+            None => conflict(
+                "--neighbours",
+                "no neighbours (plain SSL)".into(),
+                path.display().to_string(),
+            ),
+        }
+    }
+    if let Some(aug) = &args.aug {
+        if *aug != pairs.aug {
+            conflict("--aug", pairs.aug.clone(), aug.clone());
+        }
+    }
+    if let Some(size) = args.size {
+        if Some(size) != pairs.size {
+            let saved_size = pairs
+                .size
+                .map_or("the images' own size".into(), |s| s.to_string());
+            conflict("--size", saved_size, size.to_string());
+        }
+    }
+    if let Some(name) = &args.backbone {
+        let given = ResNetConfig::from_name(name, saved_data.view_shape[0])?;
+        if given != saved.network.backbone {
+            conflict(
+                "--backbone",
+                backbone_name(&saved.network.backbone, saved_data.view_shape[0]),
+                name.clone(),
+            );
+        }
+    }
+    if let Some(name) = &args.optimizer {
+        if OptimizerConfig::parse(name)? != saved.optimizer {
+            conflict(
+                "--optimizer",
+                optimizer_name(&saved.optimizer).into(),
+                name.clone(),
+            );
+        }
+    }
+    let numbers: [(&str, Option<String>, String); 5] = [
+        (
+            "--epochs",
+            args.epochs.map(|v| v.to_string()),
+            saved.epochs.to_string(),
+        ),
+        (
+            "--batch-size",
+            args.batch_size.map(|v| v.to_string()),
+            saved.batch_size.to_string(),
+        ),
+        ("--lr", args.lr.map(|v| v.to_string()), saved.lr.to_string()),
+        (
+            "--warmup-epochs",
+            args.warmup_epochs.map(|v| v.to_string()),
+            saved.warmup_epochs.to_string(),
+        ),
+        (
+            "--seed",
+            args.seed.map(|v| v.to_string()),
+            saved.seed.to_string(),
+        ),
+    ];
+    for (flag, given, saved_value) in numbers {
+        if let Some(given) = given.filter(|g| *g != saved_value) {
+            conflict(flag, saved_value, given);
+        }
+    }
+    if args.mask_false_negatives && !saved.mask_false_negatives {
+        conflict(
+            "--mask-false-negatives",
+            "no masking".into(),
+            "masking".into(),
+        );
+    }
+    if !conflicts.is_empty() {
+        anyhow::bail!(
+            "--resume: {} conflicts with the saved run in {}: {}; omit the flag to continue the \
+             saved run, or train into another --out",
+            if conflicts.len() == 1 {
+                "a flag"
+            } else {
+                "flags"
+            },
+            config_path.display(),
+            conflicts.join("; ")
+        );
+    }
+
+    if let Some(workers) = args.workers {
+        pairs.workers = workers;
+    }
+    let (loader, data) = pairs.open_with_config().with_context(|| {
+        format!(
+            "resuming {}: opening {}",
+            args.out.display(),
+            pairs.describe()
+        )
+    })?;
+    let mut config = saved;
+    config.data = Some(data);
+    if let Some(every) = args.checkpoint_every {
+        config.checkpoint_every = every;
+    }
+    let trainer = Trainer::resume_with(config, &args.out, loader.num_batches(), device)
+        .with_context(|| format!("resuming from {}", args.out.display()))?;
+    Ok((trainer, loader))
+}
+
+/// The preset name of `backbone` (or a description when it is none of them).
+fn backbone_name(backbone: &ResNetConfig, channels: usize) -> String {
+    BACKBONES
+        .into_iter()
+        .find(|name| ResNetConfig::from_name(name, channels).ok().as_ref() == Some(backbone))
+        .map_or_else(|| "a custom backbone".into(), String::from)
+}
+
+fn optimizer_name(optimizer: &OptimizerConfig) -> &'static str {
+    match optimizer {
+        OptimizerConfig::Sgd { .. } => "sgd",
+        OptimizerConfig::Lars { .. } => "lars",
+        OptimizerConfig::AdamW { .. } => "adamw",
+    }
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+fn display_opt(path: Option<&Path>) -> String {
+    path.map_or("<unknown>".into(), |p| p.display().to_string())
 }

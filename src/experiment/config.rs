@@ -89,7 +89,7 @@ impl ExperimentConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let config: ExperimentConfig = toml::from_str(&text).map_err(|e| Error::Serde {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail: one_line_toml_error(&text, &e),
         })?;
         config.validate()?;
         Ok(config)
@@ -146,6 +146,20 @@ impl ExperimentConfig {
     }
 }
 
+/// `line L, column C: message` for a TOML error (its `Display` draws a multi-line snippet).
+fn one_line_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +179,19 @@ mod tests {
         assert_eq!(c.seeds, [1, 2]);
         assert_eq!(c.k, [5]);
         assert!(toml::from_str::<ExperimentConfig>("epoch = 3").is_err());
+    }
+
+    #[test]
+    fn a_toml_error_is_one_line_naming_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "seeds = [0]\nepoch = 3\n").unwrap();
+        let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("bad.toml") && err.contains("line 2, column 1") && err.contains("epoch"),
+            "{err}"
+        );
     }
 
     #[test]

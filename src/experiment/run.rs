@@ -18,6 +18,50 @@ use crate::ssl::{MethodKind, ResNetConfig};
 use crate::train::{read_losses, PairData, TrainConfig, Trainer, CHECKPOINT_FILE, LOG_FILE};
 use crate::{open_source, DataSource, Error, Progress, Purity, Result};
 
+/// Folder of the training runs inside an experiment's output folder.
+pub const RUNS_DIR: &str = "runs";
+/// File name of a finished run's record inside its run folder.
+pub const RECORD_FILE: &str = "record.json";
+/// File name of the invocation log inside an experiment's output folder: a JSON array with one
+/// entry (`gps_version`, `config`) per call of [`run_experiment`] on that folder, oldest first.
+pub const EXPERIMENT_LOG_FILE: &str = "experiment.json";
+/// Hex digits of the run hash in a run folder's name.
+const RUN_DIR_HASH_LEN: usize = 12;
+
+/// `record.json`: the run's identity, its full configuration, what it was evaluated on, and the
+/// [`RunRecord`] (flattened, so the file also reads as a plain record).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FinishedRun {
+    /// [`TrainConfig::run_hash`] of `config`.
+    run_hash: String,
+    /// The training configuration (`config.json` of the run).
+    config: TrainConfig,
+    /// The evaluation settings the record's accuracies come from.
+    evaluation: Evaluation,
+    #[serde(flatten)]
+    record: RunRecord,
+}
+
+/// What a run's accuracies depend on besides the trained encoder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Evaluation {
+    /// Fingerprint of the training set the features are fitted on.
+    train_fingerprint: String,
+    /// Fingerprint of the test set.
+    test_fingerprint: String,
+    /// Whether the linear probe ran.
+    linear_probe: bool,
+    /// The kNN classifier settings.
+    knn: String,
+}
+
+/// One entry of [`EXPERIMENT_LOG_FILE`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Invocation {
+    gps_version: String,
+    config: serde_json::Value,
+}
+
 /// What [`run_experiment`] produced.
 #[derive(Debug, Clone)]
 pub struct ExperimentOutput {
@@ -52,7 +96,16 @@ struct Variant {
 }
 
 /// Runs every stage and every training run of `config` under `out`, reusing cached stages and
-/// finished runs, and writes `results.json`, `table.md`, `figure.png` and `priors.json`.
+/// finished runs, and writes `results.json`, `table.md`, `figure.png` and `priors.json`; the
+/// call's configuration is appended to [`EXPERIMENT_LOG_FILE`].
+///
+/// A run lives in `out/runs/<method>-<aug>-<base|gps-<prior>-k<k>>-s<seed>-<hash>/`, where
+/// `<hash>` is the first 12 hex digits of its [`TrainConfig::run_hash`] (method, loss,
+/// optimiser, schedule, epochs, batch size, backbone, augmentation, seed, dataset fingerprint and
+/// neighbour table content). Its `record.json` carries the full hash and configuration and is
+/// reused only when both the hash and the evaluation inputs (test set fingerprint, linear probe)
+/// match; any other configuration gets its own folder and is trained anew. A folder holding a
+/// checkpoint but no matching record (an interrupted run) is resumed.
 pub fn run_experiment(
     config: &ExperimentConfig,
     out: &Path,
@@ -60,10 +113,11 @@ pub fn run_experiment(
 ) -> Result<ExperimentOutput> {
     config.validate()?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_json(&out.join("experiment.json"), config)?;
+    append_invocation(&out.join(EXPERIMENT_LOG_FILE), config)?;
     let train: Arc<dyn DataSource> = Arc::from(open_source(&config.data)?);
     let test: Arc<dyn DataSource> = Arc::from(open_source(&config.test_data)?);
     let train_labels = labels_of(train.as_ref(), &config.data)?;
+    let train_fingerprint = train.fingerprint();
     let test_labels = labels_of(test.as_ref(), &config.test_data)?;
 
     let mut variants = Vec::new();
@@ -89,7 +143,7 @@ pub fn run_experiment(
             let mut purity = Vec::new();
             for &k in &config.k {
                 let path = out.join(format!("neighbours-{label}-k{k}.parquet"));
-                let (_, p) = ensure_neighbours(&vectors, k, &train.fingerprint(), &path, progress)?;
+                let (_, p) = ensure_neighbours(&vectors, k, &train_fingerprint, &path, progress)?;
                 tracing::info!(prior = %label, k, purity = ?p, "GPS neighbour lists ready");
                 purity.push((k, p));
                 variants.push(Variant {
@@ -113,6 +167,7 @@ pub fn run_experiment(
         test: &test,
         train_labels: &train_labels,
         test_labels: &test_labels,
+        fingerprints: (train_fingerprint, test.fingerprint()),
         out,
         progress,
     };
@@ -201,6 +256,8 @@ struct RunContext<'a> {
     test: &'a Arc<dyn DataSource>,
     train_labels: &'a [i64],
     test_labels: &'a [i64],
+    /// Fingerprints of the train and test sets.
+    fingerprints: (String, String),
     out: &'a Path,
     progress: &'a dyn Progress,
 }
@@ -220,6 +277,7 @@ impl RunContext<'_> {
             test,
             train_labels,
             test_labels,
+            ref fingerprints,
             out,
             progress,
         } = *self;
@@ -227,19 +285,6 @@ impl RunContext<'_> {
             None => "base".to_string(),
             Some(v) => format!("gps-{}-k{}", v.prior, v.k),
         };
-        let dir = out
-            .join("runs")
-            .join(format!("{method}-{aug}-{tag}-s{seed}"));
-        let record_path = dir.join("record.json");
-        if let Ok(text) = std::fs::read_to_string(&record_path) {
-            if let Ok(record) = serde_json::from_str::<RunRecord>(&text) {
-                if record.epochs == config.epochs && record.seed == seed {
-                    tracing::info!(run = %dir.display(), "reusing finished run");
-                    return Ok(record);
-                }
-            }
-        }
-        tracing::info!(run = %dir.display(), "training");
         let started = Instant::now();
         let kind = MethodKind::parse(method)?;
         let pairs = PairData {
@@ -251,25 +296,45 @@ impl RunContext<'_> {
             seed,
             workers: config.workers,
         };
-        let mut loader = pairs.open()?;
+        let (mut loader, data) = pairs.open_with_config()?;
         let recipe = loader.recipe().clone();
         let [channels, _, _] = loader.view_shape();
+        let mut tc = TrainConfig::new(kind, ResNetConfig::from_name(&config.backbone, channels)?);
+        tc.epochs = config.epochs;
+        tc.batch_size = config.batch_size;
+        tc.seed = seed;
+        tc.warmup_epochs = config.warmup_epochs;
+        if let Some(lr) = config.lr {
+            tc.lr = lr;
+        }
+        tc.data = Some(data);
+        let run_hash = tc.run_hash()?;
+        let evaluation = Evaluation {
+            train_fingerprint: fingerprints.0.clone(),
+            test_fingerprint: fingerprints.1.clone(),
+            linear_probe: config.linear_probe,
+            knn: "weighted 20-NN, cosine, T=0.07".into(),
+        };
+        let short = run_hash.get(..RUN_DIR_HASH_LEN).unwrap_or(&run_hash);
+        let dir = out
+            .join(RUNS_DIR)
+            .join(format!("{method}-{aug}-{tag}-s{seed}-{short}"));
+        let record_path = dir.join(RECORD_FILE);
+        if let Some(done) = read_finished(&record_path) {
+            if done.run_hash == run_hash && done.evaluation == evaluation {
+                tracing::info!(run = %dir.display(), "reusing finished run");
+                return Ok(done.record);
+            }
+            tracing::info!(run = %dir.display(), "record is for other evaluation inputs: re-evaluating");
+        }
         let device = Device::flex().autodiff();
         let batches = loader.num_batches();
         let mut trainer = if dir.join(CHECKPOINT_FILE).is_file() {
-            Trainer::resume(&dir, batches, &device)?
+            tracing::info!(run = %dir.display(), "resuming");
+            Trainer::resume_with(tc.clone(), &dir, batches, &device)?
         } else {
-            let mut tc =
-                TrainConfig::new(kind, ResNetConfig::from_name(&config.backbone, channels)?);
-            tc.epochs = config.epochs;
-            tc.batch_size = config.batch_size;
-            tc.seed = seed;
-            tc.warmup_epochs = config.warmup_epochs;
-            if let Some(lr) = config.lr {
-                tc.lr = lr;
-            }
-            tc.data = pairs.describe();
-            Trainer::new(tc, batches, &device)?.with_output_dir(&dir)?
+            tracing::info!(run = %dir.display(), "training");
+            Trainer::new(tc.clone(), batches, &device)?.with_output_dir(&dir)?
         };
         trainer.fit(&mut loader, None, progress)?;
         // The whole run's curve, also when this call resumed it part-way.
@@ -321,9 +386,59 @@ impl RunContext<'_> {
             train_seconds,
             "run evaluated"
         );
-        write_json(&record_path, &record)?;
+        write_json(
+            &record_path,
+            &FinishedRun {
+                run_hash,
+                config: tc,
+                evaluation,
+                record: record.clone(),
+            },
+        )?;
         Ok(record)
     }
+}
+
+/// The finished run at `path`, when there is a readable one (a missing, older or damaged record
+/// is not reused: the run is evaluated or trained again).
+fn read_finished(path: &Path) -> Option<FinishedRun> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_json::from_str::<FinishedRun>(&text) {
+        Ok(done) => Some(done),
+        Err(e) => {
+            tracing::info!(path = %path.display(), error = %e, "not reusing run record");
+            None
+        }
+    }
+}
+
+/// Appends `config` to the invocation log at `path` (a JSON array; a file holding one
+/// configuration object, as older versions wrote, becomes the array's first entry).
+fn append_invocation(path: &Path, config: &ExperimentConfig) -> Result<()> {
+    let serde_err = |e: serde_json::Error| Error::Serde {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let mut entries: Vec<serde_json::Value> = match std::fs::read_to_string(path) {
+        Ok(text) => match serde_json::from_str(&text).map_err(serde_err)? {
+            serde_json::Value::Array(entries) => entries,
+            old => vec![serde_json::to_value(Invocation {
+                gps_version: "unknown".into(),
+                config: old,
+            })
+            .map_err(serde_err)?],
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    entries.push(
+        serde_json::to_value(Invocation {
+            gps_version: env!("CARGO_PKG_VERSION").into(),
+            config: serde_json::to_value(config).map_err(serde_err)?,
+        })
+        .map_err(serde_err)?,
+    );
+    write_json(path, &entries)
 }
 
 fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {

@@ -1,16 +1,21 @@
 //! The cached pipeline stages an experiment runs before training: prior embeddings and GPS
-//! neighbour lists. Each output is reused only when it was made from the same dataset
-//! (fingerprint) with the same prior (sha256) and settings; otherwise it is rebuilt.
+//! neighbour lists. Each output is reused only when it was made from the same inputs:
+//! embeddings from the same dataset (fingerprint) by the same prior (ONNX sha256) at the same
+//! resolution and preprocessing; neighbour lists from the same embedding vectors (their
+//! sha256) with the same `k`, metric and include-self. Anything else is rebuilt.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::store::embeddings::{PRIOR_INPUT_SIZE_KEY, PRIOR_SHA256_KEY};
-use crate::store::{META_DATASET_FINGERPRINT, META_KNN_K};
+use crate::store::{META_DATASET_FINGERPRINT, META_EMBEDDINGS_VECTORS_SHA256, META_KNN_K};
 use crate::{
     label_purity, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Metric, NeighbourBuilder,
-    NeighbourLists, NeighbourTable, PriorManifest, Progress, Purity, Result,
+    NeighbourLists, NeighbourTable, Preprocess, PriorManifest, Progress, Purity, Result,
 };
+
+/// The preprocessing recorded for the raw-pixel prior (`gps.prior.preprocess`).
+const PIXEL_PREPROCESS: &str = "pixels/255, flattened HWC, L2-normalised";
 
 /// Prior embeddings of a dataset, in memory: `[n, dim]` row-major, L2-normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +28,27 @@ pub struct PriorVectors {
     pub vectors: Vec<f32>,
     /// Labels `[n]` (`None` when unknown).
     pub labels: Vec<Option<i64>>,
+    /// SHA-256 of the prior's ONNX file (`None` for the raw-pixel prior).
+    pub prior_sha256: Option<String>,
+    /// Resolution the images were embedded at, in pixels (`None`: their own size).
+    pub input_size: Option<u32>,
+    /// The embedding preprocessing (`gps.prior.preprocess`).
+    pub preprocess: String,
+    /// [`vectors_sha256`] of `dim` and `vectors`: what the neighbour cache is keyed by.
+    pub vectors_sha256: String,
+}
+
+/// SHA-256 (hex) of embedding vectors: `dim` as u64 LE, then each f32's bits LE, row-major.
+/// Equal vectors hash equal wherever they came from; any other prior, resolution,
+/// preprocessing or dataset changes it.
+pub fn vectors_sha256(dim: usize, vectors: &[f32]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((dim as u64).to_le_bytes());
+    for v in vectors {
+        h.update(v.to_bits().to_le_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Embeds `source` with the ONNX prior of `manifest` into `out` (an `embeddings.parquet`), or
@@ -36,6 +62,17 @@ pub fn ensure_embeddings(
 ) -> Result<PriorVectors> {
     let prior = PriorManifest::load(manifest)?;
     let size = resolution.unwrap_or(prior.input_size);
+    let preprocess = Preprocess::from_manifest(&prior, Some(size)).describe();
+    let vectors_of = |table: EmbeddingTable| PriorVectors {
+        prior: prior.name.clone(),
+        dim: table.dim,
+        vectors_sha256: vectors_sha256(table.dim, &table.vectors),
+        vectors: table.vectors,
+        labels: table.labels,
+        prior_sha256: Some(prior.sha256.clone()),
+        input_size: Some(size),
+        preprocess: preprocess.clone(),
+    };
     if out.is_file() {
         if let Ok(table) = EmbeddingTable::read(out) {
             let m = &table.metadata;
@@ -43,29 +80,21 @@ pub fn ensure_embeddings(
                 == Some(source.fingerprint().as_str())
                 && m.get(PRIOR_SHA256_KEY) == Some(&prior.sha256)
                 && m.get(PRIOR_INPUT_SIZE_KEY) == Some(&size.to_string())
+                && m.get("gps.prior.preprocess") == Some(&preprocess)
                 && table.len() == source.len();
             if same {
                 tracing::info!(path = %out.display(), "reusing prior embeddings");
-                return Ok(PriorVectors {
-                    prior: prior.name.clone(),
-                    dim: table.dim,
-                    vectors: table.vectors,
-                    labels: table.labels,
-                });
+                return Ok(vectors_of(table));
             }
-            tracing::info!(path = %out.display(), "stale embeddings (other data/prior): rebuilding");
+            tracing::info!(
+                path = %out.display(),
+                "stale embeddings (other data, prior, resolution or preprocessing): rebuilding"
+            );
         }
     }
-    let name = prior.name.clone();
-    let mut embedder = Embedder::builder(prior).resolution(size).build()?;
+    let mut embedder = Embedder::builder(prior.clone()).resolution(size).build()?;
     EmbedJob::new(out).run(&mut embedder, source, progress)?;
-    let table = EmbeddingTable::read(out)?;
-    Ok(PriorVectors {
-        prior: name,
-        dim: table.dim,
-        vectors: table.vectors,
-        labels: table.labels,
-    })
+    Ok(vectors_of(EmbeddingTable::read(out)?))
 }
 
 /// The hand-crafted raw-pixel prior: each image flattened to `[H·W·C]` values in `[0, 1]`,
@@ -99,14 +128,21 @@ pub fn pixel_embeddings(source: &dyn DataSource, progress: &dyn Progress) -> Res
     Ok(PriorVectors {
         prior: crate::PIXEL_PRIOR.into(),
         dim,
+        vectors_sha256: vectors_sha256(dim, &vectors),
         vectors,
         labels,
+        prior_sha256: None,
+        input_size: None,
+        preprocess: PIXEL_PREPROCESS.into(),
     })
 }
 
 /// Builds (or reuses) the exact cosine k-NN lists of `vectors` (self excluded) at `out`,
-/// stamped with the dataset `fingerprint`. Returns the table and its label purity at
-/// k = 1/5/10/k when labels are known.
+/// stamped with the dataset `fingerprint` and the prior's provenance (name, sha256, input size,
+/// preprocessing, [`PriorVectors::vectors_sha256`]). The file at `out` is reused only when it
+/// was built from the same vectors (same `vectors_sha256`), dataset, `k`, metric and
+/// include-self; a new prior, resolution or preprocessing rebuilds it. Returns the table and its
+/// label purity at k = 1/5/10/k when labels are known.
 pub fn ensure_neighbours(
     vectors: &PriorVectors,
     k: usize,
@@ -120,9 +156,13 @@ pub fn ensure_neighbours(
         .then(|| NeighbourTable::read(out).ok())
         .flatten()
         .filter(|t| {
+            let meta = |key: &str| t.metadata.get(key).map(String::as_str);
             t.check_dataset(fingerprint, n).is_ok()
-                && t.metadata.get(META_KNN_K) == Some(&k.to_string())
-                && t.metadata.get("gps.prior.name") == Some(&vectors.prior)
+                && meta(META_KNN_K) == Some(k.to_string().as_str())
+                && meta("gps.prior.name") == Some(vectors.prior.as_str())
+                && meta(META_EMBEDDINGS_VECTORS_SHA256) == Some(vectors.vectors_sha256.as_str())
+                && meta("gps.knn.metric") == Some(Metric::Cosine.name())
+                && meta("gps.knn.include_self") == Some("false")
         });
     let lists = match cached {
         Some(t) => {
@@ -130,6 +170,12 @@ pub fn ensure_neighbours(
             t.lists
         }
         None => {
+            if out.is_file() {
+                tracing::info!(
+                    path = %out.display(),
+                    "stale neighbour lists (other embeddings, dataset or k): rebuilding"
+                );
+            }
             let run = NeighbourBuilder::new(&vectors.vectors, vectors.dim)
                 .k(k)
                 .metric(Metric::Cosine)
@@ -139,6 +185,17 @@ pub fn ensure_neighbours(
             let mut meta: BTreeMap<String, String> = run.summary.to_metadata();
             meta.insert(META_DATASET_FINGERPRINT.into(), fingerprint.into());
             meta.insert("gps.prior.name".into(), vectors.prior.clone());
+            if let Some(sha) = &vectors.prior_sha256 {
+                meta.insert(PRIOR_SHA256_KEY.into(), sha.clone());
+            }
+            if let Some(size) = vectors.input_size {
+                meta.insert(PRIOR_INPUT_SIZE_KEY.into(), size.to_string());
+            }
+            meta.insert("gps.prior.preprocess".into(), vectors.preprocess.clone());
+            meta.insert(
+                META_EMBEDDINGS_VECTORS_SHA256.into(),
+                vectors.vectors_sha256.clone(),
+            );
             meta.insert("gps.version".into(), env!("CARGO_PKG_VERSION").into());
             NeighbourTable::new(run.lists.clone(), meta).write(out)?;
             run.lists

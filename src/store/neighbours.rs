@@ -35,10 +35,31 @@ use crate::{Error, NeighbourLists, Result};
 
 /// Metadata key: SHA-256 (hex) of the embeddings file the table was computed from.
 pub const META_EMBEDDINGS_SHA256: &str = "gps.embeddings.sha256";
+/// Metadata key: SHA-256 (hex) of the embedding vectors themselves (`dim` as u64 LE, then every
+/// f32's bits LE, row-major), for tables made from vectors in memory (e.g. the raw-pixel prior).
+pub const META_EMBEDDINGS_VECTORS_SHA256: &str = "gps.embeddings.vectors_sha256";
 /// Metadata key: fingerprint of the dataset the embeddings belong to.
 pub const META_DATASET_FINGERPRINT: &str = "gps.dataset.fingerprint";
 /// Metadata key: neighbours per row.
 pub const META_KNN_K: &str = "gps.knn.k";
+
+/// Metadata keys whose values decide what a table's lists mean, and so enter
+/// [`NeighbourTable::content_sha256`]: the metric, `k`, include-self, the radius (τ), the dataset
+/// and the prior / embeddings the lists were computed from. Timings and free-form summaries are
+/// left out, so rebuilding the same lists gives the same hash.
+pub const CONTENT_METADATA_KEYS: [&str; 11] = [
+    "gps.knn.metric",
+    META_KNN_K,
+    "gps.knn.include_self",
+    "gps.knn.radius",
+    META_DATASET_FINGERPRINT,
+    META_EMBEDDINGS_SHA256,
+    META_EMBEDDINGS_VECTORS_SHA256,
+    "gps.prior.name",
+    "gps.prior.sha256",
+    "gps.prior.input_size",
+    "gps.prior.preprocess",
+];
 
 /// Rows per record batch when writing.
 const WRITE_BATCH_ROWS: usize = 65_536;
@@ -85,6 +106,35 @@ impl NeighbourTable {
                 found.unwrap_or("<none recorded>"),
             )),
         }
+    }
+
+    /// Hex SHA-256 of what the table says: `k`, every list (ids, distances as f32 bits, valid
+    /// counts) and the metadata values of [`CONTENT_METADATA_KEYS`].
+    /// The same lists computed twice hash the same even though their files differ (timings);
+    /// a run's identity uses this hash, not the file's bytes.
+    pub fn content_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"gps-ssl-neighbours-v1");
+        h.update((self.lists.k() as u64).to_le_bytes());
+        h.update((self.lists.len() as u64).to_le_bytes());
+        for id in self.lists.ids_flat() {
+            h.update(id.to_le_bytes());
+        }
+        for d in self.lists.distances_flat() {
+            h.update(d.to_bits().to_le_bytes());
+        }
+        for v in self.lists.valid_counts() {
+            h.update(v.to_le_bytes());
+        }
+        for key in CONTENT_METADATA_KEYS {
+            let value = self.metadata.get(key).map_or("", String::as_str);
+            for field in [key, value] {
+                h.update((field.len() as u64).to_le_bytes());
+                h.update(field.as_bytes());
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Writes `path` (zstd-compressed Parquet) via a temporary file and a rename.
@@ -363,5 +413,32 @@ mod tests {
         std::fs::write(&path, b"not parquet").unwrap();
         let err = NeighbourTable::read(&path).unwrap_err().to_string();
         assert!(err.contains("bad.parquet"), "{err}");
+    }
+
+    #[test]
+    fn content_hash_ignores_timings_but_not_lists_or_settings() {
+        let t = sample();
+        let mut timed = t.clone();
+        timed
+            .metadata
+            .insert("gps.knn.summary".into(), "{\"search_seconds\":1.5}".into());
+        assert_eq!(t.content_sha256(), timed.content_sha256());
+        let mut other_prior = t.clone();
+        other_prior
+            .metadata
+            .insert("gps.prior.input_size".into(), "224".into());
+        assert_ne!(t.content_sha256(), other_prior.content_sha256());
+        let moved = NeighbourTable::new(
+            NeighbourLists::new(
+                2,
+                vec![2, 1, 0, 2, 1, 0],
+                vec![0.1, 0.2, 0.1, 0.3, 0.2, 0.3],
+            )
+            .unwrap()
+            .with_valid(vec![2, 1, 2])
+            .unwrap(),
+            t.metadata.clone(),
+        );
+        assert_ne!(t.content_sha256(), moved.content_sha256());
     }
 }

@@ -1,7 +1,11 @@
 //! The full configuration of a training run, saved as `config.json` next to its outputs.
 
-use serde::{Deserialize, Serialize};
+use std::path::Path;
 
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::data::{DataConfig, DataIdentity};
+use super::identity::{canonical_hash, RUN_IDENTITY_VERSION};
 use super::optim::OptimizerConfig;
 use crate::ssl::{LossConfig, MethodKind, NetworkConfig, ResNetConfig};
 use crate::{Error, Result};
@@ -16,7 +20,7 @@ pub const DEFAULT_HIDDEN_DIM: usize = 512;
 pub const DEFAULT_PROJECTION_DIM: usize = 128;
 
 /// Everything that defines a training run. Serialisable: written as `config.json` next to the
-/// outputs and read back on resume.
+/// outputs and read back on resume. Its [`run_hash`](Self::run_hash) is the run's identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Method and its loss hyper-parameters.
@@ -41,8 +45,46 @@ pub struct TrainConfig {
     pub mask_false_negatives: bool,
     /// Checkpoint every this many steps (0: only at the end of each epoch).
     pub checkpoint_every: u64,
-    /// Free-form description of the data (source, neighbours file, augmentation), for the record.
-    pub data: String,
+    /// Where the pairs come from (dataset + fingerprint, neighbour table + hash, augmentation,
+    /// batch size, loader seed, workers). `None` for a source the trainer knows nothing about
+    /// (e.g. a closure), and for `config.json` files written before this field was typed.
+    #[serde(default, deserialize_with = "typed_or_legacy_data")]
+    pub data: Option<DataConfig>,
+}
+
+/// The fields of [`TrainConfig::identity`], borrowed.
+#[derive(Serialize)]
+struct RunIdentity<'a> {
+    version: &'static str,
+    method: &'a LossConfig,
+    network: &'a NetworkConfig,
+    optimizer: &'a OptimizerConfig,
+    lr: f64,
+    warmup_epochs: f64,
+    final_lr_ratio: f64,
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+    mask_false_negatives: bool,
+    data: Option<DataIdentity<'a>>,
+}
+
+/// Reads `data` as a [`DataConfig`]; the free-text string older versions wrote reads as `None`.
+fn typed_or_legacy_data<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataConfig>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Field {
+        Typed(Box<DataConfig>),
+        Legacy(String),
+    }
+    Ok(match Option::<Field>::deserialize(d)? {
+        Some(Field::Typed(c)) => Some(*c),
+        Some(Field::Legacy(text)) => {
+            tracing::debug!(data = %text, "config.json: free-text data field of an older version");
+            None
+        }
+        None => None,
+    })
 }
 
 impl TrainConfig {
@@ -66,8 +108,59 @@ impl TrainConfig {
             seed: 0,
             mask_false_negatives: false,
             checkpoint_every: 0,
-            data: String::new(),
+            data: None,
         }
+    }
+
+    /// Reads a `config.json` written by [`save`](Self::save).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Serde {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Writes the configuration as pretty JSON to `path` (via a temporary file and a rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Serde {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    /// What determines the run's result, as one JSON value: method and loss settings,
+    /// network (backbone, heads), optimiser, lr, schedule, epochs, batch size, seed, false-negative
+    /// masking and the data's [`DataConfig::identity`] (dataset fingerprint, augmentation recipe,
+    /// output size, loader seed, neighbour table hash with its k, τ, include-self and prior).
+    /// Left out: `checkpoint_every`, the worker count and file locations, which do not change
+    /// the result.
+    pub fn identity(&self) -> Result<serde_json::Value> {
+        let identity = RunIdentity {
+            version: RUN_IDENTITY_VERSION,
+            method: &self.method,
+            network: &self.network,
+            optimizer: &self.optimizer,
+            lr: self.lr,
+            warmup_epochs: self.warmup_epochs,
+            final_lr_ratio: self.final_lr_ratio,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            mask_false_negatives: self.mask_false_negatives,
+            data: self.data.as_ref().map(DataConfig::identity),
+        };
+        serde_json::to_value(identity)
+            .map_err(|e| Error::invalid("run configuration", format!("not serialisable: {e}")))
+    }
+
+    /// The run's identity: lowercase hex SHA-256 of the canonical JSON (keys sorted) of
+    /// [`identity`](Self::identity). Two configurations with the same hash train the same run.
+    pub fn run_hash(&self) -> Result<String> {
+        canonical_hash(&self.identity()?)
     }
 
     /// Checks value ranges and that the network fits the method.
@@ -110,6 +203,84 @@ impl TrainConfig {
                 ),
             ));
         }
+        if let Some(data) = &self.data {
+            if data.pairs.batch_size != self.batch_size {
+                return Err(Error::mismatch(
+                    "batch size of the data configuration",
+                    self.batch_size,
+                    data.pairs.batch_size,
+                ));
+            }
+        }
         self.network.backbone.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::data::PairData;
+    use crate::AugRecipe;
+
+    fn with_data() -> TrainConfig {
+        let mut c = TrainConfig::new(MethodKind::Simclr, ResNetConfig::small(1));
+        c.data = Some(DataConfig {
+            pairs: PairData {
+                data: "data/fashion-mnist/t10k".into(),
+                neighbours: None,
+                aug: "rhflip".into(),
+                size: None,
+                batch_size: c.batch_size,
+                seed: 0,
+                workers: 2,
+            },
+            fingerprint: "abc".into(),
+            samples: 100,
+            view_shape: [1, 28, 28],
+            recipe: AugRecipe::rhflip(),
+            neighbour_table: None,
+        });
+        c
+    }
+
+    #[test]
+    fn the_hash_follows_what_changes_the_result_only() {
+        let base = with_data();
+        let h = base.run_hash().unwrap();
+        assert_eq!(h, base.clone().run_hash().unwrap());
+        let mut resource = base.clone();
+        resource.checkpoint_every = 7;
+        if let Some(d) = resource.data.as_mut() {
+            d.pairs.workers = 8;
+            d.pairs.data = "/elsewhere/t10k".into();
+        }
+        assert_eq!(h, resource.run_hash().unwrap(), "location and resources");
+        let mut longer = base.clone();
+        longer.epochs = 2;
+        assert_ne!(h, longer.run_hash().unwrap());
+        let mut other_data = base.clone();
+        if let Some(d) = other_data.data.as_mut() {
+            d.fingerprint = "def".into();
+        }
+        assert_ne!(h, other_data.run_hash().unwrap());
+        let mut strong = base;
+        if let Some(d) = strong.data.as_mut() {
+            d.recipe = AugRecipe::simclr();
+        }
+        assert_ne!(h, strong.run_hash().unwrap());
+    }
+
+    #[test]
+    fn config_round_trips_and_reads_the_old_free_text_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let c = with_data();
+        c.save(&path).unwrap();
+        assert_eq!(TrainConfig::load(&path).unwrap(), c);
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        old["data"] = serde_json::json!("data=x neighbours=none (plain SSL) aug=rhflip");
+        std::fs::write(&path, old.to_string()).unwrap();
+        assert_eq!(TrainConfig::load(&path).unwrap().data, None);
     }
 }

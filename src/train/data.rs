@@ -1,16 +1,20 @@
-//! Opening the pair stream of a run: dataset + (plain | GPS) sampler + augmentation → loader.
+//! Opening the pair stream of a run: dataset + (plain | GPS) sampler + augmentation → loader,
+//! and the typed record of what that stream was made from ([`DataConfig`], saved in the run's
+//! `config.json` and part of its identity).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::{META_EMBEDDINGS_SHA256, META_EMBEDDINGS_VECTORS_SHA256};
 use crate::{
     open_source, AugRecipe, Error, GpsSampler, NeighbourTable, PairLoader, PairLoaderBuilder,
     Result, SelfSampler,
 };
 
-/// Where a run's pairs come from. Serialisable (saved in the run's `config.json` as text).
+/// Where a run's pairs come from, as asked for (paths and settings). Serialisable; saved in the
+/// run's `config.json` as part of its [`DataConfig`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairData {
     /// Dataset spec for [`open_source`] (IDX / CIFAR / image folder / Parquet).
@@ -25,14 +29,140 @@ pub struct PairData {
     pub batch_size: usize,
     /// Loader seed (shuffle, partners, augmentation).
     pub seed: u64,
-    /// Loader worker threads.
+    /// Loader worker threads (the batches are bit-identical for any count).
     pub workers: usize,
+}
+
+/// The prior a neighbour table was computed with, as recorded in the table's metadata (a field
+/// is `None` when the table does not record it, e.g. a table made by another tool).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PriorProvenance {
+    /// `gps.prior.name`.
+    pub name: Option<String>,
+    /// `gps.prior.sha256`: SHA-256 of the prior's ONNX file.
+    pub sha256: Option<String>,
+    /// `gps.prior.input_size`: the resolution the images were embedded at, in pixels.
+    pub input_size: Option<String>,
+    /// `gps.prior.preprocess`: the embedding preprocessing.
+    pub preprocess: Option<String>,
+    /// `gps.embeddings.sha256`: SHA-256 of the embeddings file.
+    pub embeddings_sha256: Option<String>,
+    /// `gps.embeddings.vectors_sha256`: SHA-256 of the embedding vectors.
+    pub vectors_sha256: Option<String>,
+}
+
+/// The neighbour table of a GPS run, identified by content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighbourProvenance {
+    /// [`NeighbourTable::content_sha256`]: lists, `k`, τ, include-self, metric and prior.
+    pub sha256: String,
+    /// Neighbours per point.
+    pub k: usize,
+    /// `gps.knn.include_self` (`None` when not recorded).
+    pub include_self: Option<String>,
+    /// `gps.knn.metric`.
+    pub metric: Option<String>,
+    /// `gps.knn.radius` (JSON; `None` when not recorded).
+    pub radius: Option<String>,
+    /// The prior the lists come from.
+    pub prior: PriorProvenance,
+}
+
+impl NeighbourProvenance {
+    /// The provenance of `table`, read from its lists and metadata.
+    pub fn of(table: &NeighbourTable) -> Self {
+        let meta = |key: &str| table.metadata.get(key).cloned();
+        NeighbourProvenance {
+            sha256: table.content_sha256(),
+            k: table.lists.k(),
+            include_self: meta("gps.knn.include_self"),
+            metric: meta("gps.knn.metric"),
+            radius: meta("gps.knn.radius"),
+            prior: PriorProvenance {
+                name: meta("gps.prior.name"),
+                sha256: meta("gps.prior.sha256"),
+                input_size: meta("gps.prior.input_size"),
+                preprocess: meta("gps.prior.preprocess"),
+                embeddings_sha256: meta(META_EMBEDDINGS_SHA256),
+                vectors_sha256: meta(META_EMBEDDINGS_VECTORS_SHA256),
+            },
+        }
+    }
+}
+
+/// What a run's pairs were made from, resolved when the loader was opened: the request
+/// ([`PairData`], flattened), the dataset's fingerprint and size, the full augmentation recipe,
+/// the view shape and, for GPS, the neighbour table's content hash and prior. Saved as `data` in
+/// `config.json`; `gps-ssl train --resume` rebuilds the loader from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    /// The request.
+    #[serde(flatten)]
+    pub pairs: PairData,
+    /// The dataset's fingerprint (see [`crate::DataSource::fingerprint`]).
+    pub fingerprint: String,
+    /// Samples in the dataset.
+    pub samples: usize,
+    /// `[C, H, W]` of one view.
+    pub view_shape: [usize; 3],
+    /// The augmentation recipe of both views.
+    pub recipe: AugRecipe,
+    /// The neighbour table (GPS runs; `None` for plain SSL).
+    pub neighbour_table: Option<NeighbourProvenance>,
+}
+
+impl DataConfig {
+    /// What of this configuration determines a run's result: everything except where the
+    /// files live (dataset spec, neighbour path: they are identified by content) and the worker
+    /// count (batches are bit-identical for any count).
+    pub fn identity(&self) -> DataIdentity<'_> {
+        DataIdentity {
+            fingerprint: &self.fingerprint,
+            samples: self.samples,
+            view_shape: self.view_shape,
+            recipe: &self.recipe,
+            size: self.pairs.size,
+            batch_size: self.pairs.batch_size,
+            seed: self.pairs.seed,
+            drop_last: true,
+            neighbour_table: self.neighbour_table.as_ref(),
+        }
+    }
+}
+
+/// The part of a [`DataConfig`] that determines a run's result (see [`DataConfig::identity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DataIdentity<'a> {
+    /// Dataset fingerprint.
+    pub fingerprint: &'a str,
+    /// Samples in the dataset.
+    pub samples: usize,
+    /// `[C, H, W]` of one view.
+    pub view_shape: [usize; 3],
+    /// Augmentation recipe.
+    pub recipe: &'a AugRecipe,
+    /// Requested output side.
+    pub size: Option<u32>,
+    /// Pairs per batch.
+    pub batch_size: usize,
+    /// Loader seed.
+    pub seed: u64,
+    /// Whether the last partial batch is dropped (always, for training).
+    pub drop_last: bool,
+    /// The neighbour table's content hash, k, τ, include-self and prior.
+    pub neighbour_table: Option<&'a NeighbourProvenance>,
 }
 
 impl PairData {
     /// Opens the dataset, the sampler and builds the loader (last partial batch dropped).
     /// A neighbour file made for another dataset is refused.
     pub fn open(&self) -> Result<PairLoader> {
+        Ok(self.open_with_config()?.0)
+    }
+
+    /// As [`open`](Self::open), and also returns the [`DataConfig`] of the stream (dataset
+    /// fingerprint, recipe, neighbour table hash) for the run's `config.json`.
+    pub fn open_with_config(&self) -> Result<(PairLoader, DataConfig)> {
         let source: Arc<dyn crate::DataSource> = Arc::from(open_source(&self.data)?);
         let mut recipe = match self.aug.as_str() {
             "rhflip" => AugRecipe::rhflip(),
@@ -47,24 +177,41 @@ impl PairData {
         if let Some(s) = self.size {
             recipe = recipe.with_output_size(s, s);
         }
+        let fingerprint = source.fingerprint();
+        let samples = source.len();
         let builder = PairLoaderBuilder::new(source.clone())
             .recipe(recipe)
             .batch_size(self.batch_size)
             .seed(self.seed)
             .workers(self.workers)
             .drop_last(true);
-        let builder = match &self.neighbours {
+        let (builder, neighbour_table) = match &self.neighbours {
             Some(path) => {
                 let table = NeighbourTable::read(path)?;
-                table.check_dataset(&source.fingerprint(), source.len())?;
-                builder.sampler(GpsSampler::new(Arc::new(table.lists)))
+                table
+                    .check_dataset(&fingerprint, samples)
+                    .map_err(|e| Error::format(path, e.to_string()))?;
+                let provenance = NeighbourProvenance::of(&table);
+                (
+                    builder.sampler(GpsSampler::new(Arc::new(table.lists))),
+                    Some(provenance),
+                )
             }
-            None => builder.sampler(SelfSampler),
+            None => (builder.sampler(SelfSampler), None),
         };
-        builder.build()
+        let loader = builder.build()?;
+        let config = DataConfig {
+            pairs: self.clone(),
+            fingerprint,
+            samples,
+            view_shape: loader.view_shape(),
+            recipe: loader.recipe().clone(),
+            neighbour_table,
+        };
+        Ok((loader, config))
     }
 
-    /// One line for the run's `config.json` `data` field.
+    /// One line for logs: dataset, neighbours, augmentation, size and seed.
     pub fn describe(&self) -> String {
         format!(
             "data={} neighbours={} aug={} size={:?} seed={}",

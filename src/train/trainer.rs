@@ -7,6 +7,7 @@ use burn::tensor::Device;
 
 use super::checkpoint::{Checkpoint, Position};
 use super::config::TrainConfig;
+use super::identity::differences;
 use super::log::{CsvLog, StepRecord};
 use super::optim::Optimizer;
 use super::schedule::LrSchedule;
@@ -121,14 +122,7 @@ impl Trainer {
     pub fn with_output_dir(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let path = dir.join(CONFIG_FILE);
-        let json = serde_json::to_string_pretty(&self.config).map_err(|e| Error::Serde {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        self.config.save(&dir.join(CONFIG_FILE))?;
         self.log = Some(CsvLog::open(&dir.join(LOG_FILE), self.position.step)?);
         self.out_dir = Some(dir);
         Ok(self)
@@ -141,15 +135,35 @@ impl Trainer {
         device: &Device,
     ) -> Result<Self> {
         let dir = dir.as_ref();
+        let config = TrainConfig::load(&dir.join(CONFIG_FILE))?;
+        Self::resume_with(config, dir, batches_per_epoch, device)
+    }
+
+    /// Resumes the run in `dir` with `config`, which must be the same run as the saved
+    /// `config.json`: the same [`TrainConfig::run_hash`]. Settings outside the identity (worker
+    /// count, `checkpoint_every`, file locations) may differ and are saved as the new
+    /// `config.json`. Otherwise errors with [`Error::Mismatch`] naming the first field that
+    /// differs and both values.
+    pub fn resume_with(
+        config: TrainConfig,
+        dir: impl AsRef<Path>,
+        batches_per_epoch: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
         let path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let config: TrainConfig = serde_json::from_str(&text).map_err(|e| Error::Serde {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        let mut trainer = Self::new(config, batches_per_epoch, device)?;
-        trainer.load_checkpoint(&dir.join(CHECKPOINT_FILE))?;
-        trainer.with_output_dir(dir)
+        let saved = TrainConfig::load(&path)?;
+        let diffs = differences(&saved.identity()?, &config.identity()?)?;
+        if let Some((field, was, now)) = diffs.into_iter().next() {
+            return Err(Error::mismatch(
+                format!("{}: run configuration `{field}`", path.display()),
+                was,
+                now,
+            ));
+        }
+        Self::new(config, batches_per_epoch, device)?
+            .with_checkpoint(&dir.join(CHECKPOINT_FILE))?
+            .with_output_dir(dir)
     }
 
     /// The run configuration.
@@ -187,8 +201,9 @@ impl Trainer {
         self.checkpoint().save(path)
     }
 
-    /// Restores a checkpoint of a run with the same configuration.
-    pub fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
+    /// Restores a checkpoint of a run with the same configuration. Draws no random numbers:
+    /// the networks built by [`Trainer::new`] (under [`seeded`]) receive the saved tensors.
+    pub fn with_checkpoint(mut self, path: &Path) -> Result<Self> {
         let ck = Checkpoint::load(path)?;
         if ck.seed != self.config.seed {
             return Err(Error::mismatch(
@@ -197,20 +212,13 @@ impl Trainer {
                 ck.seed,
             ));
         }
-        let method = std::mem::replace(
-            &mut self.method,
-            Method::new(
-                self.config.method.clone(),
-                &self.config.network,
-                &self.device,
-            )?,
-        );
-        self.method = method
+        self.method = self
+            .method
             .load_state(ck.method)?
             .with_false_negative_masking(self.config.mask_false_negatives);
         self.optimizer.load_state(ck.optimizer, &self.device)?;
         self.position = ck.position;
-        Ok(())
+        Ok(self)
     }
 
     /// Trains until the run's last epoch ends or `max_steps` more steps were taken, whichever is
