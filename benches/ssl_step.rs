@@ -7,7 +7,7 @@
 //! (`/usr/bin/python3`; `scripts/install_bench_peers.sh` installs it). Each side: one warm-up
 //! step, then the median of `SSL_STEP_STEPS` (default 3) timed steps. `SSL_STEP_CASES=small`
 //! or `=resnet18` runs one group only; `SSL_STEP_METHODS=simclr` times SimCLR only.
-//! `GPS_SSL_CONV=burn` gives the baseline (burn's own convolution forward and backward).
+//! `GPS_SSL_KERNELS=burn` gives the baseline (burn's own convolution and batch norm).
 
 use std::process::Command;
 use std::time::Instant;

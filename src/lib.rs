@@ -29,7 +29,7 @@
 //! let table = NeighbourTable::read("neighbours.parquet")?;
 //! table.check_dataset(&data.fingerprint(), data.len())?; // refuse lists made for other data
 //! let loader = PairLoaderBuilder::new(data)
-//!     .sampler(GpsSampler::new(Arc::new(table.lists)))
+//!     .sampler(GpsSampler::from_table(table)) // ids without a row (bad images) are never drawn
 //!     .recipe(AugRecipe::rhflip())
 //!     .batch_size(256)
 //!     .seed(0)
@@ -103,7 +103,7 @@ pub use loader::{
     false_negative_mask, BurnPairLoader, PairBatch, PairIter, PairLoader, PairLoaderBuilder,
     TensorPairBatch, DEFAULT_BATCH_SIZE as DEFAULT_LOADER_BATCH_SIZE, DEFAULT_DROP_LAST,
     DEFAULT_PREFETCH_PER_WORKER, DEFAULT_SEED as DEFAULT_LOADER_SEED, DEFAULT_SHUFFLE,
-    DEFAULT_WORKERS,
+    DEFAULT_SKIP_BAD, DEFAULT_WORKERS, PARTNER_REDRAWS,
 };
 pub use prior::PriorManifest;
 pub use progress::{NoProgress, Progress};
@@ -120,13 +120,14 @@ pub use ssl::{
 };
 pub use store::embeddings::{merge_embeddings, EmbeddingTable};
 pub use store::{
-    NeighbourTable, CONTENT_METADATA_KEYS, META_DATASET_FINGERPRINT, META_EMBEDDINGS_SHA256,
-    META_EMBEDDINGS_VECTORS_SHA256, META_KNN_K,
+    NeighbourTable, CONTENT_METADATA_KEYS, META_DATASET_FINGERPRINT, META_DATASET_LEN,
+    META_EMBEDDINGS_SHA256, META_EMBEDDINGS_VECTORS_SHA256, META_KNN_K,
 };
 pub use train::{
-    canonical_hash, canonical_json, read_losses, seeded, seeded_module, Checkpoint, CsvLog,
-    DataConfig, DataIdentity, FnSource, LrSchedule, NeighbourProvenance, Optimizer,
+    canonical_hash, canonical_json, read_losses, record_skipped, seeded, seeded_module, Checkpoint,
+    CsvLog, DataConfig, DataIdentity, FnSource, LrSchedule, NeighbourProvenance, Optimizer,
     OptimizerConfig, OptimizerState, PairData, PairSource, Position, PriorProvenance, StepRecord,
     TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_HIDDEN_DIM, DEFAULT_LR,
     DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER, RUN_IDENTITY_VERSION,
+    SKIPPED_FILE,
 };

@@ -5,6 +5,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
 use burn::tensor::ops::ConvOptions;
+
+use super::norm::batch_norm;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -246,16 +248,13 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match (&self.shortcut, &self.shortcut_norm) {
-            (Some(c), Some(n)) => n.forward(conv_forward(c, x.clone())),
+            (Some(c), Some(n)) => batch_norm(n, conv_forward(c, x.clone()), false),
             _ => x.clone(),
         };
         let last = self.convs.len() - 1;
         let mut h = x;
         for (i, (c, n)) in self.convs.iter().zip(&self.norms).enumerate() {
-            h = n.forward(conv_forward(c, h));
-            if i < last {
-                h = self.relu.forward(h);
-            }
+            h = batch_norm(n, conv_forward(c, h), i < last);
         }
         self.relu.forward(h + identity)
     }
@@ -282,9 +281,7 @@ impl ResNet {
 
     /// `[batch, C, H, W]` → `[batch, feature_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut h = self
-            .relu
-            .forward(self.stem_bn.forward(conv_forward(&self.stem_conv, x)));
+        let mut h = batch_norm(&self.stem_bn, conv_forward(&self.stem_conv, x), true);
         if let Some(pool) = &self.max_pool {
             h = pool.forward(h);
         }

@@ -40,12 +40,13 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
+
+use super::flex::{disabled, flex_tensor, values, AutodiffFlex};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, kh, kw]`, output
 /// `[n, o, oh, ow]`, stride and leading padding per axis (dilation 1, one group).
@@ -126,8 +127,9 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
-    /// `cols [C·kh·kw, P]` of one sample `x [C, H, W]`.
-    fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+    /// Writes the columns of one sample `x [C, H, W]` into `cols`, a row-major matrix with
+    /// `C·kh·kw` rows and leading dimension `ld`, at columns `col0..col0 + P`.
+    fn im2col(&self, x: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
         let (p, [sy, sx], [py, px]) = (self.p(), self.stride, self.pad);
         for c in 0..self.c {
             let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -136,7 +138,7 @@ impl Geometry {
                 for kx in 0..self.kw {
                     let (x0, x1) = Self::valid(self.ow, self.w, kx, sx, px);
                     let row = (c * self.kh + ky) * self.kw + kx;
-                    let dst = &mut cols[row * p..(row + 1) * p];
+                    let dst = &mut cols[row * ld + col0..row * ld + col0 + p];
                     dst[..y0 * self.ow].fill(0.0);
                     dst[y1 * self.ow..].fill(0.0);
                     for oy in y0..y1 {
@@ -158,8 +160,9 @@ impl Geometry {
         }
     }
 
-    /// `dx [C, H, W] = col2im(dcols)` of one sample (overwrites `dx`).
-    fn col2im(&self, dcols: &[f32], dx: &mut [f32]) {
+    /// `dx [C, H, W] = col2im(dcols)` of one sample whose columns sit at `col0..col0 + P` of
+    /// `dcols` (leading dimension `ld`); overwrites `dx`.
+    fn col2im(&self, dcols: &[f32], ld: usize, col0: usize, dx: &mut [f32]) {
         dx.fill(0.0);
         let (p, [sy, sx], [py, px]) = (self.p(), self.stride, self.pad);
         for c in 0..self.c {
@@ -169,7 +172,7 @@ impl Geometry {
                 for kx in 0..self.kw {
                     let (x0, x1) = Self::valid(self.ow, self.w, kx, sx, px);
                     let row = (c * self.kh + ky) * self.kw + kx;
-                    let src = &dcols[row * p..(row + 1) * p];
+                    let src = &dcols[row * ld + col0..row * ld + col0 + p];
                     for oy in y0..y1 {
                         let line = &src[oy * self.ow..(oy + 1) * self.ow];
                         let dst = &mut plane[(oy * sy + ky - py) * self.w..][..self.w];
@@ -241,21 +244,65 @@ fn chunk_len(n: usize) -> usize {
     n.div_ceil(tasks).max(1)
 }
 
+/// Columns per GEMM: samples are grouped until their output maps give about this many
+/// columns, so deep layers with small maps (4×4 = 16 columns a sample) still get wide GEMMs.
+const GROUP_COLUMNS: usize = 1024;
+
+/// Samples per group for maps of `p` output pixels, at most `chunk`.
+fn group_len(p: usize, chunk: usize) -> usize {
+    (GROUP_COLUMNS / p).clamp(1, chunk.max(1))
+}
+
+/// `[S, O, P]` sample-major maps ⇄ the `[O, S·P]` matrix the group GEMMs use.
+fn gather(maps: &[f32], o: usize, p: usize, out: &mut [f32]) {
+    let s = maps.len() / (o * p);
+    for (si, map) in maps.chunks_exact(o * p).enumerate() {
+        for (oi, row) in map.chunks_exact(p).enumerate() {
+            out[oi * s * p + si * p..][..p].copy_from_slice(row);
+        }
+    }
+}
+
+/// Inverse of [`gather`].
+fn scatter(mat: &[f32], o: usize, p: usize, maps: &mut [f32]) {
+    let s = maps.len() / (o * p);
+    for (si, map) in maps.chunks_exact_mut(o * p).enumerate() {
+        for (oi, row) in map.chunks_exact_mut(p).enumerate() {
+            row.copy_from_slice(&mat[oi * s * p + si * p..][..p]);
+        }
+    }
+}
+
 /// Forward: `y [N, O, Ho, Wo]` from contiguous `x` and `w`.
 fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (ck, p) = (g.ck(), g.p());
     let mut y = vec![0.0f32; g.n * g.out_len()];
     let chunk = chunk_len(g.n);
+    let group = group_len(p, chunk);
     y.par_chunks_mut(chunk * g.out_len())
         .zip(x.par_chunks(chunk * g.in_len()))
         .for_each(|(ys, xs)| {
-            let mut cols = vec![0.0f32; ck * p];
-            for (yn, xn) in ys
-                .chunks_exact_mut(g.out_len())
-                .zip(xs.chunks_exact(g.in_len()))
+            let mut cols = vec![0.0f32; ck * group * p];
+            let mut out = vec![0.0f32; g.o * group * p];
+            for (yg, xg) in ys
+                .chunks_mut(group * g.out_len())
+                .zip(xs.chunks(group * g.in_len()))
             {
-                g.im2col(xn, &mut cols);
-                gemm([g.o, p, ck], yn, false, w, [ck, 1], &cols, [p, 1]);
+                let cols_n = xg.len() / g.in_len() * p;
+                for (si, xn) in xg.chunks_exact(g.in_len()).enumerate() {
+                    g.im2col(xn, &mut cols, cols_n, si * p);
+                }
+                // out [O, S·P] = W [O, CK] · cols [CK, S·P]
+                gemm(
+                    [g.o, cols_n, ck],
+                    &mut out,
+                    false,
+                    w,
+                    [ck, 1],
+                    &cols,
+                    [cols_n, 1],
+                );
+                scatter(&out[..g.o * cols_n], g.o, p, yg);
             }
         });
     y
@@ -265,19 +312,33 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (ck, p) = (g.ck(), g.p());
     let chunk = chunk_len(g.n);
+    let group = group_len(p, chunk);
     x.par_chunks(chunk * g.in_len())
         .zip(dy.par_chunks(chunk * g.out_len()))
         .map(|(xs, dys)| {
-            let mut cols = vec![0.0f32; ck * p];
+            let mut cols = vec![0.0f32; ck * group * p];
+            let mut dmat = vec![0.0f32; g.o * group * p];
             let mut dw = vec![0.0f32; g.o * ck];
-            for (i, (xn, dyn_)) in xs
-                .chunks_exact(g.in_len())
-                .zip(dys.chunks_exact(g.out_len()))
+            for (i, (xg, dyg)) in xs
+                .chunks(group * g.in_len())
+                .zip(dys.chunks(group * g.out_len()))
                 .enumerate()
             {
-                g.im2col(xn, &mut cols);
-                // dW += dY_n [O, P] · cols_nᵀ [P, CK]
-                gemm([g.o, ck, p], &mut dw, i > 0, dyn_, [p, 1], &cols, [1, p]);
+                let cols_n = xg.len() / g.in_len() * p;
+                for (si, xn) in xg.chunks_exact(g.in_len()).enumerate() {
+                    g.im2col(xn, &mut cols, cols_n, si * p);
+                }
+                gather(dyg, g.o, p, &mut dmat);
+                // dW += dY [O, S·P] · colsᵀ [S·P, CK]
+                gemm(
+                    [g.o, ck, cols_n],
+                    &mut dw,
+                    i > 0,
+                    &dmat,
+                    [cols_n, 1],
+                    &cols,
+                    [1, cols_n],
+                );
             }
             dw
         })
@@ -293,34 +354,34 @@ fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let (ck, p) = (g.ck(), g.p());
     let mut dx = vec![0.0f32; g.n * g.in_len()];
     let chunk = chunk_len(g.n);
+    let group = group_len(p, chunk);
     dx.par_chunks_mut(chunk * g.in_len())
         .zip(dy.par_chunks(chunk * g.out_len()))
         .for_each(|(dxs, dys)| {
-            let mut dcols = vec![0.0f32; ck * p];
-            for (dxn, dyn_) in dxs
-                .chunks_exact_mut(g.in_len())
-                .zip(dys.chunks_exact(g.out_len()))
+            let mut dcols = vec![0.0f32; ck * group * p];
+            let mut dmat = vec![0.0f32; g.o * group * p];
+            for (dxg, dyg) in dxs
+                .chunks_mut(group * g.in_len())
+                .zip(dys.chunks(group * g.out_len()))
             {
-                // dcols [CK, P] = Wᵀ [CK, O] · dY_n [O, P]
-                gemm([ck, p, g.o], &mut dcols, false, w, [1, ck], dyn_, [p, 1]);
-                g.col2im(&dcols, dxn);
+                let cols_n = dyg.len() / g.out_len() * p;
+                gather(dyg, g.o, p, &mut dmat);
+                // dcols [CK, S·P] = Wᵀ [CK, O] · dY [O, S·P]
+                gemm(
+                    [ck, cols_n, g.o],
+                    &mut dcols,
+                    false,
+                    w,
+                    [1, ck],
+                    &dmat,
+                    [cols_n, 1],
+                );
+                for (si, dxn) in dxg.chunks_exact_mut(g.in_len()).enumerate() {
+                    g.col2im(&dcols, cols_n, si * p, dxn);
+                }
             }
         });
     dx
-}
-
-/// A contiguous f32 copy (or view) of a Flex tensor's values.
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => {
-            std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap_or(&[]).to_vec())
-        }
-    }
-}
-
-fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 fn flex_forward(g: &Geometry, x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
@@ -356,8 +417,6 @@ impl Backward<Flex, 2> for GemmConv2dBackward {
     }
 }
 
-type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
-
 /// 2-D convolution without bias, `x [N, C, H, W]` × `weight [O, C, kh, kw]` →
 /// `[N, O, Ho, Wo]`; identical in value and gradient to `burn::tensor::module::conv2d(x, weight,
 /// None, options)`, computed by this module's GEMM kernels on the Flex backend (with or
@@ -375,13 +434,6 @@ enum Route {
     Flex,
     /// burn's `conv2d`.
     Burn,
-}
-
-/// `GPS_SSL_CONV=burn` in the environment turns this module off (every call goes to burn's
-/// `conv2d`): an escape hatch and the baseline of `benches/ssl_step.rs`. Read once.
-fn disabled() -> bool {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OFF.get_or_init(|| std::env::var("GPS_SSL_CONV").is_ok_and(|v| v == "burn"))
 }
 
 fn routed(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> (Tensor<4>, Route) {
@@ -449,6 +501,10 @@ mod tests {
             (1, 3, 15, 13, 4, 7, 2, 3),
             (5, 1, 5, 5, 2, 3, 1, 0),
             (2, 2, 6, 6, 3, 3, 3, 2),
+            // enough samples for several per task, so maps are grouped into wide GEMMs
+            // (full and partial groups)
+            (40, 3, 4, 4, 5, 3, 2, 1),
+            (37, 2, 5, 5, 3, 3, 1, 1),
         ];
         for (n, c, h, w, o, k, s, p) in cases {
             let options = ConvOptions::new([s, s], [p, p], [1, 1], 1);
