@@ -7,10 +7,12 @@
 mod backbone;
 mod conv;
 mod ema;
+mod flex;
 mod head;
 mod loss;
 mod method;
 mod network;
+mod norm;
 mod queue;
 mod snapshot;
 mod stats;
