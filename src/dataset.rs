@@ -11,6 +11,7 @@ mod idx;
 mod image;
 mod open;
 mod parquet;
+mod truncation;
 
 pub use self::parquet::{
     ParquetImageSource, ParquetImageSourceBuilder, DEFAULT_CACHED_ROW_GROUPS, DEFAULT_IMAGE_COLUMN,

@@ -6,6 +6,17 @@
 //! positives per anchor). Batch `b` holds items `b·B .. (b+1)·B`. Workers assemble whole
 //! batches into one contiguous buffer per view and the iterator hands them out in order, so the
 //! stream is bit-identical for any number of workers and can be resumed at any batch.
+//!
+//! The anchors are every sample of the dataset, or — for a sampler whose neighbour table has
+//! gaps ([`PositiveSampler::anchors`]) — only the samples with a neighbour row.
+//!
+//! **Bad samples.** By default a sample that cannot be read or decoded is an error naming its
+//! key. With [`PairLoaderBuilder::skip_bad`] it is skipped instead: a pair whose anchor is bad
+//! is left out of its batch (which gets shorter), a bad partner is redrawn from the anchor's
+//! neighbourhood (up to [`PARTNER_REDRAWS`] times, then the anchor is its own partner). Both
+//! rules depend only on the batch's own items, so the stream stays bit-identical for any worker
+//! count. The skipped samples of the batches handed out are listed by
+//! [`PairLoader::skipped`].
 
 mod batch;
 mod builder;
@@ -15,7 +26,7 @@ mod iter;
 pub use batch::{false_negative_mask, PairBatch};
 pub use builder::{
     PairLoaderBuilder, DEFAULT_BATCH_SIZE, DEFAULT_DROP_LAST, DEFAULT_PREFETCH_PER_WORKER,
-    DEFAULT_SEED, DEFAULT_SHUFFLE, DEFAULT_WORKERS,
+    DEFAULT_SEED, DEFAULT_SHUFFLE, DEFAULT_SKIP_BAD, DEFAULT_WORKERS, PARTNER_REDRAWS,
 };
 pub use burn::{BurnPairLoader, TensorPairBatch};
 pub use iter::PairIter;
@@ -23,9 +34,13 @@ pub use iter::PairIter;
 use crate::augment::AugRecipe;
 use crate::sampler::PositiveSampler;
 use crate::seed::{rng_for, STREAM_SHUFFLE};
-use crate::DataSource;
+use crate::{BadSample, DataSource};
 use rand::Rng;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Bad samples met in the batches handed out, by id (shared by a loader and its slices).
+pub(crate) type SkippedSet = Arc<Mutex<BTreeMap<u64, BadSample>>>;
 
 /// Everything a worker needs, shared read-only.
 pub(crate) struct Plan {
@@ -42,6 +57,10 @@ pub(crate) struct Plan {
     pub(crate) shuffle: bool,
     pub(crate) drop_last: bool,
     pub(crate) start: (u64, usize),
+    /// Skip undecodable samples instead of failing (see the module docs).
+    pub(crate) skip_bad: bool,
+    /// Bad samples of the batches handed out so far.
+    pub(crate) skipped: SkippedSet,
     /// Item range `[lo, hi)` of every epoch served by this loader (see [`PairLoader::slice`]).
     pub(crate) range: (usize, usize),
 }
@@ -66,15 +85,22 @@ impl Plan {
         lo..(lo + self.batch_size).min(self.range.1)
     }
 
-    /// The anchor order of `epoch`: a permutation of `0..n` drawn from `(seed, epoch)`.
+    /// The anchor order of `epoch`: a permutation of the anchor ids (`0..n`, or the sampler's
+    /// [`anchors`](PositiveSampler::anchors)) drawn from `(seed, epoch)`.
     pub(crate) fn permutation(&self, epoch: u64) -> Vec<u32> {
-        let n = self.dataset.len();
+        let anchors = self.sampler.anchors();
+        let n = anchors.map_or(self.dataset.len(), <[u32]>::len);
         let mut perm: Vec<u32> = (0..n as u32).collect();
         if self.shuffle {
             let mut rng = rng_for(self.seed, STREAM_SHUFFLE, epoch, 0, 0);
             for i in (1..n).rev() {
                 let j = rng.random_range(0..=i);
                 perm.swap(i, j);
+            }
+        }
+        if let Some(ids) = anchors {
+            for p in &mut perm {
+                *p = ids[*p as usize];
             }
         }
         perm
@@ -120,7 +146,8 @@ impl PairLoader {
         PairIter::new(self.plan.clone(), epoch, first)
     }
 
-    /// Pairs per epoch (the positives per anchor times the dataset size, or the slice length).
+    /// Pairs per epoch (the positives per anchor times the number of anchors, or the slice
+    /// length), before any bad sample is skipped.
     pub fn num_items(&self) -> usize {
         self.plan.items()
     }
@@ -149,6 +176,22 @@ impl PairLoader {
         &self.plan.recipe
     }
 
+    /// Whether undecodable samples are skipped rather than an error (see the module docs).
+    pub fn skips_bad(&self) -> bool {
+        self.plan.skip_bad
+    }
+
+    /// The bad samples skipped in the batches handed out so far (by this loader and its
+    /// slices, all epochs), ascending by id. Always empty without
+    /// [`skip_bad`](PairLoaderBuilder::skip_bad).
+    pub fn skipped(&self) -> Vec<BadSample> {
+        self.plan
+            .skipped
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The epoch the resume point applies to.
     pub fn start_epoch(&self) -> u64 {
         self.plan.start.0
@@ -166,6 +209,7 @@ impl PairLoader {
                 dataset: p.dataset.clone(),
                 sampler: p.sampler.clone(),
                 recipe: p.recipe.clone(),
+                skipped: p.skipped.clone(),
                 range: (lo, hi),
                 ..**p
             }),

@@ -3,9 +3,14 @@
 //! [`SelfSampler`] is plain SSL (both views from the anchor); [`GpsSampler`] draws the partner
 //! uniformly from the anchor's neighbourhood `B(x)` in prior space (the rows of a
 //! [`NeighbourLists`]). Draws are pure functions of `(seed, epoch, position, slot)`.
+//!
+//! Ids are dataset ids. A neighbour table may cover only part of the dataset (samples skipped
+//! as bad when embedding have no row): [`PositiveSampler::anchors`] then lists the ids that
+//! have a row, and the loader draws anchors — and, since every neighbour id has a row,
+//! partners — only among them.
 
 use crate::seed::{rng_for, STREAM_PARTNER};
-use crate::{Error, NeighbourLists, Result};
+use crate::{Error, NeighbourLists, NeighbourTable, Result};
 use rand::Rng;
 use std::sync::Arc;
 
@@ -24,8 +29,17 @@ pub trait PositiveSampler: Send + Sync + std::fmt::Debug {
     /// Checks that the sampler can serve a dataset of `dataset_len` samples.
     fn validate(&self, dataset_len: usize) -> Result<()>;
 
-    /// The partner of `anchor` for pair `slot` (`0..positives_per_anchor()`) of the anchor at
-    /// `position` of epoch `epoch`. Must be a pure function of its arguments.
+    /// The dataset ids that may be anchors, strictly ascending; `None` (the default) means every
+    /// sample of the dataset. A GPS sampler over a table with gaps returns the ids that have a
+    /// neighbour row.
+    fn anchors(&self) -> Option<&[u32]> {
+        None
+    }
+
+    /// The partner of `anchor` for pair `slot` of the anchor at `position` of epoch `epoch`.
+    /// Slots `0..positives_per_anchor()` are the anchor's pairs; the loader asks for further
+    /// slots (`slot + r·positives_per_anchor()`, `r ≥ 1`) to redraw a partner that could not be
+    /// decoded. Must be a pure function of its arguments.
     fn partner(&self, anchor: u32, seed: u64, epoch: u64, position: u64, slot: usize) -> u32;
 }
 
@@ -51,17 +65,31 @@ impl PositiveSampler for SelfSampler {
 #[derive(Debug, Clone)]
 pub struct GpsSampler {
     lists: Arc<NeighbourLists>,
+    /// Dataset id of each row (strictly ascending); `None`: row `i` is id `i`.
+    row_ids: Option<Arc<[u32]>>,
     include_self: bool,
     positives: usize,
 }
 
 impl GpsSampler {
-    /// A sampler over the neighbour table `lists` (row `i` = neighbours of dataset id `i`).
+    /// A sampler over the neighbour table `lists` (row `i` = neighbours of dataset id `i`; one
+    /// row per sample of the dataset).
     pub fn new(lists: Arc<NeighbourLists>) -> Self {
         GpsSampler {
             lists,
+            row_ids: None,
             include_self: DEFAULT_INCLUDE_SELF,
             positives: DEFAULT_POSITIVES,
+        }
+    }
+
+    /// A sampler over a neighbour table read from disk, which may have gaps (see
+    /// [`NeighbourTable::ids`]): only ids with a row are drawn, as anchors and as partners.
+    pub fn from_table(table: NeighbourTable) -> Self {
+        let row_ids: Arc<[u32]> = table.ids().into();
+        GpsSampler {
+            row_ids: Some(row_ids),
+            ..GpsSampler::new(Arc::new(table.lists))
         }
     }
 
@@ -78,26 +106,30 @@ impl GpsSampler {
         self
     }
 
-    /// The neighbour table.
+    /// The neighbour table (entries are dataset ids; row `r` belongs to the `r`-th id of
+    /// [`anchors`](PositiveSampler::anchors), or to id `r` when that is `None`).
     pub fn lists(&self) -> &NeighbourLists {
         &self.lists
     }
 
-    /// The raw candidate row of `id`. The one place that decides what `B(x)` is read from
-    /// (today: the k nearest neighbours).
-    fn row(&self, id: usize) -> &[u32] {
+    /// The row of dataset id `id`, if it has one.
+    fn row_index(&self, id: u32) -> Option<usize> {
+        match &self.row_ids {
+            Some(ids) => ids.binary_search(&id).ok(),
+            None => ((id as usize) < self.lists.len()).then_some(id as usize),
+        }
+    }
+
+    /// The raw candidate row of `id` (empty when `id` has no row). The one place that decides
+    /// what `B(x)` is read from (today: the k nearest neighbours).
+    fn row(&self, id: u32) -> &[u32] {
         // B(x): the entries within the table's radius (all k when it has none).
-        self.lists.valid(id)
+        self.row_index(id).map_or(&[], |r| self.lists.valid(r))
     }
 
     /// The candidate set `B(x)` of `id` after the include-self rule, in row order.
     pub fn candidates(&self, id: u32) -> Vec<u32> {
-        let mut out: Vec<u32> = self
-            .row(id as usize)
-            .iter()
-            .copied()
-            .filter(|&n| n != id)
-            .collect();
+        let mut out: Vec<u32> = self.row(id).iter().copied().filter(|&n| n != id).collect();
         if self.include_self {
             out.insert(0, id);
         }
@@ -110,13 +142,68 @@ impl PositiveSampler for GpsSampler {
         self.positives
     }
 
+    fn anchors(&self) -> Option<&[u32]> {
+        self.row_ids.as_deref()
+    }
+
     fn validate(&self, dataset_len: usize) -> Result<()> {
-        if self.lists.len() != dataset_len {
-            return Err(Error::mismatch(
-                "neighbour table rows",
-                dataset_len,
-                self.lists.len(),
-            ));
+        match &self.row_ids {
+            None if self.lists.len() != dataset_len => {
+                return Err(Error::mismatch(
+                    "neighbour table rows",
+                    dataset_len,
+                    self.lists.len(),
+                ));
+            }
+            None => {}
+            Some(ids) => {
+                if ids.len() != self.lists.len() {
+                    return Err(Error::mismatch(
+                        "neighbour table row ids",
+                        self.lists.len(),
+                        ids.len(),
+                    ));
+                }
+                if ids.is_empty() {
+                    return Err(Error::invalid("neighbour table", "has no row"));
+                }
+                if let Some(row) = ids.windows(2).position(|w| w[0] >= w[1]) {
+                    return Err(Error::invalid(
+                        "neighbour table ids",
+                        format!(
+                            "row {}: id {} is not above the previous id",
+                            row + 1,
+                            ids[row + 1]
+                        ),
+                    ));
+                }
+                if let Some(row) = ids.iter().position(|&id| id as usize >= dataset_len) {
+                    return Err(Error::invalid(
+                        "neighbour table ids",
+                        format!(
+                            "row {row} has id {}, outside the dataset of {dataset_len} samples",
+                            ids[row]
+                        ),
+                    ));
+                }
+                if let Some((flat, &bad)) = self
+                    .lists
+                    .ids_flat()
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &n)| ids.binary_search(&n).is_err())
+                {
+                    let row = flat / self.lists.k();
+                    return Err(Error::invalid(
+                        "neighbour id",
+                        format!(
+                            "row {row} (id {}) holds neighbour {bad}, which has no row of its \
+                             own (it would be drawn although it was never embedded)",
+                            ids[row]
+                        ),
+                    ));
+                }
+            }
         }
         if let Some((flat, &bad)) = self
             .lists
@@ -137,7 +224,7 @@ impl PositiveSampler for GpsSampler {
     }
 
     fn partner(&self, anchor: u32, seed: u64, epoch: u64, position: u64, slot: usize) -> u32 {
-        let row = self.row(anchor as usize);
+        let row = self.row(anchor);
         let mut rng = rng_for(seed, STREAM_PARTNER, epoch, position, slot as u64);
         // Count the candidates without allocating: the row minus the anchor, plus the anchor
         // when include_self.
@@ -197,6 +284,39 @@ mod tests {
             seen_self |= with.partner(0, 5, 0, pos, 0) == 0;
         }
         assert!(seen_self);
+    }
+
+    #[test]
+    fn table_with_gaps_draws_only_ids_with_a_row() {
+        // Dataset of 6; ids 1, 3 and 4 have no row (skipped as bad when embedding).
+        let positional = NeighbourLists::new(2, vec![1, 2, 0, 2, 1, 0], vec![0.0; 6]).unwrap();
+        let table = NeighbourTable::from_row_positions(
+            positional,
+            &[0, 2, 5],
+            std::collections::BTreeMap::new(),
+        )
+        .unwrap();
+        let s = GpsSampler::from_table(table);
+        s.validate(6).unwrap();
+        assert_eq!(s.anchors(), Some(&[0, 2, 5][..]));
+        assert_eq!(s.candidates(5), vec![2, 0]);
+        assert_eq!(s.candidates(1), Vec::<u32>::new());
+        for pos in 0..100 {
+            for anchor in [0, 2, 5] {
+                let p = s.partner(anchor, 3, 0, pos, 0);
+                assert!([0, 2, 5].contains(&p) && p != anchor, "{anchor} -> {p}");
+            }
+        }
+        let err = s.validate(5).unwrap_err().to_string();
+        assert!(err.contains("row 2 has id 5"), "{err}");
+    }
+
+    #[test]
+    fn neighbour_without_a_row_is_refused() {
+        let mut s = GpsSampler::new(table(&[[0, 1, 2], [1, 0, 2], [2, 1, 0]]));
+        s.row_ids = Some(vec![0, 2, 4].into());
+        let err = s.validate(5).unwrap_err().to_string();
+        assert!(err.contains("row 0 (id 0) holds neighbour 1"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub use checkpoint::{Checkpoint, Position};
 pub use config::{
     TrainConfig, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS,
 };
-pub use data::{DataConfig, DataIdentity, NeighbourProvenance, PairData, PriorProvenance};
+pub use data::{
+    record_skipped, DataConfig, DataIdentity, NeighbourProvenance, PairData, PriorProvenance,
+    SKIPPED_FILE,
+};
 pub use identity::{canonical_hash, canonical_json, RUN_IDENTITY_VERSION};
 pub use log::{read_losses, CsvLog, StepRecord, LOG_HEADER};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};

@@ -4,8 +4,8 @@ mod common;
 
 use common::{fashion, VecSource};
 use gps_ssl::{
-    AugRecipe, DataSource, Error, GpsSampler, Image, NeighbourLists, PairBatch, PairLoader,
-    PairLoaderBuilder,
+    AugRecipe, DataSource, Error, GpsSampler, Image, NeighbourLists, NeighbourTable, PairBatch,
+    PairLoader, PairLoaderBuilder,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,4 +243,101 @@ fn false_negative_mask_flags_shared_images() {
     let m = b.false_negative_mask();
     assert!(m[3 * 50 + 4] && m[4 * 50 + 3] && !m[3 * 50 + 5]);
     assert!(b.labels.as_ref().is_some_and(|l| l.len() == 50));
+}
+
+/// With `skip_bad`, undecodable samples are skipped the same way for any worker count: a bad
+/// anchor's pair leaves its batch, a bad partner is redrawn, no bad id is ever handed out, and
+/// the skipped samples are listed with their keys.
+#[test]
+fn skip_bad_is_deterministic_and_never_hands_out_a_bad_sample() {
+    let mut src = fashion(96);
+    src.corrupt = vec![5, 37, 38, 90];
+    let data: Arc<dyn DataSource> = Arc::new(src);
+    let lists = ring_lists(96, 5);
+    let build = |workers: usize| {
+        PairLoaderBuilder::new(data.clone())
+            .sampler(GpsSampler::new(lists.clone()))
+            .recipe(AugRecipe::simclr())
+            .batch_size(16)
+            .workers(workers)
+            .seed(7)
+            .skip_bad(true)
+            .build()
+            .unwrap()
+    };
+    let one = build(0);
+    let reference = collect(&one, 1);
+    for workers in [1, 3] {
+        let other = build(workers);
+        assert!(
+            collect(&other, 1) == reference,
+            "{workers} workers differ from 0"
+        );
+        assert_eq!(other.skipped(), one.skipped());
+    }
+    let bad = [5u64, 37, 38, 90];
+    let mut anchors: Vec<u64> = reference
+        .iter()
+        .flat_map(|b| b.anchor_ids.clone())
+        .collect();
+    anchors.sort();
+    let good: Vec<u64> = (0..96).filter(|i| !bad.contains(i)).collect();
+    assert_eq!(anchors, good, "every good anchor once, no bad one");
+    for b in &reference {
+        assert_eq!(b.view_a.len(), b.len() * b.view_len());
+        for (&a, &p) in b.anchor_ids.iter().zip(&b.partner_ids) {
+            assert!(!bad.contains(&p), "bad partner {p} handed out");
+            assert!(
+                lists.neighbours(a as usize)[1..].contains(&(p as u32)),
+                "partner {p} of {a} outside B(x)"
+            );
+        }
+    }
+    let skipped: Vec<(u64, String)> = one.skipped().into_iter().map(|b| (b.id, b.key)).collect();
+    assert_eq!(
+        skipped,
+        bad.iter()
+            .map(|&i| (i, format!("mem:{i}")))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// A neighbour table with gaps (rows only for the samples that were embedded): only ids with
+/// a row are drawn, as anchors and partners — the missing ones are not even decoded.
+#[test]
+fn table_with_gaps_never_draws_ids_without_a_row() {
+    let mut src = fashion(40);
+    let missing = [3u64, 17, 18];
+    src.corrupt = missing.iter().map(|&i| i as usize).collect();
+    let data: Arc<dyn DataSource> = Arc::new(src);
+    let ids: Vec<u64> = (0..40).filter(|i| !missing.contains(i)).collect();
+    // Ring over the 37 row positions (self first), mapped to dataset ids.
+    let positional = Arc::try_unwrap(ring_lists(ids.len(), 4)).unwrap();
+    let table = NeighbourTable::from_row_positions(positional, &ids, Default::default()).unwrap();
+    let build = |workers: usize| {
+        PairLoaderBuilder::new(data.clone())
+            .sampler(GpsSampler::from_table(table.clone()))
+            .batch_size(8)
+            .workers(workers)
+            .seed(3)
+            .build()
+            .unwrap()
+    };
+    let l = build(2);
+    assert_eq!(l.num_items(), 37);
+    let batches = collect(&l, 0);
+    assert!(batches == collect(&build(0), 0));
+    let mut anchors = Vec::new();
+    for b in &batches {
+        for (&a, &p) in b.anchor_ids.iter().zip(&b.partner_ids) {
+            let row = table.neighbours_of(a as u32).expect("anchor without a row");
+            assert!(
+                row[1..].contains(&(p as u32)),
+                "partner {p} of {a} not in {row:?}"
+            );
+            anchors.push(a);
+        }
+    }
+    anchors.sort();
+    assert_eq!(anchors, ids);
 }

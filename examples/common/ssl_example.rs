@@ -30,6 +30,7 @@ pub fn run(kind: MethodKind) -> anyhow::Result<()> {
         batch_size,
         seed: 0,
         workers: 2,
+        skip_bad: false,
     };
     let (mut loader, data) = pairs.open_with_config()?;
     let [channels, _, _] = loader.view_shape();

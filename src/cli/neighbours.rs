@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use gps_ssl::{
     default_purity_ks, label_purity, AdaptiveTau, EmbeddingTable, HnswParams, KnnMethod, Metric,
-    NeighbourBuilder, NeighbourTable, Progress, Radius, META_DATASET_FINGERPRINT,
+    NeighbourBuilder, NeighbourTable, Progress, Radius, META_DATASET_FINGERPRINT, META_DATASET_LEN,
     META_EMBEDDINGS_SHA256,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -108,12 +108,6 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let emb = EmbeddingTable::read(&args.embeddings)
         .with_context(|| format!("reading embeddings {}", args.embeddings.display()))?;
-    if let Some((row, id)) = emb.ids.iter().enumerate().find(|(i, &id)| id != *i as u64) {
-        anyhow::bail!(
-            "{}: row {row} has id {id}; neighbour ids are row positions, so ids must be 0..n in order",
-            args.embeddings.display()
-        );
-    }
     let read_s = t0.elapsed().as_secs_f64();
     let radius = match (args.tau, args.adaptive_tau, args.threshold_k) {
         (Some(tau), _, _) => Radius::Fixed { tau },
@@ -156,19 +150,41 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     if let Some(fp) = emb.metadata.get(META_DATASET_FINGERPRINT) {
         meta.insert(META_DATASET_FINGERPRINT.into(), fp.clone());
     }
+    // The dataset's size: with rows skipped as bad (`embed --skip-bad`) the table has fewer
+    // rows than the dataset, and the loader checks the table against the dataset by it.
+    if let Some(len) = emb.metadata.get(META_DATASET_LEN) {
+        meta.insert(META_DATASET_LEN.into(), len.clone());
+    }
     if let Some(p) = &purity {
         meta.insert("gps.knn.purity".into(), serde_json::to_string(p)?);
     }
     meta.insert("gps.version".into(), env!("CARGO_PKG_VERSION").into());
-    NeighbourTable::new(out.lists, meta)
+    // The search ran over row positions; the table stores dataset ids (gaps where bad
+    // samples were skipped).
+    let table = NeighbourTable::from_row_positions(out.lists, &emb.ids, meta)
+        .with_context(|| format!("{}: column `id`", args.embeddings.display()))?;
+    let gaps = table
+        .ids()
+        .last()
+        .map_or(0, |&l| (l as usize + 1).saturating_sub(table.ids().len()));
+    table
         .write(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
 
     let s = &out.summary;
     println!(
-        "neighbours: {} points × {} dims, k={} metric={} self={}",
-        s.n, s.dim, s.k, s.metric, s.include_self
+        "neighbours: {} points × {} dims, k={} metric={} self={}{}",
+        s.n,
+        s.dim,
+        s.k,
+        s.metric,
+        s.include_self,
+        if gaps > 0 {
+            format!(" ({gaps} dataset ids without an embedding, e.g. skipped as bad)")
+        } else {
+            String::new()
+        }
     );
     println!(
         "  method     {} (asked {}){}",

@@ -7,7 +7,11 @@
 //! (a conflict is an error naming the flag and both values); `--data` / `--neighbours` may name
 //! another location of the same content (same fingerprint / hash). `--workers`,
 //! `--checkpoint-every`, `--max-steps` and `--device` only change how the run is computed, not
-//! its result, and may differ.
+//! its result, and may differ; `--skip-bad` may be added on resume.
+//!
+//! A sample that cannot be decoded stops the run with an error naming it; with `--skip-bad` it
+//! is skipped (see [`gps_ssl::PairLoaderBuilder::skip_bad`]) and listed in
+//! `--out/skipped.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -79,6 +83,11 @@ pub struct TrainArgs {
     /// Loader worker threads (batches are identical for any count). Default: 2.
     #[arg(long)]
     workers: Option<usize>,
+    /// Skip images that fail to decode (their pairs are left out or their partner redrawn,
+    /// the same for any worker count) and list them in `--out/skipped.json`, instead of
+    /// stopping with an error naming the image.
+    #[arg(long)]
+    skip_bad: bool,
     /// Mask in-batch false negatives (contrastive methods).
     #[arg(long)]
     mask_false_negatives: bool,
@@ -130,7 +139,20 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let bar = Bar(indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} eta {eta}")?,
     ));
-    let records = trainer.fit(&mut loader, args.max_steps, &bar)?;
+    let fitted = trainer.fit(&mut loader, args.max_steps, &bar);
+    // The samples skipped so far are listed even when training stopped with an error.
+    if loader.skips_bad() {
+        let listed = gps_ssl::record_skipped(&args.out, &loader.skipped())
+            .with_context(|| format!("listing skipped samples in {}", args.out.display()))?;
+        if let Some((path, count)) = listed {
+            eprintln!(
+                "skipped {count} bad sample{} (undecodable), listed in {}",
+                if count == 1 { "" } else { "s" },
+                path.display()
+            );
+        }
+    }
+    let records = fitted?;
     if let Some(last) = records.last() {
         eprintln!(
             "{}: {} steps, last loss {:.4}, embedding std {:.4}; outputs in {}",
@@ -178,6 +200,7 @@ fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl:
         batch_size,
         seed,
         workers: args.workers.unwrap_or(DEFAULT_WORKERS),
+        skip_bad: args.skip_bad,
     };
     let (loader, data) = pairs
         .open_with_config()
@@ -362,6 +385,9 @@ fn resume(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl
 
     if let Some(workers) = args.workers {
         pairs.workers = workers;
+    }
+    if args.skip_bad {
+        pairs.skip_bad = true;
     }
     let (loader, data) = pairs.open_with_config().with_context(|| {
         format!(

@@ -19,6 +19,7 @@
 //! times, which differ between clones); it is computed at open, in parallel.
 
 use super::fingerprint::{sha256_file, Fingerprinter};
+use super::truncation::check_complete;
 use super::{DataSource, Image, Sample};
 use crate::{Error, Result};
 use image::DynamicImage;
@@ -205,7 +206,9 @@ pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Decodes PNG/JPEG `bytes` (format guessed from the content) to 8-bit grey or RGB.
 ///
-/// `key` names the image in the error.
+/// `key` names the image in the error. A truncated file (a JPEG without its end-of-image
+/// marker, a PNG without its `IEND` chunk) is an error, as in Pillow, never decoded into grey
+/// fill.
 pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
     let decoded = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -213,7 +216,7 @@ pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
             key: key.to_string(),
             detail: e.to_string(),
         })?;
-    if decoded.format().is_none() {
+    let Some(format) = decoded.format() else {
         return Err(Error::Decode {
             key: key.to_string(),
             detail: format!(
@@ -222,7 +225,12 @@ pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
                 &bytes[..bytes.len().min(8)]
             ),
         });
-    }
+    };
+    // The decoder would fill a truncated file's missing rows with grey; refuse it instead.
+    check_complete(bytes, format).map_err(|detail| Error::Decode {
+        key: key.to_string(),
+        detail,
+    })?;
     let img = decoded.decode().map_err(|e| Error::Decode {
         key: key.to_string(),
         detail: e.to_string(),

@@ -295,6 +295,7 @@ impl RunContext<'_> {
             batch_size: config.batch_size,
             seed,
             workers: config.workers,
+            skip_bad: false,
         };
         let (mut loader, data) = pairs.open_with_config()?;
         let recipe = loader.recipe().clone();

@@ -158,6 +158,8 @@ pub fn ensure_neighbours(
         .filter(|t| {
             let meta = |key: &str| t.metadata.get(key).map(String::as_str);
             t.check_dataset(fingerprint, n).is_ok()
+                && t.is_dense()
+                && t.lists.len() == n
                 && meta(META_KNN_K) == Some(k.to_string().as_str())
                 && meta("gps.prior.name") == Some(vectors.prior.as_str())
                 && meta(META_EMBEDDINGS_VECTORS_SHA256) == Some(vectors.vectors_sha256.as_str())

@@ -18,6 +18,11 @@ pub const DEFAULT_SEED: u64 = 0;
 pub const DEFAULT_SHUFFLE: bool = true;
 /// Default drop-last flag, see [`PairLoaderBuilder::drop_last`].
 pub const DEFAULT_DROP_LAST: bool = false;
+/// Default skip-bad flag, see [`PairLoaderBuilder::skip_bad`].
+pub const DEFAULT_SKIP_BAD: bool = false;
+/// Redraws of a partner that cannot be decoded (with [`PairLoaderBuilder::skip_bad`]) before
+/// the anchor is paired with itself.
+pub const PARTNER_REDRAWS: usize = 8;
 
 /// Builds a [`PairLoader`]. Setters consume `self`; [`build`](Self::build) validates.
 ///
@@ -48,6 +53,7 @@ pub struct PairLoaderBuilder {
     seed: u64,
     shuffle: bool,
     drop_last: bool,
+    skip_bad: bool,
     start: (u64, usize),
 }
 
@@ -78,6 +84,7 @@ impl PairLoaderBuilder {
             seed: DEFAULT_SEED,
             shuffle: DEFAULT_SHUFFLE,
             drop_last: DEFAULT_DROP_LAST,
+            skip_bad: DEFAULT_SKIP_BAD,
             start: (0, 0),
         }
     }
@@ -140,6 +147,17 @@ impl PairLoaderBuilder {
         self
     }
 
+    /// Skip samples that cannot be read or decoded instead of failing: a bad anchor's pairs
+    /// are left out of their batch (which gets shorter), a bad partner is redrawn from further
+    /// sampler slots (up to [`PARTNER_REDRAWS`] times, then the anchor is its own partner).
+    /// Both rules depend only on the batch's own items, so the batches stay the same for any
+    /// worker count. The skipped samples are listed by [`PairLoader::skipped`]. Defaults to
+    /// [`DEFAULT_SKIP_BAD`] (a bad sample is an error naming its key).
+    pub fn skip_bad(mut self, yes: bool) -> Self {
+        self.skip_bad = yes;
+        self
+    }
+
     /// Resume point: [`PairLoader::iter_epoch`]`(epoch)` starts at batch `batch` and yields
     /// exactly the batches an uninterrupted run would have yielded from there. Defaults to
     /// `(0, 0)`.
@@ -149,7 +167,8 @@ impl PairLoaderBuilder {
     }
 
     /// Validates the configuration (recipe, sampler against the dataset size, sizes) and reads
-    /// the first sample to fix the output geometry when the recipe leaves it open.
+    /// the first anchor (the first decodable one, with `skip_bad`) to fix the output geometry
+    /// and channel count.
     pub fn build(self) -> Result<PairLoader> {
         self.recipe.validate()?;
         if self.batch_size == 0 {
@@ -169,7 +188,25 @@ impl PairLoaderBuilder {
             ));
         }
         self.sampler.validate(n)?;
-        let first = self.dataset.get(0)?;
+        let anchors = self.sampler.anchors().map(<[u32]>::to_vec);
+        let anchor_count = anchors.as_ref().map_or(n, Vec::len);
+        let mut ids = (0..anchor_count).map(|i| anchors.as_ref().map_or(i, |a| a[i] as usize));
+        let first = loop {
+            let Some(id) = ids.next() else {
+                return Err(Error::invalid(
+                    "dataset",
+                    format!(
+                        "{}: no sample could be decoded (all skipped as bad)",
+                        self.dataset.describe()
+                    ),
+                ));
+            };
+            match self.dataset.get(id) {
+                Ok(s) => break s,
+                Err(_) if self.skip_bad => continue,
+                Err(e) => return Err(e),
+            }
+        };
         let [h, w] = self
             .recipe
             .output_size
@@ -189,7 +226,7 @@ impl PairLoaderBuilder {
             .prefetch
             .unwrap_or(DEFAULT_PREFETCH_PER_WORKER * self.workers.max(1))
             .max(1);
-        let items = n * self.sampler.positives_per_anchor();
+        let items = anchor_count * self.sampler.positives_per_anchor();
         Ok(PairLoader {
             plan: Arc::new(Plan {
                 dataset: self.dataset,
@@ -204,6 +241,8 @@ impl PairLoaderBuilder {
                 seed: self.seed,
                 shuffle: self.shuffle,
                 drop_last: self.drop_last,
+                skip_bad: self.skip_bad,
+                skipped: Default::default(),
                 start: self.start,
                 range: (0, items),
             }),

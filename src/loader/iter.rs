@@ -6,9 +6,10 @@
 //! outstanding, neither channel can block a worker for good; on drop the iterator raises a stop
 //! flag, closes both channels and joins every worker.
 
+use super::builder::PARTNER_REDRAWS;
 use super::{PairBatch, Plan};
 use crate::augment::Augmenter;
-use crate::{Error, Result, Sample};
+use crate::{BadSample, Error, Result, Sample};
 use crossbeam::channel::{bounded, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,10 +17,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 type Job = usize;
-type Done = (usize, Result<PairBatch>);
+/// A finished batch and the bad samples skipped while making it.
+type Made = (PairBatch, Vec<BadSample>);
+type Done = (usize, Result<Made>);
 
 /// Iterator over the batches of one epoch, in order. Yields `Err` (naming the sample key) when
-/// a sample cannot be read and then stops. Dropping it stops and joins its worker threads.
+/// a sample cannot be read — unless the loader skips bad samples — and then stops. Dropping it
+/// stops and joins its worker threads.
 pub struct PairIter {
     plan: Arc<Plan>,
     epoch: u64,
@@ -28,7 +32,7 @@ pub struct PairIter {
     dispatched: usize,
     jobs: Option<Sender<Job>>,
     results: Option<Receiver<Done>>,
-    pending: BTreeMap<usize, Result<PairBatch>>,
+    pending: BTreeMap<usize, Result<Made>>,
     handles: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     inline: Option<Box<BatchMaker>>,
@@ -158,13 +162,24 @@ impl Iterator for PairIter {
             }
         };
         self.next += 1;
-        if out.is_err() {
-            self.finished = true;
-            self.shutdown();
-        } else {
-            self.dispatch();
+        match out {
+            Ok((batch, bad)) => {
+                if !bad.is_empty() {
+                    if let Ok(mut set) = self.plan.skipped.lock() {
+                        for b in bad {
+                            set.entry(b.id).or_insert(b);
+                        }
+                    }
+                }
+                self.dispatch();
+                Some(Ok(batch))
+            }
+            Err(e) => {
+                self.finished = true;
+                self.shutdown();
+                Some(Err(e))
+            }
         }
-        Some(out)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -244,8 +259,9 @@ impl BatchMaker {
             .ok_or_else(|| Error::Worker("augmenter missing".into()))
     }
 
-    /// Builds batch `b` of the epoch.
-    pub(crate) fn make(&mut self, b: usize) -> Result<PairBatch> {
+    /// Builds batch `b` of the epoch; returns it with the bad samples skipped on the way
+    /// (always empty without `skip_bad`, where a bad sample is an error).
+    pub(crate) fn make(&mut self, b: usize) -> Result<Made> {
         let plan = self.plan.clone();
         let items = plan.batch_items(b);
         let n = items.len();
@@ -256,9 +272,11 @@ impl BatchMaker {
         let mut anchor_ids = Vec::with_capacity(n);
         let mut partner_ids = Vec::with_capacity(n);
         let mut labels = Vec::with_capacity(n);
+        let mut bad: Vec<BadSample> = Vec::new();
         let (seed, epoch) = (plan.seed, self.epoch);
         let mut cached: Option<Sample> = None;
-        for (i, t) in items.enumerate() {
+        let mut bad_anchor: Option<u32> = None;
+        for t in items {
             if self
                 .stop
                 .as_ref()
@@ -268,34 +286,58 @@ impl BatchMaker {
             }
             let pos = t / m;
             let anchor = self.perm[pos];
-            let partner = plan.sampler.partner(anchor, seed, epoch, pos as u64, t % m);
-            if partner as usize >= plan.dataset.len() {
-                return Err(Error::invalid(
-                    "partner id",
-                    format!("{partner} for anchor {anchor} is outside the dataset"),
-                ));
+            if bad_anchor == Some(anchor) {
+                continue;
             }
             // Consecutive pairs of one anchor (several positives) reuse its decoded sample.
             let a = match cached.take() {
                 Some(s) if s.id == anchor as u64 => s,
-                _ => plan.dataset.get(anchor as usize)?,
+                _ => match load(&*plan.dataset, anchor) {
+                    Ok(s) => s,
+                    Err(e) if plan.skip_bad => {
+                        note_bad(&mut bad, &*plan.dataset, anchor, &e);
+                        bad_anchor = Some(anchor);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
-            let pb = if partner == anchor {
-                None
-            } else {
-                Some(plan.dataset.get(partner as usize)?)
-            };
+            // The partner: the sampler's draw for slot t % m; a bad one is redrawn from
+            // further slots, and after PARTNER_REDRAWS failures the anchor pairs with itself.
+            let mut partner = anchor;
+            let mut pb = None;
+            for r in 0..=PARTNER_REDRAWS {
+                let p = plan
+                    .sampler
+                    .partner(anchor, seed, epoch, pos as u64, t % m + r * m);
+                if p as usize >= plan.dataset.len() {
+                    return Err(Error::invalid(
+                        "partner id",
+                        format!("{p} for anchor {anchor} is outside the dataset"),
+                    ));
+                }
+                if p == anchor {
+                    break;
+                }
+                match load(&*plan.dataset, p) {
+                    Ok(s) => {
+                        (partner, pb) = (p, Some(s));
+                        break;
+                    }
+                    Err(e) if plan.skip_bad => note_bad(&mut bad, &*plan.dataset, p, &e),
+                    Err(e) => return Err(e),
+                }
+            }
+            let i = anchor_ids.len();
             let aug = self.augmenter()?;
             let (lo, hi) = (i * view_len, (i + 1) * view_len);
             let wrap = |key: &str, e: Error| Error::Decode {
                 key: key.to_string(),
                 detail: e.to_string(),
             };
-            check_image(&a)?;
             aug.augment(&a.image, 0, seed, epoch, t as u64, &mut view_a[lo..hi])
                 .map_err(|e| wrap(&a.key, e))?;
             let p = pb.as_ref().unwrap_or(&a);
-            check_image(p)?;
             aug.augment(&p.image, 1, seed, epoch, t as u64, &mut view_b[lo..hi])
                 .map_err(|e| wrap(&p.key, e))?;
             anchor_ids.push(anchor as u64);
@@ -303,21 +345,48 @@ impl BatchMaker {
             labels.push(a.label);
             cached = Some(a);
         }
+        let kept = anchor_ids.len();
+        view_a.truncate(kept * view_len);
+        view_b.truncate(kept * view_len);
         let labels = labels.into_iter().collect::<Option<Vec<i64>>>();
         let [c, h, w] = [
             plan.channels as usize,
             plan.out_h as usize,
             plan.out_w as usize,
         ];
-        Ok(PairBatch {
+        let batch = PairBatch {
             view_a,
             view_b,
-            shape: [n, c, h, w],
+            shape: [kept, c, h, w],
             anchor_ids,
             partner_ids,
             labels,
-        })
+        };
+        Ok((batch, bad))
     }
+}
+
+/// Reads sample `id` and checks its buffer (a bad sample is an error naming its key).
+fn load(dataset: &dyn crate::DataSource, id: u32) -> Result<Sample> {
+    let s = dataset.get(id as usize)?;
+    check_image(&s)?;
+    Ok(s)
+}
+
+/// Records bad sample `id` (once per batch) and logs it.
+fn note_bad(bad: &mut Vec<BadSample>, dataset: &dyn crate::DataSource, id: u32, e: &Error) {
+    if bad.iter().any(|b| b.id == id as u64) {
+        return;
+    }
+    let key = dataset
+        .key(id as usize)
+        .unwrap_or_else(|_| format!("#{id}"));
+    tracing::warn!(id, %key, error = %e, "skipping bad sample");
+    bad.push(BadSample {
+        id: id as u64,
+        key,
+        error: e.to_string(),
+    });
 }
 
 fn check_image(s: &Sample) -> Result<()> {

@@ -1,15 +1,19 @@
 //! `neighbours.parquet`: the k-NN table on disk.
 //!
-//! Schema (one row per point, `id` = row position):
+//! Schema (one row per embedded point):
 //!
-//! | column       | type                          | meaning                                  |
-//! |--------------|-------------------------------|------------------------------------------|
-//! | `id`         | `UInt64`                      | the point (= position in the embeddings) |
-//! | `neighbours` | `FixedSizeList<UInt32, k>`    | neighbour ids, nearest first             |
-//! | `distances`  | `FixedSizeList<Float32, k>`   | their distances, ascending               |
-//! | `valid`      | `UInt32`                      | leading entries inside the radius (1..=k)|
+//! | column       | type                          | meaning                                   |
+//! |--------------|-------------------------------|-------------------------------------------|
+//! | `id`         | `UInt64`                      | the point's dataset id, strictly ascending|
+//! | `neighbours` | `FixedSizeList<UInt32, k>`    | neighbour dataset ids, nearest first      |
+//! | `distances`  | `FixedSizeList<Float32, k>`   | their distances, ascending                |
+//! | `valid`      | `UInt32`                      | leading entries inside the radius (1..=k) |
 //!
-//! `valid` is optional on read (absent = all `k`), so tables made elsewhere load too.
+//! Ids are **dataset ids**, not row positions: a table computed from embeddings written with
+//! `embed --skip-bad` has gaps where the bad samples were (row 13 may be id 14), and every
+//! neighbour id is the id of another row of the table. Without gaps, `id` = row position, as
+//! in every table written before gaps were allowed. `valid` is optional on read (absent = all
+//! `k`), so tables made elsewhere load too.
 //! Key-value metadata: `gps.knn.metric`, `gps.knn.k`, `gps.knn.include_self`,
 //! `gps.knn.method`, `gps.knn.params` (JSON), `gps.knn.radius` (JSON),
 //! `gps.knn.recall_estimate`, `gps.knn.summary` (JSON), and the provenance keys
@@ -64,20 +68,117 @@ pub const CONTENT_METADATA_KEYS: [&str; 11] = [
 /// Rows per record batch when writing.
 const WRITE_BATCH_ROWS: usize = 65_536;
 
+/// Metadata key: number of samples in the dataset the table was made for (its rows may be
+/// fewer: samples skipped as bad when embedding have no row).
+pub const META_DATASET_LEN: &str = super::embeddings::DATASET_LEN_KEY;
+
 /// A neighbour table with its file metadata.
+///
+/// Row `r` holds the neighbours of the sample with dataset id [`ids`](Self::ids)`[r]`; the
+/// entries of [`lists`](Self::lists) are dataset ids too. Without gaps (`ids = 0..n`, see
+/// [`is_dense`](Self::is_dense)) ids and row positions coincide.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NeighbourTable {
-    /// The table, `[n, k]`.
+    /// The table, `[n, k]`: row `r` = neighbours (dataset ids) of the sample `ids()[r]`.
     pub lists: NeighbourLists,
     /// Key-value metadata (`gps.*`).
     pub metadata: BTreeMap<String, String>,
+    /// Dataset id of each row, strictly ascending, `[n]`.
+    ids: Vec<u32>,
 }
 
 impl NeighbourTable {
-    /// Pairs a table with its metadata; `gps.knn.k` is set from the table.
+    /// Pairs a table whose row `i` is dataset id `i` with its metadata; `gps.knn.k` is set
+    /// from the table.
     pub fn new(lists: NeighbourLists, mut metadata: BTreeMap<String, String>) -> Self {
         metadata.insert(META_KNN_K.into(), lists.k().to_string());
-        NeighbourTable { lists, metadata }
+        let ids = (0..lists.len() as u32).collect();
+        NeighbourTable {
+            lists,
+            metadata,
+            ids,
+        }
+    }
+
+    /// A table over the rows of an embeddings table whose row `r` is dataset id `ids[r]` (e.g.
+    /// [`EmbeddingTable::ids`](crate::EmbeddingTable::ids) of a file written with
+    /// `skip_bad`): `lists` holds **row positions**, as [`NeighbourBuilder`](crate::NeighbourBuilder)
+    /// computes them over those rows, and every entry is mapped to its dataset id.
+    ///
+    /// Errors when `ids` does not have one entry per row, is not strictly ascending, or holds
+    /// an id beyond `u32`.
+    pub fn from_row_positions(
+        lists: NeighbourLists,
+        ids: &[u64],
+        metadata: BTreeMap<String, String>,
+    ) -> Result<Self> {
+        if ids.len() != lists.len() {
+            return Err(Error::mismatch(
+                "neighbour table rows vs dataset ids",
+                lists.len(),
+                ids.len(),
+            ));
+        }
+        let ids: Vec<u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(row, &id)| {
+                u32::try_from(id).map_err(|_| {
+                    Error::invalid("dataset id", format!("row {row}: id {id} exceeds u32"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        if let Some(row) = ids.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(Error::invalid(
+                "dataset ids",
+                format!(
+                    "row {}: id {} after {}; ids must be strictly ascending",
+                    row + 1,
+                    ids[row + 1],
+                    ids[row]
+                ),
+            ));
+        }
+        let mapped = lists
+            .ids_flat()
+            .iter()
+            .map(|&p| {
+                ids.get(p as usize).copied().ok_or_else(|| {
+                    Error::invalid(
+                        "neighbour row position",
+                        format!("{p} >= {} rows", ids.len()),
+                    )
+                })
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        let valid = lists.valid_counts().to_vec();
+        let lists = NeighbourLists::new(lists.k(), mapped, lists.distances_flat().to_vec())?
+            .with_valid(valid)?;
+        let mut table = NeighbourTable::new(lists, metadata);
+        table.ids = ids;
+        Ok(table)
+    }
+
+    /// Dataset id of each row, strictly ascending, `[n]`.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// True when row `i` is dataset id `i` for every row (no gaps).
+    pub fn is_dense(&self) -> bool {
+        self.ids
+            .last()
+            .is_none_or(|&l| l as usize + 1 == self.ids.len())
+    }
+
+    /// The row of dataset id `id`, if it has one.
+    pub fn row_of(&self, id: u32) -> Option<usize> {
+        self.ids.binary_search(&id).ok()
+    }
+
+    /// The neighbours (dataset ids) of dataset id `id`, `None` when it has no row.
+    pub fn neighbours_of(&self, id: u32) -> Option<&[u32]> {
+        self.row_of(id).map(|r| self.lists.neighbours(r))
     }
 
     /// The dataset fingerprint recorded in the file, if any.
@@ -87,15 +188,37 @@ impl NeighbourTable {
             .map(String::as_str)
     }
 
-    /// Refuses a table made for another dataset: errors with [`Error::Mismatch`] when the row
-    /// count differs from `rows` or the recorded fingerprint differs from `fingerprint` (or is
-    /// missing).
+    /// Refuses a table made for another dataset of `rows` samples: errors with
+    /// [`Error::Mismatch`] when the recorded fingerprint differs from `fingerprint` (or is
+    /// missing), the recorded dataset size (`gps.dataset.len`) differs from `rows`, a row's id
+    /// is not below `rows`, or — for a table without gaps that records no dataset size — the
+    /// row count differs from `rows`. A table with fewer rows than the dataset is valid: the
+    /// samples without a row (skipped as bad when embedding) are never drawn.
     pub fn check_dataset(&self, fingerprint: &str, rows: usize) -> Result<()> {
-        if self.lists.len() != rows {
+        let recorded_len = self.metadata.get(META_DATASET_LEN);
+        if let Some(len) = recorded_len {
+            if *len != rows.to_string() {
+                return Err(Error::mismatch(
+                    format!("dataset size recorded in the neighbour table ({META_DATASET_LEN})"),
+                    rows,
+                    len,
+                ));
+            }
+        } else if self.is_dense() && self.lists.len() != rows {
             return Err(Error::mismatch(
                 "neighbour table rows",
                 rows,
                 self.lists.len(),
+            ));
+        }
+        if let Some(&last) = self.ids.last().filter(|&&l| l as usize >= rows) {
+            return Err(Error::mismatch(
+                format!(
+                    "neighbour table row {} (id {last}): dataset ids",
+                    self.ids.len() - 1
+                ),
+                format!("ids below {rows}"),
+                last,
             ));
         }
         match self.fingerprint() {
@@ -126,6 +249,13 @@ impl NeighbourTable {
         }
         for v in self.lists.valid_counts() {
             h.update(v.to_le_bytes());
+        }
+        // Tables without gaps hash as they did before gaps were allowed.
+        if !self.is_dense() {
+            h.update(b"ids");
+            for id in &self.ids {
+                h.update(id.to_le_bytes());
+            }
         }
         for key in CONTENT_METADATA_KEYS {
             let value = self.metadata.get(key).map_or("", String::as_str);
@@ -192,7 +322,7 @@ impl NeighbourTable {
         let n = self.lists.len();
         for start in (0..n).step_by(WRITE_BATCH_ROWS) {
             let end = (start + WRITE_BATCH_ROWS).min(n);
-            let ids = UInt64Array::from_iter_values(start as u64..end as u64);
+            let ids = UInt64Array::from_iter_values(self.ids[start..end].iter().map(|&i| i as u64));
             let nb = UInt32Array::from(self.lists.ids_flat()[start * k..end * k].to_vec());
             let ds = Float32Array::from(self.lists.distances_flat()[start * k..end * k].to_vec());
             let item_u = Arc::new(Field::new("item", DataType::UInt32, false));
@@ -222,8 +352,9 @@ impl NeighbourTable {
         file.sync_all().map_err(|e| Error::io(tmp, e))
     }
 
-    /// Reads and validates a table: schema, `id` = row position, neighbour ids `< n`,
-    /// `valid` in `1..=k`, no nulls, `k` agreeing with `gps.knn.k` when present.
+    /// Reads and validates a table: schema, ids strictly ascending (gaps allowed), every
+    /// neighbour id the id of a row, `valid` in `1..=k`, no nulls, `k` agreeing with
+    /// `gps.knn.k` when present.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -253,25 +384,28 @@ impl NeighbourTable {
         }
         let has_valid = schema.column_with_name("valid").is_some();
         let (mut ids, mut dists, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+        let mut row_ids: Vec<u32> = Vec::new();
         let mut row = 0u64;
         for batch in builder.build().map_err(pq)? {
             let batch = batch?;
             let id = column(path, &batch, "id")?
                 .as_primitive_opt::<UInt64Type>()
                 .ok_or_else(|| Error::format(path, "column `id` is not UInt64"))?;
-            if let Some(bad) = id
-                .iter()
-                .enumerate()
-                .find(|(i, v)| *v != Some(row + *i as u64))
-            {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "row {}: id {:?}, expected the row position",
-                        row + bad.0 as u64,
-                        bad.1
-                    ),
-                ));
+            for (i, &v) in id.values().iter().enumerate() {
+                let r = row + i as u64;
+                let v32 = u32::try_from(v).map_err(|_| {
+                    Error::format(path, format!("row {r}: id {v} exceeds the u32 id range"))
+                })?;
+                if let Some(&prev) = row_ids.last().filter(|&&p| p >= v32) {
+                    return Err(Error::format(
+                        path,
+                        format!(
+                            "row {r}: id {v} after id {prev}; ids must be strictly ascending \
+                             dataset ids"
+                        ),
+                    ));
+                }
+                row_ids.push(v32);
             }
             let nb = flat_values(path, &batch, "neighbours")?;
             let nb = nb
@@ -292,13 +426,27 @@ impl NeighbourTable {
             row += batch.num_rows() as u64;
         }
         let n = row as usize;
-        if let Some(pos) = ids.iter().position(|&id| id as usize >= n) {
+        let dense = row_ids.last().is_none_or(|&l| l as usize + 1 == n);
+        let has_row = |id: u32| {
+            if dense {
+                (id as usize) < n
+            } else {
+                row_ids.binary_search(&id).is_ok()
+            }
+        };
+        if let Some(pos) = ids.iter().position(|&id| !has_row(id)) {
             return Err(Error::format(
                 path,
                 format!(
-                    "row {}: neighbour id {} >= row count {n}",
+                    "row {} (id {}): neighbour id {} is not the id of any row ({n} rows{})",
                     pos / k,
-                    ids[pos]
+                    row_ids[pos / k],
+                    ids[pos],
+                    if dense {
+                        format!(", ids 0..{n}")
+                    } else {
+                        String::new()
+                    }
                 ),
             ));
         }
@@ -308,7 +456,11 @@ impl NeighbourTable {
                 .with_valid(valid)
                 .map_err(|e| Error::format(path, e.to_string()))?;
         }
-        Ok(NeighbourTable { lists, metadata })
+        Ok(NeighbourTable {
+            lists,
+            metadata,
+            ids: row_ids,
+        })
     }
 }
 
@@ -404,6 +556,73 @@ mod tests {
             t.check_dataset("abc", 4),
             Err(Error::Mismatch { .. })
         ));
+    }
+
+    /// Rows 0, 1, 2 of an embeddings table that holds dataset ids 0, 2 and 5 (ids 1, 3 and 4
+    /// were skipped as bad).
+    fn with_gaps() -> NeighbourTable {
+        let positional = sample().lists;
+        NeighbourTable::from_row_positions(positional, &[0, 2, 5], sample().metadata).unwrap()
+    }
+
+    #[test]
+    fn row_positions_are_mapped_to_dataset_ids() {
+        let t = with_gaps();
+        assert!(!t.is_dense() && sample().is_dense());
+        assert_eq!(t.ids(), &[0, 2, 5]);
+        // sample(): row 0 -> [1, 2], row 1 -> [0, 2], row 2 -> [1, 0] (positions)
+        assert_eq!(t.lists.ids_flat(), &[2, 5, 0, 5, 2, 0]);
+        assert_eq!(t.neighbours_of(5), Some(&[2, 0][..]));
+        assert_eq!(t.neighbours_of(1), None);
+        assert_eq!(t.lists.valid_counts(), sample().lists.valid_counts());
+        assert_ne!(t.content_sha256(), sample().content_sha256());
+        let err = NeighbourTable::from_row_positions(sample().lists, &[0, 5, 2], BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("row 2") && err.contains("ascending"), "{err}");
+        assert!(
+            NeighbourTable::from_row_positions(sample().lists, &[0, 1], BTreeMap::new()).is_err()
+        );
+    }
+
+    #[test]
+    fn table_with_gaps_round_trips_and_checks_against_the_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gaps.parquet");
+        let t = with_gaps();
+        t.write(&path).unwrap();
+        let back = NeighbourTable::read(&path).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.content_sha256(), t.content_sha256());
+        // Six samples, three of them without a row: valid. Five: id 5 is outside.
+        assert!(back.check_dataset("abc", 6).is_ok());
+        let err = back.check_dataset("abc", 5).unwrap_err().to_string();
+        assert!(err.contains("id 5"), "{err}");
+        let mut sized = back.clone();
+        sized.metadata.insert(META_DATASET_LEN.into(), "7".into());
+        let err = sized.check_dataset("abc", 6).unwrap_err().to_string();
+        assert!(err.contains(META_DATASET_LEN) && err.contains('7'), "{err}");
+        assert!(sized.check_dataset("abc", 7).is_ok());
+    }
+
+    #[test]
+    fn reading_refuses_unsorted_ids_and_neighbours_without_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.parquet");
+        let mut unsorted = with_gaps();
+        unsorted.ids = vec![0, 5, 2];
+        unsorted.write(&path).unwrap();
+        let err = NeighbourTable::read(&path).unwrap_err().to_string();
+        assert!(err.contains("row 2: id 2 after id 5"), "{err}");
+        // Neighbour id 1 has no row in a table of ids 0, 2, 5.
+        let mut dangling = with_gaps();
+        dangling.lists = NeighbourLists::new(2, vec![2, 5, 0, 1, 2, 0], vec![0.0; 6]).unwrap();
+        dangling.write(&path).unwrap();
+        let err = NeighbourTable::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("row 1 (id 2): neighbour id 1 is not the id of any row"),
+            "{err}"
+        );
     }
 
     #[test]

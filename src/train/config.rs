@@ -233,6 +233,7 @@ mod tests {
                 batch_size: c.batch_size,
                 seed: 0,
                 workers: 2,
+                skip_bad: false,
             },
             fingerprint: "abc".into(),
             samples: 100,

@@ -2,15 +2,16 @@
 //! and the typed record of what that stream was made from ([`DataConfig`], saved in the run's
 //! `config.json` and part of its identity).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::store::{META_EMBEDDINGS_SHA256, META_EMBEDDINGS_VECTORS_SHA256};
 use crate::{
-    open_source, AugRecipe, Error, GpsSampler, NeighbourTable, PairLoader, PairLoaderBuilder,
-    Result, SelfSampler,
+    open_source, AugRecipe, BadSample, Error, GpsSampler, NeighbourTable, PairLoader,
+    PairLoaderBuilder, Result, SelfSampler,
 };
 
 /// Where a run's pairs come from, as asked for (paths and settings). Serialisable; saved in the
@@ -31,6 +32,48 @@ pub struct PairData {
     pub seed: u64,
     /// Loader worker threads (the batches are bit-identical for any count).
     pub workers: usize,
+    /// Skip samples that cannot be decoded instead of stopping (see
+    /// [`PairLoaderBuilder::skip_bad`]); the skipped ones are listed in the run's
+    /// [`SKIPPED_FILE`]. Not part of the run's identity: a run that completes without it met no
+    /// bad sample, so it would have been the same run with it.
+    #[serde(default)]
+    pub skip_bad: bool,
+}
+
+/// File name, inside a run's output directory, of the samples skipped as bad while training
+/// (a JSON array of [`BadSample`], ascending by id; written only when some were skipped).
+pub const SKIPPED_FILE: &str = "skipped.json";
+
+/// Adds `skipped` to the list in `dir/`[`SKIPPED_FILE`] (merging with what an earlier,
+/// resumed part of the run wrote; one entry per id, ascending) and writes it through a
+/// temporary file and a rename. Returns the file's path and the total count, or `None` when
+/// nothing was ever skipped.
+pub fn record_skipped(dir: &Path, skipped: &[BadSample]) -> Result<Option<(PathBuf, usize)>> {
+    let path = dir.join(SKIPPED_FILE);
+    let mut all: BTreeMap<u64, BadSample> = BTreeMap::new();
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let old: Vec<BadSample> = serde_json::from_str(&text).map_err(|e| Error::Serde {
+            path: path.clone(),
+            detail: format!("expected a JSON array of {{id, key, error}}: {e}"),
+        })?;
+        all.extend(old.into_iter().map(|b| (b.id, b)));
+    }
+    if skipped.is_empty() && all.is_empty() {
+        return Ok(None);
+    }
+    for b in skipped {
+        all.entry(b.id).or_insert_with(|| b.clone());
+    }
+    let list: Vec<&BadSample> = all.values().collect();
+    let json = serde_json::to_string_pretty(&list).map_err(|e| Error::Serde {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    let tmp = dir.join(format!("{SKIPPED_FILE}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, json + "\n").map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    Ok(Some((path, list.len())))
 }
 
 /// The prior a neighbour table was computed with, as recorded in the table's metadata (a field
@@ -155,7 +198,8 @@ pub struct DataIdentity<'a> {
 
 impl PairData {
     /// Opens the dataset, the sampler and builds the loader (last partial batch dropped).
-    /// A neighbour file made for another dataset is refused.
+    /// A neighbour file made for another dataset is refused; one with gaps (embedded with
+    /// `skip_bad`) is used as it is: the samples without a row are never drawn.
     pub fn open(&self) -> Result<PairLoader> {
         Ok(self.open_with_config()?.0)
     }
@@ -184,6 +228,7 @@ impl PairData {
             .batch_size(self.batch_size)
             .seed(self.seed)
             .workers(self.workers)
+            .skip_bad(self.skip_bad)
             .drop_last(true);
         let (builder, neighbour_table) = match &self.neighbours {
             Some(path) => {
@@ -192,8 +237,16 @@ impl PairData {
                     .check_dataset(&fingerprint, samples)
                     .map_err(|e| Error::format(path, e.to_string()))?;
                 let provenance = NeighbourProvenance::of(&table);
+                let missing = samples.saturating_sub(table.lists.len());
+                if missing > 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        missing,
+                        "samples without a neighbour row (skipped when embedding) are never drawn"
+                    );
+                }
                 (
-                    builder.sampler(GpsSampler::new(Arc::new(table.lists))),
+                    builder.sampler(GpsSampler::from_table(table)),
                     Some(provenance),
                 )
             }
@@ -214,14 +267,15 @@ impl PairData {
     /// One line for logs: dataset, neighbours, augmentation, size and seed.
     pub fn describe(&self) -> String {
         format!(
-            "data={} neighbours={} aug={} size={:?} seed={}",
+            "data={} neighbours={} aug={} size={:?} seed={}{}",
             self.data,
             self.neighbours
                 .as_ref()
                 .map_or("none (plain SSL)".into(), |p| p.display().to_string()),
             self.aug,
             self.size,
-            self.seed
+            self.seed,
+            if self.skip_bad { " skip-bad" } else { "" }
         )
     }
 }

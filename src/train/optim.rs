@@ -291,3 +291,187 @@ impl ModuleMapper for Update<'_> {
         Param::from_mapped_value(id, out, mapper)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+
+    /// `x @ w + b` with a rank-2 weight (decayed, LARS-adapted) and a rank-1 bias (neither).
+    #[derive(Module, Debug)]
+    struct Affine {
+        w: Param<Tensor<2>>,
+        b: Param<Tensor<1>>,
+    }
+
+    const X: [[f32; 2]; 4] = [[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0], [0.1, -0.3]];
+    const Y: [[f32; 3]; 4] = [
+        [1.0, 0.0, -1.0],
+        [0.5, 2.0, 0.0],
+        [-1.0, 1.0, 0.5],
+        [0.0, -0.5, 1.0],
+    ];
+    const LRS: [f64; 3] = [0.1, 0.05, 0.2];
+
+    /// Three steps (learning rates [`LRS`]) on `loss = Σ (x·w + b − y)² / 4`, then `w`
+    /// (row-major) followed by `b`.
+    fn three_steps(config: OptimizerConfig) -> Vec<f32> {
+        let device = Device::flex().autodiff();
+        let mut model = Affine {
+            w: Param::from_tensor(Tensor::from_floats(
+                [[0.2, -0.4, 0.6], [0.8, 0.1, -0.3]],
+                &device,
+            )),
+            b: Param::from_tensor(Tensor::from_floats([0.05, -0.1, 0.3], &device)),
+        };
+        let x = Tensor::<2>::from_floats(X, &device);
+        let y = Tensor::<2>::from_floats(Y, &device);
+        let mut opt = Optimizer::new(config);
+        for lr in LRS {
+            let b = model.b.val().unsqueeze::<2>().expand([4, 3]);
+            let loss = (x.clone().matmul(model.w.val()) + b - y.clone())
+                .square()
+                .sum()
+                .div_scalar(4.0);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = opt.step(model, grads, lr);
+        }
+        let host = |t: Tensor<1>| {
+            t.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap()
+        };
+        let mut out = host(model.w.val().reshape([6]));
+        out.extend(host(model.b.val()));
+        out
+    }
+
+    /// Relative tolerance 1e-6, measured against at least 0.1 (the scale of the parameters):
+    /// entries near zero are differences of terms of that size, where float rounding in the
+    /// last digits is not relative to the small result.
+    fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let tol = 1e-6 * w.abs().max(0.1);
+            assert!(
+                (g - w).abs() <= tol,
+                "entry {i}: {g} vs {w} (torch)\n{got:?}"
+            );
+        }
+    }
+
+    // Expected values of the three tests below, from PyTorch 2 (float32):
+    //
+    // import numpy, torch
+    // x = torch.tensor([[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0], [0.1, -0.3]])
+    // y = torch.tensor([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0], [-1.0, 1.0, 0.5], [0.0, -0.5, 1.0]])
+    // def params():
+    //     w = torch.tensor([[0.2, -0.4, 0.6], [0.8, 0.1, -0.3]], requires_grad=True)
+    //     b = torch.tensor([0.05, -0.1, 0.3], requires_grad=True)
+    //     return w, b
+    // def grads(w, b):
+    //     w.grad = b.grad = None
+    //     (((x @ w + b - y) ** 2).sum() / 4).backward()
+    // lrs = [0.1, 0.05, 0.2]
+    // def run(make_opt):
+    //     w, b = params()
+    //     opt = make_opt(w, b)
+    //     for lr in lrs:
+    //         for g in opt.param_groups: g["lr"] = lr
+    //         grads(w, b); opt.step()
+    //     return w.detach().flatten().tolist() + b.detach().tolist()
+    // # rank-1 parameters get no weight decay: their own group with weight_decay=0
+    // sgd = run(lambda w, b: torch.optim.SGD([{"params": [w], "weight_decay": 0.1},
+    //                                          {"params": [b], "weight_decay": 0.0}],
+    //                                         lr=0.1, momentum=0.9))
+    // adamw = run(lambda w, b: torch.optim.AdamW([{"params": [w], "weight_decay": 0.1},
+    //                                             {"params": [b], "weight_decay": 0.0}],
+    //                                            lr=0.1, betas=(0.9, 0.999), eps=1e-8))
+    // # LARS as documented above (torch has none), in plain tensor ops.
+    // w, b = params(); bufs = {}
+    // for lr in lrs:
+    //     grads(w, b)
+    //     with torch.no_grad():
+    //         for name, p in (("w", w), ("b", b)):
+    //             g = p.grad.clone()
+    //             if p.dim() > 1:
+    //                 g = g + 0.1 * p
+    //                 wn, gn = p.norm(), g.norm()
+    //                 if wn > 0 and gn > 0:
+    //                     g = g * (0.02 * wn / gn)
+    //             bufs[name] = g if name not in bufs else 0.9 * bufs[name] + g
+    //             p -= lr * bufs[name]
+    // lars = w.detach().flatten().tolist() + b.detach().tolist()
+    // for name, v in (("sgd", sgd), ("lars", lars), ("adamw", adamw)):
+    //     print(name, [str(numpy.float32(t)) for t in v])
+
+    #[test]
+    fn sgd_with_momentum_and_weight_decay_matches_torch() {
+        let got = three_steps(OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.1,
+        });
+        assert_close(
+            &got,
+            &[
+                0.88118345,
+                0.7884841,
+                -0.44283876,
+                -1.1177125,
+                0.5932483,
+                0.791828,
+                -0.13172045,
+                0.8357806,
+                -0.06168024,
+            ],
+        );
+    }
+
+    #[test]
+    fn lars_matches_its_documented_formula_in_torch() {
+        let got = three_steps(OptimizerConfig::Lars {
+            momentum: 0.9,
+            weight_decay: 0.1,
+            eta: 0.02,
+        });
+        assert_close(
+            &got,
+            &[
+                0.20447157,
+                -0.39386144,
+                0.59395254,
+                0.78841335,
+                0.10240128,
+                -0.29312608,
+                -0.17499962,
+                0.93148506,
+                -0.07783909,
+            ],
+        );
+    }
+
+    #[test]
+    fn adamw_matches_torch() {
+        let got = three_steps(OptimizerConfig::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.1,
+        });
+        assert_close(
+            &got,
+            &[
+                0.53693783,
+                -0.040904284,
+                0.2370145,
+                0.42810935,
+                0.43372774,
+                0.053503662,
+                -0.2653975,
+                0.24523087,
+                -0.033600897,
+            ],
+        );
+    }
+}
