@@ -44,8 +44,7 @@ impl Dims {
         self.n * self.plane
     }
 
-    /// Per channel, `f(channel data of sample 0, sample 1, ...)` summed pairwise over the
-    /// channel's planes, in parallel over channels.
+    /// Per channel `c`, the sum over samples `n` of `f(n, c)`, in parallel over channels.
     fn per_channel<const K: usize>(
         &self,
         f: impl Fn(usize, usize) -> [f64; K] + Sync,
@@ -80,22 +79,19 @@ fn forward(d: Dims, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, relu: bool
     let m = d.count() as f64;
     let sums = d.per_channel(|n, c| {
         let s = &x[d.range(n, c)];
-        [s.iter().map(|&v| f64::from(v)).sum::<f64>(), 0.0]
+        [s.iter().map(|&v| f64::from(v)).sum::<f64>()]
     });
     let mean: Vec<f64> = sums.iter().map(|s| s[0] / m).collect();
     // centred second pass (as burn does: mean of (x − μ)²), robust to large means
     let sq = d.per_channel(|n, c| {
         let mu = mean[c];
         let s = &x[d.range(n, c)];
-        [
-            s.iter()
-                .map(|&v| {
-                    let t = f64::from(v) - mu;
-                    t * t
-                })
-                .sum::<f64>(),
-            0.0,
-        ]
+        [s.iter()
+            .map(|&v| {
+                let t = f64::from(v) - mu;
+                t * t
+            })
+            .sum::<f64>()]
     });
     let var: Vec<f64> = sq.iter().map(|s| s[0] / m).collect();
     let scale: Vec<f32> = (0..d.c)
