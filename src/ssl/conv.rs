@@ -481,11 +481,8 @@ fn routed(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> (Tensor<4
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ssl::flex::max_diff;
     use burn::tensor::{Device, Distribution};
-
-    fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        (a - b).abs().max().into_scalar()
-    }
 
     /// Values and both gradients of the fast path against burn's conv2d on an autodiff device,
     /// over strides, paddings, kernel sizes and shapes the ResNets use (and odd ones).
@@ -508,8 +505,12 @@ mod tests {
         ];
         for (n, c, h, w, o, k, s, p) in cases {
             let options = ConvOptions::new([s, s], [p, p], [1, 1], 1);
-            let x0 = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
-            let w0 = Tensor::<4>::random([o, c, k, k], Distribution::Normal(0.0, 1.0), &device);
+            let (x0, w0) = crate::seeded(&device, (n * 1000 + c * 100 + h) as u64, || {
+                (
+                    Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device),
+                    Tensor::<4>::random([o, c, k, k], Distribution::Normal(0.0, 1.0), &device),
+                )
+            });
             // a fixed, non-uniform upstream gradient through a weighted sum
             let run = |fast: bool| {
                 let x = x0.clone().detach().require_grad();
@@ -540,8 +541,13 @@ mod tests {
     #[test]
     fn plain_flex_forward_and_fallbacks_equal_burn() {
         let device = Device::flex();
-        let x = Tensor::<4>::random([2, 4, 6, 6], Distribution::Normal(0.0, 1.0), &device);
-        let w = Tensor::<4>::random([3, 4, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+        let (x, w, wg) = crate::seeded(&device, 3, || {
+            (
+                Tensor::<4>::random([2, 4, 6, 6], Distribution::Normal(0.0, 1.0), &device),
+                Tensor::<4>::random([3, 4, 3, 3], Distribution::Normal(0.0, 1.0), &device),
+                Tensor::<4>::random([4, 2, 3, 3], Distribution::Normal(0.0, 1.0), &device),
+            )
+        });
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let reference = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
         let (y, route) = routed(x.clone(), w.clone(), options);
@@ -554,7 +560,6 @@ mod tests {
         assert_eq!(route, Route::Burn);
         assert!(max_diff(y, reference) < 1e-6);
         let grouped = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
-        let wg = Tensor::<4>::random([4, 2, 3, 3], Distribution::Normal(0.0, 1.0), &device);
         let reference = burn::tensor::module::conv2d(x.clone(), wg.clone(), None, grouped.clone());
         assert!(max_diff(conv2d(x, wg, grouped), reference) < 1e-6);
     }

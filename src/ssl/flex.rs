@@ -32,3 +32,12 @@ pub(super) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
 pub(super) fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
+
+/// Largest absolute element-wise difference of two tensors (the kernels' tests).
+#[cfg(test)]
+pub(super) fn max_diff<const D: usize>(
+    a: burn::tensor::Tensor<D>,
+    b: burn::tensor::Tensor<D>,
+) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
