@@ -127,7 +127,7 @@ pub use train::{
     canonical_hash, canonical_json, read_losses, record_skipped, seeded, seeded_module, Checkpoint,
     CsvLog, DataConfig, DataIdentity, FnSource, LrSchedule, NeighbourProvenance, Optimizer,
     OptimizerConfig, OptimizerState, PairData, PairSource, Position, PriorProvenance, StepRecord,
-    TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_HIDDEN_DIM, DEFAULT_LR,
-    DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER, RUN_IDENTITY_VERSION,
-    SKIPPED_FILE,
+    TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_ADAMW_LR, DEFAULT_HIDDEN_DIM,
+    DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER,
+    RUN_IDENTITY_VERSION, SKIPPED_FILE,
 };

@@ -13,7 +13,8 @@ mod trainer;
 
 pub use checkpoint::{Checkpoint, Position};
 pub use config::{
-    TrainConfig, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS,
+    TrainConfig, DEFAULT_ADAMW_LR, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM,
+    DEFAULT_WARMUP_EPOCHS,
 };
 pub use data::{
     record_skipped, DataConfig, DataIdentity, NeighbourProvenance, PairData, PriorProvenance,

@@ -71,7 +71,7 @@ pub struct TrainArgs {
     /// Pairs per batch. Default: 128.
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Peak learning rate. Default: 0.05.
+    /// Peak learning rate. Default: the optimiser's (0.05 for SGD and LARS, 10⁻³ for AdamW).
     #[arg(long)]
     lr: Option<f64>,
     /// Warm-up epochs. Default: 1.
@@ -214,7 +214,7 @@ fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl:
     if let Some(o) = &args.optimizer {
         config.optimizer = OptimizerConfig::parse(o)?;
     }
-    config.lr = args.lr.unwrap_or(gps_ssl::DEFAULT_LR);
+    config.lr = args.lr.unwrap_or(config.optimizer.default_lr());
     config.warmup_epochs = args.warmup_epochs.unwrap_or(gps_ssl::DEFAULT_WARMUP_EPOCHS);
     config.epochs = args.epochs.unwrap_or(DEFAULT_EPOCHS);
     config.batch_size = batch_size;

@@ -15,7 +15,9 @@ use crate::eval::{
     LinearProbe, Metric, RunRecord,
 };
 use crate::ssl::{MethodKind, ResNetConfig};
-use crate::train::{read_losses, PairData, TrainConfig, Trainer, CHECKPOINT_FILE, LOG_FILE};
+use crate::train::{
+    read_losses, OptimizerConfig, PairData, TrainConfig, Trainer, CHECKPOINT_FILE, LOG_FILE,
+};
 use crate::{open_source, DataSource, Error, Progress, Purity, Result};
 
 /// Folder of the training runs inside an experiment's output folder.
@@ -305,8 +307,15 @@ impl RunContext<'_> {
         tc.batch_size = config.batch_size;
         tc.seed = seed;
         tc.warmup_epochs = config.warmup_epochs;
+        if let Some(o) = &config.optimizer {
+            tc.optimizer = OptimizerConfig::parse(o)?;
+            tc.lr = tc.optimizer.default_lr();
+        }
         if let Some(lr) = config.lr {
             tc.lr = lr;
+        }
+        if let Some(t) = config.temperature {
+            tc.method = tc.method.with_temperature(t)?;
         }
         tc.data = Some(data);
         let run_hash = tc.run_hash()?;

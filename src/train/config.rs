@@ -10,8 +10,10 @@ use super::optim::OptimizerConfig;
 use crate::ssl::{LossConfig, MethodKind, NetworkConfig, ResNetConfig};
 use crate::{Error, Result};
 
-/// Default peak learning rate ([`TrainConfig::lr`]).
+/// Default peak learning rate of SGD and LARS ([`TrainConfig::lr`]).
 pub const DEFAULT_LR: f64 = 0.05;
+/// Default peak learning rate of AdamW.
+pub const DEFAULT_ADAMW_LR: f64 = 1e-3;
 /// Default warm-up length in epochs.
 pub const DEFAULT_WARMUP_EPOCHS: f64 = 1.0;
 /// Default projector hidden width.
@@ -88,19 +90,20 @@ fn typed_or_legacy_data<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataCo
 }
 
 impl TrainConfig {
-    /// Defaults for `kind` over `backbone`: the method's paper loss settings, its usual heads
-    /// ([`DEFAULT_HIDDEN_DIM`] → [`DEFAULT_PROJECTION_DIM`]), LARS for Barlow Twins / VICReg /
-    /// BYOL and SGD otherwise, lr [`DEFAULT_LR`], 1 epoch, batch 128.
+    /// Defaults for `kind` over `backbone`: the method's loss settings
+    /// ([`MethodKind::default_loss`]), its usual heads ([`DEFAULT_HIDDEN_DIM`] →
+    /// [`DEFAULT_PROJECTION_DIM`]), LARS for Barlow Twins / VICReg / BYOL and SGD otherwise, at
+    /// the optimiser's [`default_lr`](OptimizerConfig::default_lr), 1 epoch, batch 128.
     pub fn new(kind: MethodKind, backbone: ResNetConfig) -> Self {
         let optimizer = match kind {
             MethodKind::Barlow | MethodKind::Vicreg | MethodKind::Byol => OptimizerConfig::lars(),
-            _ => OptimizerConfig::sgd(),
+            MethodKind::Simclr | MethodKind::Mocov3 | MethodKind::Nnclr => OptimizerConfig::sgd(),
         };
         Self {
             method: kind.default_loss(),
             network: kind.default_network(backbone, DEFAULT_HIDDEN_DIM, DEFAULT_PROJECTION_DIM),
+            lr: optimizer.default_lr(),
             optimizer,
-            lr: DEFAULT_LR,
             warmup_epochs: DEFAULT_WARMUP_EPOCHS,
             final_lr_ratio: 0.0,
             epochs: 1,

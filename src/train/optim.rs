@@ -11,6 +11,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::config::{DEFAULT_ADAMW_LR, DEFAULT_LR};
 use crate::{Error, Result};
 
 /// Optimiser and its hyper-parameters (the learning rate comes from the schedule).
@@ -72,6 +73,15 @@ impl OptimizerConfig {
             beta2: 0.999,
             epsilon: 1e-8,
             weight_decay: 1e-4,
+        }
+    }
+
+    /// The peak learning rate this optimiser is run at when none is given: [`DEFAULT_LR`] for SGD
+    /// and LARS, [`DEFAULT_ADAMW_LR`] for AdamW.
+    pub fn default_lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd { .. } | OptimizerConfig::Lars { .. } => DEFAULT_LR,
+            OptimizerConfig::AdamW { .. } => DEFAULT_ADAMW_LR,
         }
     }
 
