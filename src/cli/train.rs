@@ -212,9 +212,11 @@ fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl:
     )?;
     let mut config = TrainConfig::new(kind, backbone);
     if let Some(o) = &args.optimizer {
-        config.optimizer = OptimizerConfig::parse(o)?;
+        config = config.with_optimizer(OptimizerConfig::parse(o)?);
     }
-    config.lr = args.lr.unwrap_or(config.optimizer.default_lr());
+    if let Some(lr) = args.lr {
+        config.lr = lr;
+    }
     config.warmup_epochs = args.warmup_epochs.unwrap_or(gps_ssl::DEFAULT_WARMUP_EPOCHS);
     config.epochs = args.epochs.unwrap_or(DEFAULT_EPOCHS);
     config.batch_size = batch_size;

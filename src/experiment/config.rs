@@ -43,7 +43,7 @@ pub struct ExperimentConfig {
     pub epochs: usize,
     /// Pairs per batch.
     pub batch_size: usize,
-    /// Base learning rate (`None`: the method's default).
+    /// Base learning rate (`None`: the optimiser's default, `OptimizerConfig::default_lr`).
     pub lr: Option<f64>,
     /// Optimiser `sgd`, `lars` or `adamw` (`None`: the method's default, see
     /// `TrainConfig::new`).

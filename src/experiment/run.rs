@@ -308,8 +308,7 @@ impl RunContext<'_> {
         tc.seed = seed;
         tc.warmup_epochs = config.warmup_epochs;
         if let Some(o) = &config.optimizer {
-            tc.optimizer = OptimizerConfig::parse(o)?;
-            tc.lr = tc.optimizer.default_lr();
+            tc = tc.with_optimizer(OptimizerConfig::parse(o)?);
         }
         if let Some(lr) = config.lr {
             tc.lr = lr;

@@ -14,8 +14,8 @@
 //!           dx = γ_c / √(σ²_c + ε) · (g − dβ_c / M − x̂ dγ_c / M),   M = N·H·W
 //! ```
 //!
-//! Statistics run in parallel over channels (16 f32 partial sums per plane, added in f64), the element-wise parts in
-//! parallel over samples. Like [`super::conv`] it is a custom autodiff operation on
+//! Statistics run in parallel over channels (16 f32 partial sums per plane, added in f64), the
+//! element-wise parts in parallel over samples. Like [`super::conv`] it is a custom autodiff operation on
 //! `Autodiff<Flex>`; everything else (inference mode, other backends and dtypes) goes to burn's
 //! `BatchNorm`. The running statistics are updated exactly as burn's `BatchNorm` does.
 

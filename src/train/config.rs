@@ -115,6 +115,14 @@ impl TrainConfig {
         }
     }
 
+    /// The same run with `optimizer`, at that optimiser's
+    /// [`default_lr`](OptimizerConfig::default_lr) (set [`lr`](Self::lr) afterwards to override).
+    pub fn with_optimizer(mut self, optimizer: OptimizerConfig) -> Self {
+        self.lr = optimizer.default_lr();
+        self.optimizer = optimizer;
+        self
+    }
+
     /// Reads a `config.json` written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -224,6 +232,16 @@ mod tests {
     use super::*;
     use crate::train::data::PairData;
     use crate::AugRecipe;
+
+    #[test]
+    fn each_optimiser_brings_its_own_default_lr() {
+        let sgd = TrainConfig::new(MethodKind::Simclr, ResNetConfig::small(1));
+        assert_eq!(sgd.optimizer, OptimizerConfig::sgd());
+        assert_eq!(sgd.lr, DEFAULT_LR);
+        let adamw = sgd.with_optimizer(OptimizerConfig::adamw());
+        assert_eq!(adamw.optimizer, OptimizerConfig::adamw());
+        assert_eq!(adamw.lr, DEFAULT_ADAMW_LR);
+    }
 
     fn with_data() -> TrainConfig {
         let mut c = TrainConfig::new(MethodKind::Simclr, ResNetConfig::small(1));
