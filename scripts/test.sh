@@ -3,6 +3,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# tests/export.rs checks the exported safetensors against torchvision (Debian's CPU builds; the
+# system python3, not the venv).
+if ! /usr/bin/python3 -c "import torch, torchvision" 2>/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-torch python3-torchvision >/dev/null
+fi
 # Python side: the prior converter's unit tests and the converted prior's ImageNet top-1 check.
 .venv/bin/python -m unittest discover -s models -p 'test_*.py'
 .venv/bin/python models/verify_prior.py

@@ -18,6 +18,7 @@
 //! | loader | [`PairLoaderBuilder`] with [`SelfSampler`] or [`GpsSampler`] and an [`AugRecipe`] | [`PairBatch`] `[batch, C, H, W]` ×2, or Burn tensors via [`BurnPairLoader`] |
 //! | train | [`Trainer`], [`TrainConfig`], [`Method`] (SimCLR, BYOL, Barlow Twins, VICReg, MoCo v3, NNCLR) | checkpoints, `log.csv`, `config.json` |
 //! | eval | [`KnnClassifier`], [`LinearProbe`], [`recall_at_1`] | accuracies, [`RunRecord`] |
+//! | export | [`export::export_encoder`], [`export::load_encoder`], [`export::TrainedEncoder`] | `encoder.safetensors` (torchvision names), `encoder.onnx` + prior manifest, `features.parquet` |
 //! | experiment | [`run_experiment`], [`ExperimentConfig`] | `results.json`, `table.md`, `figure.png` |
 //!
 //! ## Example: GPS pairs for your own Burn loop
@@ -52,6 +53,7 @@ mod embed;
 mod error;
 mod eval;
 mod experiment;
+pub mod export;
 mod knn;
 mod loader;
 mod prior;

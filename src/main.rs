@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand};
 mod cli {
     pub mod demo;
     pub mod embed;
+    pub mod encode;
     pub mod eval;
+    pub mod export;
     pub mod inspect;
     pub mod neighbours;
     pub mod progress;
@@ -33,6 +35,10 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// k-NN lists in prior space: embeddings.parquet → neighbours.parquet.
     Neighbours(cli::neighbours::NeighboursArgs),
+    /// Export a run's encoder: safetensors (torchvision names), ONNX and a prior manifest.
+    Export(cli::export::ExportArgs),
+    /// Backbone features of a dataset with a trained encoder (run folder or encoder.toml).
+    Encode(cli::encode::EncodeArgs),
     /// Evaluate two embeddings.parquet files: weighted kNN, 1-NN, linear probe, Recall@K.
     Eval(cli::eval::Args),
     /// Write the markdown table and PNG figure of a results.json.
@@ -79,6 +85,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
         Command::Train(args) => cli::train::run(args),
         Command::Neighbours(args) => cli::neighbours::run(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Encode(args) => cli::encode::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Report(args) => cli::report::run(args),
         Command::Demo(args) => cli::demo::run_demo(args),

@@ -31,8 +31,15 @@ impl ModuleVisitor for Export {
     }
 }
 
-/// Every float tensor of `module` in visiting order.
+/// Every float tensor of `module` in visiting order, running statistics (batch norm) included
+/// with their latest values.
 pub fn export_tensors<M: Module>(module: &M) -> Vec<TensorBlob> {
+    // burn's `RunningState` keeps its last update per thread until it is synchronised, and a
+    // visit reads the synchronised value ("might be outdated by one update"): a snapshot taken
+    // right after training would miss the last batch's running-statistics update, which the
+    // evaluation (`valid()` synchronises) does see. `valid()` synchronises the shared state in
+    // place, so sync first; the returned copy is not needed.
+    let _ = module.valid();
     let mut e = Export(Vec::new());
     module.visit(&mut e);
     e.0
@@ -92,4 +99,28 @@ pub fn import_tensors<M: Module>(module: M, blobs: Vec<TensorBlob>) -> Result<M>
         ));
     }
     Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Device;
+
+    /// Running mean after batches of constant 1 then constant 3, momentum 0.1, from 0:
+    /// 0.9 · (0.9 · 0 + 0.1 · 1) + 0.1 · 3 = 0.39 (PyTorch: `bn(ones)`, `bn(3 * ones)` in train
+    /// mode gives `bn.running_mean == 0.39`).
+    #[test]
+    fn snapshots_hold_the_latest_running_statistics() {
+        let device = Device::flex().autodiff();
+        let bn = BatchNormConfig::new(2).init(&device);
+        for v in [1.0, 3.0] {
+            let _ = bn.forward(Tensor::<4>::full([2, 2, 3, 3], v, &device));
+        }
+        let blobs = export_tensors(&bn);
+        let mean = blobs
+            .iter()
+            .find(|b| b.values.iter().all(|&m| (m - 0.39).abs() < 1e-6));
+        assert!(mean.is_some(), "{blobs:?}");
+    }
 }

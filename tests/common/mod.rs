@@ -101,3 +101,37 @@ pub fn fashion(limit: usize) -> VecSource {
         limit,
     )
 }
+
+/// The bundled 2,000 Fashion-MNIST test images (28×28) and labels, un-gzipped.
+pub fn fashion_t10k() -> (Vec<u8>, Vec<u8>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    let gunzip = |name: &str| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(root.join(name)).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    (
+        gunzip("t10k-images-idx3-ubyte.gz"),
+        gunzip("t10k-labels-idx1-ubyte.gz"),
+    )
+}
+
+/// Writes images `range` of the bundled test set as the raw IDX pair `<dir>/<name>-…` and
+/// returns the dataset spec (the prefix `<dir>/<name>`).
+pub fn tiny_idx(dir: &Path, name: &str, range: std::ops::Range<usize>) -> String {
+    let (images, labels) = fashion_t10k();
+    let n = range.len() as u32;
+    let mut img = vec![0, 0, 8, 3];
+    img.extend(n.to_be_bytes());
+    img.extend(28u32.to_be_bytes());
+    img.extend(28u32.to_be_bytes());
+    img.extend(&images[16 + range.start * 784..16 + range.end * 784]);
+    let mut lab = vec![0, 0, 8, 1];
+    lab.extend(n.to_be_bytes());
+    lab.extend(&labels[8 + range.start..8 + range.end]);
+    std::fs::write(dir.join(format!("{name}-images-idx3-ubyte")), img).unwrap();
+    std::fs::write(dir.join(format!("{name}-labels-idx1-ubyte")), lab).unwrap();
+    dir.join(name).display().to_string()
+}
