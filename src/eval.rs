@@ -41,6 +41,7 @@ pub use figure::{write_figure, FIGURE_HEIGHT, FIGURE_WIDTH};
 pub use knn::{KnnClassifier, KnnClassifierBuilder, KnnPredictions, KnnReport};
 pub use linear::{L2Score, LinearModel, LinearProbe, LinearProbeBuilder, LinearProbeReport};
 pub use report::{
-    markdown_table, mean_std, read_results_json, write_results_json, AugSetting, Metric, RunRecord,
+    chain_label, markdown_table, mean_std, read_results_json, rounds_table, write_results_json,
+    AugSetting, Metric, RunRecord,
 };
 pub use retrieval::{recall_at_1, recall_at_k, Gallery};

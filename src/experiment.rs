@@ -39,7 +39,7 @@ mod encode;
 mod run;
 mod stages;
 
-pub use config::{ExperimentConfig, PIXEL_PRIOR};
+pub use config::{ExperimentConfig, NO_PRIOR, PIXEL_PRIOR};
 pub use encode::encode_features;
 pub use run::{
     run_experiment, ExperimentOutput, PriorReport, EXPERIMENT_LOG_FILE, RECORD_FILE, RUNS_DIR,

@@ -83,15 +83,16 @@ pub use embed::{
 };
 pub use error::{Error, Result};
 pub use eval::{
-    markdown_table, mean_std, read_results_json, recall_at_1, recall_at_k, write_figure,
-    write_results_json, AugSetting, FeatureSet, Gallery, KnnClassifier, KnnClassifierBuilder,
-    KnnPredictions, KnnReport, L2Score, LinearModel, LinearProbe, LinearProbeBuilder,
-    LinearProbeReport, Metric as ReportMetric, RunRecord, FIGURE_HEIGHT, FIGURE_WIDTH,
+    chain_label, markdown_table, mean_std, read_results_json, recall_at_1, recall_at_k,
+    rounds_table, write_figure, write_results_json, AugSetting, FeatureSet, Gallery, KnnClassifier,
+    KnnClassifierBuilder, KnnPredictions, KnnReport, L2Score, LinearModel, LinearProbe,
+    LinearProbeBuilder, LinearProbeReport, Metric as ReportMetric, RunRecord, FIGURE_HEIGHT,
+    FIGURE_WIDTH,
 };
 pub use experiment::{
     encode_features, ensure_embeddings, ensure_neighbours, pixel_embeddings, run_experiment,
     vectors_sha256, ExperimentConfig, ExperimentOutput, PriorReport, PriorVectors,
-    EXPERIMENT_LOG_FILE, PIXEL_PRIOR, RECORD_FILE, RUNS_DIR,
+    EXPERIMENT_LOG_FILE, NO_PRIOR, PIXEL_PRIOR, RECORD_FILE, RUNS_DIR,
 };
 pub use knn::{
     default_purity_ks, estimate_seconds, label_purity, AdaptiveTau, ExactIndex, HnswIndex,
@@ -111,7 +112,7 @@ pub use prior::PriorManifest;
 pub use progress::{NoProgress, Progress};
 pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
 pub use sampler::{
-    GpsSampler, PositiveSampler, SelfSampler, DEFAULT_INCLUDE_SELF, DEFAULT_POSITIVES,
+    GpsSampler, MixSampler, PositiveSampler, SelfSampler, DEFAULT_INCLUDE_SELF, DEFAULT_POSITIVES,
 };
 pub use ssl::{
     barlow_twins_loss, batch_tensors, byol_regression_loss, conv2d, cosine_momentum, ema_update,
@@ -126,10 +127,11 @@ pub use store::{
     META_EMBEDDINGS_SHA256, META_EMBEDDINGS_VECTORS_SHA256, META_KNN_K,
 };
 pub use train::{
-    canonical_hash, canonical_json, read_losses, record_skipped, seeded, seeded_module, Checkpoint,
-    CsvLog, DataConfig, DataIdentity, FnSource, LrSchedule, NeighbourProvenance, Optimizer,
-    OptimizerConfig, OptimizerState, PairData, PairSource, Position, PriorProvenance, StepRecord,
-    TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE, DEFAULT_ADAMW_LR, DEFAULT_HIDDEN_DIM,
-    DEFAULT_LR, DEFAULT_PROJECTION_DIM, DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER,
-    RUN_IDENTITY_VERSION, SKIPPED_FILE,
+    canonical_hash, canonical_json, mine_lists, read_losses, record_skipped, remined_file, seeded,
+    seeded_module, Checkpoint, CsvLog, DataConfig, DataIdentity, FnSource, LrSchedule, MinedLists,
+    NeighbourProvenance, Optimizer, OptimizerConfig, OptimizerState, PairData, PairSource,
+    Position, PriorProvenance, RemineConfig, StepRecord, TrainConfig, Trainer, CHECKPOINT_FILE,
+    CONFIG_FILE, DEFAULT_ADAMW_LR, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM,
+    DEFAULT_REMINE_MIX, DEFAULT_WARMUP_EPOCHS, LOG_FILE, LOG_HEADER, META_REMINE_EPOCH,
+    META_REMINE_PURITY_PREFIX, META_REMINE_RUN_HASH, RUN_IDENTITY_VERSION, SKIPPED_FILE,
 };

@@ -34,7 +34,7 @@ pub use iter::PairIter;
 use crate::augment::AugRecipe;
 use crate::sampler::PositiveSampler;
 use crate::seed::{rng_for, STREAM_SHUFFLE};
-use crate::{BadSample, DataSource};
+use crate::{BadSample, DataSource, Error, Result};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -195,6 +195,51 @@ impl PairLoader {
     /// The epoch the resume point applies to.
     pub fn start_epoch(&self) -> u64 {
         self.plan.start.0
+    }
+
+    /// The dataset the loader reads.
+    pub fn dataset(&self) -> &Arc<dyn DataSource> {
+        &self.plan.dataset
+    }
+
+    /// The positive sampler.
+    pub fn sampler(&self) -> &Arc<dyn PositiveSampler> {
+        &self.plan.sampler
+    }
+
+    /// The same loader (dataset, recipe, batches, seed, workers, slice) with another positive
+    /// sampler, e.g. re-mined neighbour lists. The new sampler must serve the same anchors with
+    /// the same positives per anchor, so the epochs keep their length and anchor order; only
+    /// the partners change.
+    pub fn with_sampler(&self, sampler: Arc<dyn PositiveSampler>) -> Result<PairLoader> {
+        let p = &self.plan;
+        sampler.validate(p.dataset.len())?;
+        if sampler.positives_per_anchor() != p.sampler.positives_per_anchor() {
+            return Err(Error::mismatch(
+                "positives per anchor of the new sampler",
+                p.sampler.positives_per_anchor(),
+                sampler.positives_per_anchor(),
+            ));
+        }
+        let n = p.dataset.len();
+        let covers_all = |a: Option<&[u32]>| a.is_none_or(|ids| ids.len() == n);
+        if !crate::sampler::same_anchors(sampler.anchors(), p.sampler.anchors())
+            || covers_all(sampler.anchors()) != covers_all(p.sampler.anchors())
+        {
+            return Err(Error::invalid(
+                "sampler",
+                "the new sampler serves other anchors than the loader's",
+            ));
+        }
+        Ok(PairLoader {
+            plan: Arc::new(Plan {
+                dataset: p.dataset.clone(),
+                sampler,
+                recipe: p.recipe.clone(),
+                skipped: p.skipped.clone(),
+                ..**p
+            }),
+        })
     }
 
     /// A loader over items `start..end` (relative to this loader's items) of every epoch, with

@@ -9,7 +9,7 @@
 //! have a row, and the loader draws anchors — and, since every neighbour id has a row,
 //! partners — only among them.
 
-use crate::seed::{rng_for, STREAM_PARTNER};
+use crate::seed::{rng_for, STREAM_MIX, STREAM_PARTNER};
 use crate::{Error, NeighbourLists, NeighbourTable, Result};
 use rand::Rng;
 use std::sync::Arc;
@@ -248,6 +248,114 @@ impl PositiveSampler for GpsSampler {
     }
 }
 
+/// Whether two [`PositiveSampler::anchors`] answers name the same anchors: equal lists, or
+/// `None` (every sample) and the ids `0..n` of a table without gaps (the dataset length is
+/// checked by [`PositiveSampler::validate`]).
+pub(crate) fn same_anchors(a: Option<&[u32]>, b: Option<&[u32]>) -> bool {
+    let all = |ids: &[u32]| ids.iter().enumerate().all(|(i, &id)| id as usize == i);
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => true,
+        (None, Some(ids)) | (Some(ids), None) => all(ids),
+    }
+}
+
+/// Two samplers mixed: each partner comes from `primary` with probability `p`, else from
+/// `secondary` (one Bernoulli draw per `(seed, epoch, position, slot)`, independent of the
+/// partner draws). Used by re-mining ([`crate::train::RemineConfig`]): `primary` holds the lists
+/// re-mined from the network being trained, `secondary` the prior's.
+///
+/// Both samplers must serve the same anchors with the same number of positives per anchor,
+/// so an epoch has the same length whichever lists are used.
+///
+/// ```
+/// use std::sync::Arc;
+/// use gps_ssl::{GpsSampler, MixSampler, NeighbourLists, PositiveSampler};
+/// let lists = |rows: Vec<u32>| Arc::new(NeighbourLists::new(1, rows, vec![0.0; 3]).unwrap());
+/// let remined = Arc::new(GpsSampler::new(lists(vec![1, 2, 0])));
+/// let prior = Arc::new(GpsSampler::new(lists(vec![2, 0, 1])));
+/// let all_remined = MixSampler::new(remined.clone(), prior.clone(), 1.0).unwrap();
+/// let all_prior = MixSampler::new(remined, prior, 0.0).unwrap();
+/// assert_eq!(all_remined.partner(0, 7, 0, 0, 0), 1);
+/// assert_eq!(all_prior.partner(0, 7, 0, 0, 0), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MixSampler {
+    primary: Arc<dyn PositiveSampler>,
+    secondary: Arc<dyn PositiveSampler>,
+    p: f64,
+}
+
+impl MixSampler {
+    /// Draws from `primary` with probability `p` (in `[0, 1]`), else from `secondary`.
+    pub fn new(
+        primary: Arc<dyn PositiveSampler>,
+        secondary: Arc<dyn PositiveSampler>,
+        p: f64,
+    ) -> Result<Self> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::invalid(
+                "mix",
+                format!("{p}: the fraction of partners from the first sampler must be in [0, 1]"),
+            ));
+        }
+        if primary.positives_per_anchor() != secondary.positives_per_anchor() {
+            return Err(Error::mismatch(
+                "positives per anchor of the mixed samplers",
+                secondary.positives_per_anchor(),
+                primary.positives_per_anchor(),
+            ));
+        }
+        if !same_anchors(primary.anchors(), secondary.anchors()) {
+            return Err(Error::invalid(
+                "mixed samplers",
+                "the two samplers serve different anchors (one neighbour table has gaps the \
+                 other lacks)",
+            ));
+        }
+        Ok(MixSampler {
+            primary,
+            secondary,
+            p,
+        })
+    }
+
+    /// The fraction of partners drawn from the primary sampler.
+    pub fn mix(&self) -> f64 {
+        self.p
+    }
+}
+
+impl PositiveSampler for MixSampler {
+    fn positives_per_anchor(&self) -> usize {
+        self.primary.positives_per_anchor()
+    }
+
+    fn anchors(&self) -> Option<&[u32]> {
+        self.primary.anchors()
+    }
+
+    fn validate(&self, dataset_len: usize) -> Result<()> {
+        self.primary.validate(dataset_len)?;
+        self.secondary.validate(dataset_len)
+    }
+
+    fn partner(&self, anchor: u32, seed: u64, epoch: u64, position: u64, slot: usize) -> u32 {
+        let from_primary = if self.p >= 1.0 {
+            true
+        } else if self.p <= 0.0 {
+            false
+        } else {
+            rng_for(seed, STREAM_MIX, epoch, position, slot as u64).random::<f64>() < self.p
+        };
+        if from_primary {
+            self.primary.partner(anchor, seed, epoch, position, slot)
+        } else {
+            self.secondary.partner(anchor, seed, epoch, position, slot)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +430,27 @@ mod tests {
     #[test]
     fn self_sampler_returns_the_anchor() {
         assert_eq!(SelfSampler.partner(17, 1, 2, 3, 0), 17);
+    }
+
+    #[test]
+    fn mix_draws_each_side_at_its_rate_and_checks_its_inputs() {
+        let a = Arc::new(GpsSampler::new(table(&[[0, 1, 1], [1, 2, 2], [2, 0, 0]])));
+        let b = Arc::new(GpsSampler::new(table(&[[0, 2, 2], [1, 0, 0], [2, 1, 1]])));
+        let mix = MixSampler::new(a.clone(), b.clone(), 0.3).unwrap();
+        let n = 4000;
+        let from_a = (0..n)
+            .filter(|&pos| mix.partner(0, 11, 2, pos, 0) == 1)
+            .count();
+        // Binomial(4000, 0.3): mean 1200, sd 29; the draw is seeded, so this is exact each run.
+        assert!((1080..1320).contains(&from_a), "{from_a}");
+        // Pure: the same arguments give the same partner.
+        assert_eq!(mix.partner(1, 3, 4, 5, 0), mix.partner(1, 3, 4, 5, 0));
+        assert!(MixSampler::new(a.clone(), b.clone(), 1.5).is_err());
+        let two =
+            Arc::new(GpsSampler::new(table(&[[0, 1, 2], [1, 0, 2], [2, 1, 0]])).with_positives(2));
+        assert!(matches!(
+            MixSampler::new(a, two, 0.5),
+            Err(Error::Mismatch { .. })
+        ));
     }
 }

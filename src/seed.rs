@@ -11,6 +11,8 @@ use rand_chacha::ChaCha8Rng;
 pub(crate) const STREAM_SHUFFLE: u64 = 0x5348_5546;
 /// Stream tag for partner draws.
 pub(crate) const STREAM_PARTNER: u64 = 0x5041_5254;
+/// Stream tag for the choice between mixed samplers (see `MixSampler`).
+pub(crate) const STREAM_MIX: u64 = 0x4D49_5853;
 /// Stream tag for view augmentations (the view index is added).
 pub(crate) const STREAM_VIEW: u64 = 0x5649_4557;
 

@@ -7,6 +7,7 @@ mod data;
 mod identity;
 mod log;
 mod optim;
+mod remine;
 mod schedule;
 mod source;
 mod trainer;
@@ -23,6 +24,10 @@ pub use data::{
 pub use identity::{canonical_hash, canonical_json, RUN_IDENTITY_VERSION};
 pub use log::{read_losses, CsvLog, StepRecord, LOG_HEADER};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
+pub use remine::{
+    mine_lists, remined_file, MinedLists, RemineConfig, DEFAULT_REMINE_MIX, META_REMINE_EPOCH,
+    META_REMINE_PURITY_PREFIX, META_REMINE_RUN_HASH,
+};
 pub use schedule::LrSchedule;
 pub use source::{FnSource, PairSource};
 pub use trainer::{seeded, seeded_module, Trainer, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE};

@@ -240,6 +240,9 @@ fn records() -> Vec<RunRecord> {
                         seconds: 123.5,
                         prior: gps.then(|| "lite0".to_string()),
                         k: gps.then_some(5),
+                        round: 0,
+                        purity_at_1: None,
+                        purity_at_k: None,
                         loss_curve: (0..10)
                             .map(|e| 5.0 - 0.2 * e as f32 - 0.1 * f32::from(gps))
                             .collect(),

@@ -37,9 +37,20 @@ pub struct DemoArgs {
     /// Prior input resolution.
     #[arg(long, default_value_t = 112)]
     resolution: u32,
+    /// Iterated GPS: this many more rounds after the first, each training on lists mined from
+    /// the previous round's encoder.
+    #[arg(long, default_value_t = 0)]
+    rounds: usize,
+    /// Re-mining settings to compare, comma-separated epochs between re-minings (0: fixed
+    /// lists), e.g. `0,1`.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    remine_every: Vec<usize>,
+    /// Fraction of partners drawn from the re-mined lists.
+    #[arg(long, default_value_t = gps_ssl::DEFAULT_REMINE_MIX)]
+    remine_mix: f64,
 }
 
-/// A grid of runs described by a TOML file (see `configs/`).
+/// A grid of runs described by a TOML file (examples in `examples/experiments/`).
 #[derive(Debug, Args)]
 pub struct ExperimentArgs {
     /// The experiment TOML (keys of `ExperimentConfig`; missing keys take the demo defaults).
@@ -61,6 +72,9 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         methods: vec![args.method],
         seeds: args.seeds,
         epochs: args.epochs.unwrap_or(defaults.epochs),
+        rounds: args.rounds,
+        remine_every: args.remine_every,
+        remine_mix: args.remine_mix,
         ..defaults
     };
     execute(&config, &args.out)

@@ -19,8 +19,8 @@ use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
 use gps_ssl::{
-    open_source, MethodKind, NeighbourTable, OptimizerConfig, PairData, ResNetConfig, TrainConfig,
-    Trainer, CHECKPOINT_FILE, CONFIG_FILE,
+    open_source, MethodKind, NeighbourTable, OptimizerConfig, PairData, RemineConfig, ResNetConfig,
+    TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE,
 };
 
 /// Augmentation of a new run when `--aug` is not given.
@@ -31,6 +31,8 @@ const DEFAULT_BACKBONE: &str = "small";
 const DEFAULT_EPOCHS: usize = 1;
 /// Pairs per batch of a new run when `--batch-size` is not given.
 const DEFAULT_BATCH_SIZE: usize = 128;
+/// Neighbours per re-mined list when `--remine-k` is not given and there is no neighbour table.
+const DEFAULT_REMINE_K: usize = 5;
 /// Loader workers when `--workers` is not given.
 const DEFAULT_WORKERS: usize = 2;
 /// Backbone presets, for naming a saved backbone in messages.
@@ -94,6 +96,18 @@ pub struct TrainArgs {
     /// Checkpoint every N steps (0: each epoch end). Default: 0.
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Re-mine the neighbour lists every E epochs from the backbone being trained (its features
+    /// of the whole training set, k-NN again); the lists are saved in --out as
+    /// `remined-e<epoch>.parquet`. Works for GPS and plain runs alike.
+    #[arg(long, value_name = "E")]
+    remine_every: Option<usize>,
+    /// Fraction of partners drawn from the re-mined lists (the rest from --neighbours, or the
+    /// anchor itself for plain SSL). Default: 1.
+    #[arg(long, value_name = "P")]
+    remine_mix: Option<f64>,
+    /// Neighbours per re-mined list. Default: the --neighbours table's k, else 5.
+    #[arg(long, value_name = "K")]
+    remine_k: Option<usize>,
     /// Stop after this many steps (the run can be resumed).
     #[arg(long)]
     max_steps: Option<u64>,
@@ -131,7 +145,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "cuda" => Device::cuda(0).autodiff(),
         other => anyhow::bail!("--device {other}: expected cpu (or cuda with the `cuda` feature)"),
     };
-    let (mut trainer, mut loader) = if args.resume {
+    let (mut trainer, loader) = if args.resume {
         resume(&args, &device)?
     } else {
         start(&args, &device)?
@@ -139,7 +153,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let bar = Bar(indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} eta {eta}")?,
     ));
-    let fitted = trainer.fit(&mut loader, args.max_steps, &bar);
+    let fitted = trainer.fit_loader(&loader, args.max_steps, &bar);
     // The samples skipped so far are listed even when training stopped with an error.
     if loader.skips_bad() {
         let listed = gps_ssl::record_skipped(&args.out, &loader.skipped())
@@ -223,6 +237,17 @@ fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl:
     config.seed = seed;
     config.mask_false_negatives = args.mask_false_negatives;
     config.checkpoint_every = args.checkpoint_every.unwrap_or(0);
+    if let Some(every) = args.remine_every {
+        let k = args.remine_k.unwrap_or_else(|| {
+            data.neighbour_table
+                .as_ref()
+                .map_or(DEFAULT_REMINE_K, |t| t.k)
+        });
+        let mix = args.remine_mix.unwrap_or(gps_ssl::DEFAULT_REMINE_MIX);
+        config.remine = Some(RemineConfig::new(every, k).with_mix(mix));
+    } else if args.remine_mix.is_some() || args.remine_k.is_some() {
+        anyhow::bail!("--remine-mix and --remine-k need --remine-every");
+    }
     config.data = Some(data);
     let trainer = Trainer::new(config, loader.num_batches(), device)?.with_output_dir(&args.out)?;
     Ok((trainer, loader))
@@ -362,6 +387,33 @@ fn resume(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl
     for (flag, given, saved_value) in numbers {
         if let Some(given) = given.filter(|g| *g != saved_value) {
             conflict(flag, saved_value, given);
+        }
+    }
+    let saved_remine = saved.remine.as_ref();
+    let remine_flags: [(&str, Option<String>, Option<String>); 3] = [
+        (
+            "--remine-every",
+            args.remine_every.map(|v| v.to_string()),
+            saved_remine.map(|r| r.every.to_string()),
+        ),
+        (
+            "--remine-mix",
+            args.remine_mix.map(|v| v.to_string()),
+            saved_remine.map(|r| r.mix.to_string()),
+        ),
+        (
+            "--remine-k",
+            args.remine_k.map(|v| v.to_string()),
+            saved_remine.map(|r| r.k.to_string()),
+        ),
+    ];
+    for (flag, given, saved_value) in remine_flags {
+        if let Some(given) = given.filter(|g| Some(g) != saved_value.as_ref()) {
+            conflict(
+                flag,
+                saved_value.unwrap_or_else(|| "fixed lists (no re-mining)".into()),
+                given,
+            );
         }
     }
     if args.mask_false_negatives && !saved.mask_false_negatives {

@@ -58,9 +58,24 @@ pub struct RunRecord {
     /// Neighbours a GPS partner is drawn from, for GPS runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<usize>,
+    /// Iterated-GPS round: 0 for a run whose lists come from the experiment's prior (or for
+    /// plain SSL); `r` for a run whose lists come from round `r − 1`'s trained encoder.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: usize,
+    /// Label purity of the GPS lists at 1 neighbour (the share of lists' first neighbours with
+    /// the anchor's label), when the labels are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purity_at_1: Option<f64>,
+    /// Label purity of the GPS lists over all `k` neighbours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purity_at_k: Option<f64>,
     /// Mean training loss per epoch, in order (may be empty).
     #[serde(default)]
     pub loss_curve: Vec<f32>,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// Which accuracy a table or figure shows.
@@ -234,7 +249,7 @@ pub(crate) fn cell(
 /// let run = |gps: bool, seed: u64, acc: f64| RunRecord {
 ///     method: "SimCLR".into(), aug: AugSetting::Rhflip, gps, seed, knn_acc: acc,
 ///     nn1_acc: acc, linear_acc: None, epochs: 10, seconds: 60.0, prior: None, k: None,
-///     loss_curve: vec![],
+///     round: 0, purity_at_1: None, purity_at_k: None, loss_curve: vec![],
 /// };
 /// let table = markdown_table(&[run(false, 0, 0.74), run(true, 0, 0.85), run(true, 1, 0.86)],
 ///     ReportMetric::Knn);
@@ -268,6 +283,99 @@ pub fn markdown_table(records: &[RunRecord], metric: Metric) -> String {
     out
 }
 
+/// The iterated-GPS chain a record belongs to: its prior label without the `.r<round>` suffix
+/// of later rounds (`"none"` for plain SSL).
+pub fn chain_label(record: &RunRecord) -> String {
+    let prior = record.prior.as_deref().unwrap_or("none");
+    let suffix = format!(".r{}", record.round);
+    match prior.strip_suffix(&suffix) {
+        Some(start) if record.round > 0 => start.to_string(),
+        _ => prior.to_string(),
+    }
+}
+
+/// A markdown table of iterated GPS, one row per (method, augmentation, chain start, round):
+/// label purity of the lists used (@1, @k), weighted kNN and linear accuracy (%, mean ± std over
+/// seeds) and wall time per run (s, mean). `None` when no record is of a later round.
+///
+/// ```
+/// use gps_ssl::{rounds_table, AugSetting, RunRecord};
+/// let run = |round: usize, prior: &str, acc: f64| RunRecord {
+///     method: "SimCLR".into(), aug: AugSetting::Rhflip, gps: true, seed: 0, knn_acc: acc,
+///     nn1_acc: acc, linear_acc: None, epochs: 8, seconds: 300.0, prior: Some(prior.into()),
+///     k: Some(5), round, purity_at_1: Some(0.8), purity_at_k: Some(0.75), loss_curve: vec![],
+/// };
+/// let table = rounds_table(&[run(0, "pixels", 0.80), run(1, "pixels.r1", 0.83)]).unwrap();
+/// assert!(table.contains("| SimCLR | RHFlipAug | pixels | 1 | 80.0 | 75.0 | 83.00 | — | 300 |"));
+/// ```
+pub fn rounds_table(records: &[RunRecord]) -> Option<String> {
+    if records.iter().all(|r| r.round == 0) {
+        return None;
+    }
+    let mut keys: Vec<(String, AugSetting, String, usize)> = Vec::new();
+    for r in records {
+        let key = (r.method.clone(), r.aug, chain_label(r), r.round);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    // Chains in first-appearance order, each chain's rounds ascending.
+    let chains: Vec<(String, AugSetting, String)> = keys.iter().fold(Vec::new(), |mut acc, k| {
+        let c = (k.0.clone(), k.1, k.2.clone());
+        if !acc.contains(&c) {
+            acc.push(c);
+        }
+        acc
+    });
+    let mut out = String::from(
+        "| Method | Aug | Start | Round | purity @1 | purity @k | kNN | linear | s / run |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let pct = |values: &[f64], digits: usize| match values.len() {
+        0 => "—".to_string(),
+        1 => format!("{:.*}", digits, 100.0 * values[0]),
+        _ => {
+            let (m, s) = mean_std(values);
+            format!("{:.*} ± {:.*}", digits, 100.0 * m, digits, 100.0 * s)
+        }
+    };
+    for (method, aug, chain) in chains {
+        let mut rounds: Vec<usize> = keys
+            .iter()
+            .filter(|k| k.0 == method && k.1 == aug && k.2 == chain)
+            .map(|k| k.3)
+            .collect();
+        rounds.sort_unstable();
+        for round in rounds {
+            let runs: Vec<&RunRecord> = records
+                .iter()
+                .filter(|r| {
+                    r.method == method
+                        && r.aug == aug
+                        && chain_label(r) == chain
+                        && r.round == round
+                })
+                .collect();
+            let take = |f: fn(&RunRecord) -> Option<f64>| -> Vec<f64> {
+                runs.iter().filter_map(|r| f(r)).collect()
+            };
+            let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {chain} | {round} | {} | {} | {} | {} | {:.0} |",
+                method_label(&method),
+                aug.paper_name(),
+                pct(&take(|r| r.purity_at_1), 1),
+                pct(&take(|r| r.purity_at_k), 1),
+                pct(&take(|r| Some(r.knn_acc)), 2),
+                pct(&take(|r| r.linear_acc), 2),
+                mean_std(&seconds).0,
+            );
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +393,9 @@ mod tests {
             seconds: 1.0,
             prior: prior.map(str::to_string),
             k,
+            round: 0,
+            purity_at_1: None,
+            purity_at_k: None,
             loss_curve: vec![],
         }
     }

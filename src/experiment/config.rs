@@ -9,6 +9,9 @@ use crate::{Error, Result};
 /// The prior name that selects the hand-crafted raw-pixel prior (the identity map of
 /// Proposition 1 in the paper) instead of an ONNX manifest.
 pub const PIXEL_PRIOR: &str = "pixels";
+/// The prior name that starts an iterated-GPS chain from plain SSL: round 0 trains without
+/// neighbour lists (the baseline run), later rounds mine lists from the previous round.
+pub const NO_PRIOR: &str = "none";
 
 /// One experiment: which runs to make and how long to train them.
 ///
@@ -23,7 +26,8 @@ pub struct ExperimentConfig {
     pub data: String,
     /// Test set for evaluation (same kind of source).
     pub test_data: String,
-    /// Priors: paths of prior manifests (`models/*.toml`) or [`PIXEL_PRIOR`].
+    /// Priors: paths of prior manifests (`models/*.toml`), [`PIXEL_PRIOR`], or [`NO_PRIOR`]
+    /// (plain SSL at round 0; needs `rounds ≥ 1` or re-mining).
     pub priors: Vec<String>,
     /// Input resolution of the ONNX prior (`None`: the manifest's native size).
     pub resolution: Option<u32>,
@@ -59,6 +63,15 @@ pub struct ExperimentConfig {
     pub workers: usize,
     /// Evaluate with the linear probe too (kNN is always evaluated).
     pub linear_probe: bool,
+    /// Iterated GPS: after round 0 (lists from the prior), `rounds` more rounds, each training
+    /// anew (same budget) on lists mined from the previous round's trained encoder (its
+    /// backbone features of the training set, cosine k-NN). 0: round 0 only.
+    pub rounds: usize,
+    /// Re-mining settings to run the GPS variants with, in epochs between re-minings; 0 keeps
+    /// the lists fixed. `[0, 1]` compares fixed lists with re-mining every epoch.
+    pub remine_every: Vec<usize>,
+    /// Fraction of partners drawn from the re-mined lists (the rest from the prior's).
+    pub remine_mix: f64,
 }
 
 impl Default for ExperimentConfig {
@@ -87,6 +100,9 @@ impl Default for ExperimentConfig {
             backbone: "small".into(),
             workers: 2,
             linear_probe: true,
+            rounds: 0,
+            remine_every: vec![0],
+            remine_mix: crate::DEFAULT_REMINE_MIX,
         }
     }
 }
@@ -147,13 +163,33 @@ impl ExperimentConfig {
                 "epochs ≥ 1 and batch_size ≥ 2 required",
             ));
         }
+        if self.remine_every.is_empty() {
+            return Err(Error::invalid(
+                "remine_every",
+                "empty; use [0] for fixed lists",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.remine_mix) {
+            return Err(Error::invalid(
+                "remine_mix",
+                format!("{} (must be in [0, 1])", self.remine_mix),
+            ));
+        }
+        let only_fixed = self.remine_every.iter().all(|&e| e == 0);
+        if self.gps && self.priors.iter().any(|p| p == NO_PRIOR) && self.rounds == 0 && only_fixed {
+            return Err(Error::invalid(
+                "priors",
+                "`none` trains plain SSL at round 0 (the baseline); use it with rounds ≥ 1 or \
+                 remine_every ≥ 1",
+            ));
+        }
         Ok(())
     }
 
     /// A short file-name-safe label of a prior (`efficientnet_lite0`, `pixels`).
     pub fn prior_label(prior: &str) -> String {
-        if prior == PIXEL_PRIOR {
-            return PIXEL_PRIOR.into();
+        if prior == PIXEL_PRIOR || prior == NO_PRIOR {
+            return prior.into();
         }
         Path::new(prior)
             .file_stem()
@@ -257,5 +293,19 @@ mod tests {
             "efficientnet_lite0"
         );
         assert_eq!(ExperimentConfig::prior_label(PIXEL_PRIOR), "pixels");
+        assert_eq!(ExperimentConfig::prior_label(NO_PRIOR), "none");
+    }
+
+    #[test]
+    fn rounds_and_remining_are_checked() {
+        let c: ExperimentConfig =
+            toml::from_str("priors = [\"none\"]\nrounds = 2\nremine_every = [0, 1]").unwrap();
+        c.validate().unwrap();
+        let plain: ExperimentConfig = toml::from_str("priors = [\"none\"]").unwrap();
+        assert!(plain.validate().unwrap_err().to_string().contains("rounds"));
+        let mix: ExperimentConfig = toml::from_str("remine_mix = 2.0").unwrap();
+        assert!(mix.validate().is_err());
+        let empty: ExperimentConfig = toml::from_str("remine_every = []").unwrap();
+        assert!(empty.validate().is_err());
     }
 }

@@ -7,18 +7,23 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::config::{ExperimentConfig, PIXEL_PRIOR};
+use super::config::{ExperimentConfig, NO_PRIOR, PIXEL_PRIOR};
 use super::encode::encode_features;
-use super::stages::{ensure_embeddings, ensure_neighbours, pixel_embeddings, PriorVectors};
+use super::stages::{
+    ensure_embeddings, ensure_neighbours, pixel_embeddings, vectors_sha256, PriorVectors,
+};
 use crate::eval::{
-    markdown_table, write_figure, write_results_json, AugSetting, FeatureSet, KnnClassifier,
-    LinearProbe, Metric, RunRecord,
+    markdown_table, rounds_table, write_figure, write_results_json, AugSetting, FeatureSet,
+    KnnClassifier, LinearProbe, Metric, RunRecord,
 };
+use crate::export::{TrainedEncoder, META_ENCODER_RUN_HASH};
 use crate::ssl::{MethodKind, ResNetConfig};
+use crate::store::META_DATASET_FINGERPRINT;
 use crate::train::{
-    read_losses, OptimizerConfig, PairData, TrainConfig, Trainer, CHECKPOINT_FILE, LOG_FILE,
+    read_losses, OptimizerConfig, PairData, RemineConfig, TrainConfig, Trainer, CHECKPOINT_FILE,
+    LOG_FILE,
 };
-use crate::{open_source, DataSource, Error, Progress, Purity, Result};
+use crate::{open_source, DataSource, EmbeddingTable, Error, Progress, Purity, Result};
 
 /// Folder of the training runs inside an experiment's output folder.
 pub const RUNS_DIR: &str = "runs";
@@ -92,9 +97,46 @@ pub struct PriorReport {
 
 /// The stage files of one GPS variant.
 struct Variant {
-    prior: String,
+    /// Label of the chain's start: the prior's label, or [`NO_PRIOR`].
+    start: String,
     k: usize,
-    neighbours: PathBuf,
+    /// The GPS lists; `None` for plain SSL (the [`NO_PRIOR`] chain's round 0).
+    neighbours: Option<PathBuf>,
+    /// Iterated-GPS round (0: the prior's lists).
+    round: usize,
+    /// Label purity of the lists at 1 / 5 / 10 / k.
+    purity: Option<Vec<Purity>>,
+}
+
+impl Variant {
+    /// The prior label of this variant's records: `<start>[+remine<E>][.r<round>]`.
+    fn label(&self, remine_every: usize) -> String {
+        let mut label = self.start.clone();
+        if remine_every > 0 {
+            label.push_str(&format!("+remine{remine_every}"));
+        }
+        if self.round > 0 {
+            label.push_str(&format!(".r{}", self.round));
+        }
+        label
+    }
+
+    /// The purity of the lists at `j` neighbours, when measured.
+    fn purity_at(&self, j: usize) -> Option<f64> {
+        self.purity
+            .as_ref()?
+            .iter()
+            .find(|p| p.k == j)
+            .map(|p| p.purity)
+    }
+}
+
+/// A finished round-0 run that starts an iterated-GPS chain.
+struct ChainStart {
+    start: String,
+    k: usize,
+    dir: PathBuf,
+    remine_every: usize,
 }
 
 /// Runs every stage and every training run of `config` under `out`, reusing cached stages and
@@ -127,6 +169,16 @@ pub fn run_experiment(
     if config.gps {
         for prior in &config.priors {
             let label = ExperimentConfig::prior_label(prior);
+            if prior == NO_PRIOR {
+                variants.extend(config.k.iter().map(|&k| Variant {
+                    start: label.clone(),
+                    k,
+                    neighbours: None,
+                    round: 0,
+                    purity: None,
+                }));
+                continue;
+            }
             let vectors = prior_vectors(config, prior, &label, train.as_ref(), out, "", progress)?;
             let knn_acc =
                 match prior_vectors(config, prior, &label, test.as_ref(), out, "-test", progress) {
@@ -147,11 +199,13 @@ pub fn run_experiment(
                 let path = out.join(format!("neighbours-{label}-k{k}.parquet"));
                 let (_, p) = ensure_neighbours(&vectors, k, &train_fingerprint, &path, progress)?;
                 tracing::info!(prior = %label, k, purity = ?p, "GPS neighbour lists ready");
-                purity.push((k, p));
+                purity.push((k, p.clone()));
                 variants.push(Variant {
-                    prior: label.clone(),
+                    start: label.clone(),
                     k,
-                    neighbours: path,
+                    neighbours: Some(path),
+                    round: 0,
+                    purity: p,
                 });
             }
             priors.push(PriorReport {
@@ -178,10 +232,43 @@ pub fn run_experiment(
         for method in &config.methods {
             for aug in &config.augs {
                 if config.baseline {
-                    records.push(ctx.train_and_evaluate(method, aug, seed, None)?);
+                    records.push(ctx.train_and_evaluate(method, aug, seed, None, 0)?.0);
                 }
+                let mut chains = Vec::new();
                 for v in &variants {
-                    records.push(ctx.train_and_evaluate(method, aug, seed, Some(v))?);
+                    for &remine_every in &config.remine_every {
+                        let plain = v.neighbours.is_none() && remine_every == 0;
+                        // The `none` chain's round 0 without re-mining is the baseline run.
+                        let (record, dir) = if plain {
+                            ctx.train_and_evaluate(method, aug, seed, None, 0)?
+                        } else {
+                            ctx.train_and_evaluate(method, aug, seed, Some(v), remine_every)?
+                        };
+                        if !(plain && config.baseline) {
+                            records.push(record);
+                        }
+                        chains.push(ChainStart {
+                            start: v.start.clone(),
+                            k: v.k,
+                            dir,
+                            remine_every,
+                        });
+                    }
+                }
+                for chain in chains.iter().filter(|_| config.rounds > 0) {
+                    let mut previous = chain.dir.clone();
+                    for round in 1..=config.rounds {
+                        let v = ctx.round_variant(chain, round, &previous)?;
+                        let (record, dir) = ctx.train_and_evaluate(
+                            method,
+                            aug,
+                            seed,
+                            Some(&v),
+                            chain.remine_every,
+                        )?;
+                        records.push(record);
+                        previous = dir;
+                    }
                 }
             }
         }
@@ -193,6 +280,10 @@ pub fn run_experiment(
     if config.linear_probe {
         table.push_str("\n\nLinear probe accuracy:\n\n");
         table.push_str(&markdown_table(&records, Metric::Linear));
+    }
+    if let Some(rounds) = rounds_table(&records) {
+        table.push_str("\n\nIterated GPS, per round (lists purity, accuracy in %):\n\n");
+        table.push_str(&rounds);
     }
     let table_path = out.join("table.md");
     std::fs::write(&table_path, &table).map_err(|e| Error::io(&table_path, e))?;
@@ -265,14 +356,47 @@ struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
-    /// Trains one run (or reuses its finished record) and evaluates its backbone.
+    /// The round-`round` variant of `chain`: lists mined from the encoder trained in
+    /// `previous` (round `round − 1`), its backbone features of the training set cached as
+    /// `features-<run folder>.parquet` and the lists as `neighbours-<run folder>-k<k>.parquet`.
+    fn round_variant(&self, chain: &ChainStart, round: usize, previous: &Path) -> Result<Variant> {
+        let name = previous
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let encoder = TrainedEncoder::from_run(previous, &Device::flex())?;
+        let features = self.out.join(format!("features-{name}.parquet"));
+        let vectors = round_vectors(&encoder, self.train, &features, self.progress)?;
+        let lists = self
+            .out
+            .join(format!("neighbours-{name}-k{}.parquet", chain.k));
+        let (_, purity) = ensure_neighbours(
+            &vectors,
+            chain.k,
+            &self.fingerprints.0,
+            &lists,
+            self.progress,
+        )?;
+        tracing::info!(start = %chain.start, round, purity = ?purity, "round lists ready");
+        Ok(Variant {
+            start: chain.start.clone(),
+            k: chain.k,
+            neighbours: Some(lists),
+            round,
+            purity,
+        })
+    }
+
+    /// Trains one run (or reuses its finished record) and evaluates its backbone; returns the
+    /// record and the run's folder.
     fn train_and_evaluate(
         &self,
         method: &str,
         aug: &str,
         seed: u64,
         variant: Option<&Variant>,
-    ) -> Result<RunRecord> {
+        remine_every: usize,
+    ) -> Result<(RunRecord, PathBuf)> {
         let RunContext {
             config,
             train,
@@ -283,15 +407,16 @@ impl RunContext<'_> {
             out,
             progress,
         } = *self;
-        let tag = match variant {
-            None => "base".to_string(),
-            Some(v) => format!("gps-{}-k{}", v.prior, v.k),
+        let label = variant.map(|v| v.label(remine_every));
+        let tag = match (variant, &label) {
+            (Some(v), Some(label)) => format!("gps-{label}-k{}", v.k),
+            _ => "base".to_string(),
         };
         let started = Instant::now();
         let kind = MethodKind::parse(method)?;
         let pairs = PairData {
             data: config.data.clone(),
-            neighbours: variant.map(|v| v.neighbours.clone()),
+            neighbours: variant.and_then(|v| v.neighbours.clone()),
             aug: aug.to_string(),
             size: None,
             batch_size: config.batch_size,
@@ -299,7 +424,7 @@ impl RunContext<'_> {
             workers: config.workers,
             skip_bad: false,
         };
-        let (mut loader, data) = pairs.open_with_config()?;
+        let (loader, data) = pairs.open_with_config()?;
         let recipe = loader.recipe().clone();
         let [channels, _, _] = loader.view_shape();
         let mut tc = TrainConfig::new(kind, ResNetConfig::from_name(&config.backbone, channels)?);
@@ -315,6 +440,9 @@ impl RunContext<'_> {
         }
         if let Some(t) = config.temperature {
             tc.method = tc.method.with_temperature(t)?;
+        }
+        if let Some(v) = variant.filter(|_| remine_every > 0) {
+            tc.remine = Some(RemineConfig::new(remine_every, v.k).with_mix(config.remine_mix));
         }
         tc.data = Some(data);
         let run_hash = tc.run_hash()?;
@@ -332,7 +460,7 @@ impl RunContext<'_> {
         if let Some(done) = read_finished(&record_path) {
             if done.run_hash == run_hash && done.evaluation == evaluation {
                 tracing::info!(run = %dir.display(), "reusing finished run");
-                return Ok(done.record);
+                return Ok((done.record, dir));
             }
             tracing::info!(run = %dir.display(), "record is for other evaluation inputs: re-evaluating");
         }
@@ -345,7 +473,7 @@ impl RunContext<'_> {
             tracing::info!(run = %dir.display(), "training");
             Trainer::new(tc.clone(), batches, &device)?.with_output_dir(&dir)?
         };
-        trainer.fit(&mut loader, None, progress)?;
+        trainer.fit_loader(&loader, None, progress)?;
         // The whole run's curve, also when this call resumed it part-way.
         let loss_curve = read_losses(&dir.join(LOG_FILE))?;
         let train_seconds = started.elapsed().as_secs_f64();
@@ -384,8 +512,11 @@ impl RunContext<'_> {
             linear_acc,
             epochs: config.epochs,
             seconds: started.elapsed().as_secs_f64(),
-            prior: variant.map(|v| v.prior.clone()),
+            prior: label,
             k: variant.map(|v| v.k),
+            round: variant.map_or(0, |v| v.round),
+            purity_at_1: variant.and_then(|v| v.purity_at(1)),
+            purity_at_k: variant.and_then(|v| v.purity_at(v.k)),
             loss_curve,
         };
         tracing::info!(
@@ -404,8 +535,53 @@ impl RunContext<'_> {
                 record: record.clone(),
             },
         )?;
-        Ok(record)
+        Ok((record, dir))
     }
+}
+
+/// The backbone features of `train` by `encoder`, as prior vectors for the next round: read
+/// from `path` when it holds this encoder's features (same run hash) of this dataset, else
+/// computed and written there.
+fn round_vectors(
+    encoder: &TrainedEncoder,
+    train: &Arc<dyn DataSource>,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<PriorVectors> {
+    let fingerprint = train.fingerprint();
+    let cached = path
+        .is_file()
+        .then(|| EmbeddingTable::read(path).ok())
+        .flatten()
+        .filter(|t| {
+            let meta = |key: &str| t.metadata.get(key).map(String::as_str);
+            meta(META_ENCODER_RUN_HASH) == Some(encoder.run.hash.as_str())
+                && meta(META_DATASET_FINGERPRINT) == Some(fingerprint.as_str())
+                && t.len() == train.len()
+        });
+    let table = match cached {
+        Some(t) => {
+            tracing::info!(path = %path.display(), "reusing the encoder's features");
+            t
+        }
+        None => {
+            encoder.write_features(train.clone(), path, &Device::flex(), progress)?;
+            EmbeddingTable::read(path)?
+        }
+    };
+    Ok(PriorVectors {
+        prior: encoder.name.clone(),
+        dim: table.dim,
+        vectors_sha256: vectors_sha256(table.dim, &table.vectors),
+        vectors: table.vectors,
+        labels: table.labels,
+        prior_sha256: None,
+        input_size: Some(encoder.input_size[0]),
+        preprocess: format!(
+            "trained encoder {} (run {})",
+            encoder.name, encoder.run.hash
+        ),
+    })
 }
 
 /// The finished run at `path`, when there is a readable one (a missing, older or damaged record

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::data::{DataConfig, DataIdentity};
 use super::identity::{canonical_hash, RUN_IDENTITY_VERSION};
 use super::optim::OptimizerConfig;
+use super::remine::RemineConfig;
 use crate::ssl::{LossConfig, MethodKind, NetworkConfig, ResNetConfig};
 use crate::{Error, Result};
 
@@ -52,6 +53,11 @@ pub struct TrainConfig {
     /// (e.g. a closure), and for `config.json` files written before this field was typed.
     #[serde(default, deserialize_with = "typed_or_legacy_data")]
     pub data: Option<DataConfig>,
+    /// Re-mine the neighbour lists from the network being trained (see [`RemineConfig`];
+    /// honoured by [`Trainer::fit_loader`](super::Trainer::fit_loader)). `None`: the lists stay
+    /// fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remine: Option<RemineConfig>,
 }
 
 /// The fields of [`TrainConfig::identity`], borrowed.
@@ -69,6 +75,9 @@ struct RunIdentity<'a> {
     seed: u64,
     mask_false_negatives: bool,
     data: Option<DataIdentity<'a>>,
+    /// Absent when the lists are fixed, so runs without re-mining keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remine: Option<&'a RemineConfig>,
 }
 
 /// Reads `data` as a [`DataConfig`]; the free-text string older versions wrote reads as `None`.
@@ -112,6 +121,7 @@ impl TrainConfig {
             mask_false_negatives: false,
             checkpoint_every: 0,
             data: None,
+            remine: None,
         }
     }
 
@@ -163,6 +173,7 @@ impl TrainConfig {
             seed: self.seed,
             mask_false_negatives: self.mask_false_negatives,
             data: self.data.as_ref().map(DataConfig::identity),
+            remine: self.remine.as_ref(),
         };
         serde_json::to_value(identity)
             .map_err(|e| Error::invalid("run configuration", format!("not serialisable: {e}")))
@@ -222,6 +233,9 @@ impl TrainConfig {
                     data.pairs.batch_size,
                 ));
             }
+        }
+        if let Some(r) = &self.remine {
+            r.validate()?;
         }
         self.network.backbone.validate()
     }
@@ -290,6 +304,12 @@ mod tests {
             d.recipe = AugRecipe::simclr();
         }
         assert_ne!(h, strong.run_hash().unwrap());
+        let mut remined = with_data();
+        remined.remine = Some(RemineConfig::new(1, 5));
+        let h1 = remined.run_hash().unwrap();
+        assert_ne!(h, h1, "re-mining is part of the identity");
+        remined.remine = Some(RemineConfig::new(1, 5).with_mix(0.5));
+        assert_ne!(h1, remined.run_hash().unwrap());
     }
 
     #[test]

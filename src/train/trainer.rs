@@ -10,11 +10,15 @@ use super::config::TrainConfig;
 use super::identity::differences;
 use super::log::{CsvLog, StepRecord};
 use super::optim::Optimizer;
+use super::remine::{load_remined, mine_lists, remined_file, save_remined, RemineConfig};
 use super::schedule::LrSchedule;
 use super::source::PairSource;
 use crate::ssl::{export_tensors, Method};
-use crate::{Error, Progress, Result};
+use crate::{
+    Error, GpsSampler, MixSampler, NeighbourLists, PairLoader, PositiveSampler, Progress, Result,
+};
 use burn::module::Module;
+use std::sync::Arc;
 
 /// File name of the run configuration inside the output directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -80,6 +84,8 @@ pub struct Trainer {
     out_dir: Option<PathBuf>,
     log: Option<CsvLog>,
     device: Device,
+    /// The re-mined lists in force (`(epoch mined at, lists)`), see [`Trainer::fit_loader`].
+    remined: Option<(usize, Arc<NeighbourLists>)>,
 }
 
 impl Trainer {
@@ -115,6 +121,7 @@ impl Trainer {
             out_dir: None,
             log: None,
             device: device.clone(),
+            remined: None,
         })
     }
 
@@ -169,6 +176,11 @@ impl Trainer {
     /// The run configuration.
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    /// Where the run writes its outputs, when it does.
+    pub fn output_dir(&self) -> Option<&Path> {
+        self.out_dir.as_deref()
     }
 
     /// The method being trained (its `online().backbone` is the learned encoder).
@@ -301,6 +313,113 @@ impl Trainer {
         self.autosave()?;
         progress.finish();
         Ok(records)
+    }
+
+    /// Trains on the batches of `loader` like [`fit`](Self::fit), re-mining the neighbour lists
+    /// as the run's [`TrainConfig::remine`] says (see [`crate::train::RemineConfig`]; without
+    /// it this is `fit`). Re-mined lists are written to the output directory before the epochs
+    /// that use them and read back on resume, so a resumed run draws the same partners.
+    pub fn fit_loader(
+        &mut self,
+        loader: &PairLoader,
+        max_steps: Option<u64>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<StepRecord>> {
+        let Some(remine) = self.config.remine.clone() else {
+            return self.fit(&mut loader.clone(), max_steps, progress);
+        };
+        let samples = loader.dataset().len();
+        if loader.sampler().anchors().is_some_and(|ids| {
+            ids.len() != samples || ids.iter().enumerate().any(|(i, &id)| id as usize != i)
+        }) {
+            return Err(Error::invalid(
+                "re-mining",
+                "needs a neighbour table with a row for every sample (this one has gaps: \
+                 samples skipped when embedding)",
+            ));
+        }
+        let total = self.schedule.total_steps;
+        let stop_at = max_steps.map_or(total, |m| (self.position.step + m).min(total));
+        let mut records = Vec::new();
+        while self.position.step < stop_at {
+            let mined_at = remine.mined_at(self.position.epoch);
+            let mut source = if mined_at == 0 {
+                loader.clone()
+            } else {
+                let lists = self.remined_lists(&remine, mined_at, loader, progress)?;
+                let mixed = MixSampler::new(
+                    Arc::new(GpsSampler::new(lists)),
+                    loader.sampler().clone(),
+                    remine.mix,
+                )?;
+                loader.with_sampler(Arc::new(mixed) as Arc<dyn PositiveSampler>)?
+            };
+            let left = (self.batches_per_epoch - self.position.batch) as u64;
+            let steps = left.min(stop_at - self.position.step);
+            records.extend(self.fit(&mut source, Some(steps), progress)?);
+        }
+        Ok(records)
+    }
+
+    /// The lists mined at the start of epoch `mined_at`: kept in memory, read from the run
+    /// folder, or mined now from the online backbone (only at that epoch's first batch, when
+    /// the weights are the ones they must come from).
+    fn remined_lists(
+        &mut self,
+        remine: &RemineConfig,
+        mined_at: usize,
+        loader: &PairLoader,
+        progress: &dyn Progress,
+    ) -> Result<Arc<NeighbourLists>> {
+        if let Some((at, lists)) = &self.remined {
+            if *at == mined_at {
+                return Ok(lists.clone());
+            }
+        }
+        let dataset = loader.dataset().clone();
+        let fingerprint = dataset.fingerprint();
+        let samples = dataset.len();
+        let run_hash = self.config.run_hash()?;
+        let saved = self
+            .out_dir
+            .as_deref()
+            .filter(|dir| remined_file(dir, mined_at).is_file());
+        let lists = if let Some(dir) = saved {
+            tracing::info!(epoch = mined_at, "reading the re-mined neighbour lists");
+            load_remined(dir, mined_at, &run_hash, &fingerprint, samples)?
+        } else {
+            let at_boundary = self.position.epoch == mined_at && self.position.batch == 0;
+            if !at_boundary {
+                let missing = self.out_dir.as_deref().map_or_else(
+                    || "they were not saved (no output directory)".to_string(),
+                    |dir| format!("{} is missing", remined_file(dir, mined_at).display()),
+                );
+                return Err(Error::invalid(
+                    "re-mining",
+                    format!(
+                        "continuing at epoch {} batch {} needs the lists re-mined at the start \
+                         of epoch {mined_at}, and {missing}",
+                        self.position.epoch, self.position.batch
+                    ),
+                ));
+            }
+            let mined = mine_lists(
+                &self.method.online().backbone,
+                dataset,
+                loader.recipe(),
+                remine.k,
+                &self.device,
+                progress,
+            )?;
+            tracing::info!(epoch = mined_at, purity = ?mined.purity, "re-mined the neighbour lists");
+            if let Some(dir) = &self.out_dir {
+                save_remined(dir, mined_at, &run_hash, &fingerprint, &mined)?;
+            }
+            mined.lists
+        };
+        let lists = Arc::new(lists);
+        self.remined = Some((mined_at, lists.clone()));
+        Ok(lists)
     }
 
     fn autosave(&self) -> Result<()> {
