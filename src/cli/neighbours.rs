@@ -68,6 +68,12 @@ pub struct NeighboursArgs {
     /// gives the same lists bit for bit). Slower build; search stays parallel.
     #[arg(long)]
     deterministic: bool,
+    /// The dataset the embeddings are of: records its fingerprint and size in the table, so
+    /// `train` takes it. Needed for embeddings written by another tool (they record no
+    /// `gps.dataset.fingerprint`); refused when the embeddings record another dataset or have
+    /// ids outside it.
+    #[arg(long, value_name = "SPEC")]
+    data: Option<String>,
 }
 
 /// Draws one indicatif bar per library stage.
@@ -155,10 +161,41 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     if let Some(len) = emb.metadata.get(META_DATASET_LEN) {
         meta.insert(META_DATASET_LEN.into(), len.clone());
     }
+    if let Some(spec) = &args.data {
+        let source = gps_ssl::open_source(spec)?;
+        let fingerprint = source.fingerprint();
+        if let Some(recorded) = emb.metadata.get(META_DATASET_FINGERPRINT) {
+            if *recorded != fingerprint {
+                anyhow::bail!(
+                    "{}: the embeddings record dataset fingerprint {recorded}, but --data {spec} \
+                     has {fingerprint}",
+                    args.embeddings.display()
+                );
+            }
+        }
+        if let Some((row, id)) = emb
+            .ids
+            .iter()
+            .enumerate()
+            .find(|(_, &id)| id as usize >= source.len())
+        {
+            anyhow::bail!(
+                "{}: row {row} has id {id}, outside --data {spec} ({} samples)",
+                args.embeddings.display(),
+                source.len()
+            );
+        }
+        meta.insert(META_DATASET_FINGERPRINT.into(), fingerprint);
+        meta.insert(META_DATASET_LEN.into(), source.len().to_string());
+    }
     if let Some(p) = &purity {
         meta.insert("gps.knn.purity".into(), serde_json::to_string(p)?);
     }
     meta.insert("gps.version".into(), env!("CARGO_PKG_VERSION").into());
+    let fingerprint_line = meta
+        .get(META_DATASET_FINGERPRINT)
+        .cloned()
+        .unwrap_or_else(|| "unknown (pass --data to record it)".into());
     // The search ran over row positions; the table stores dataset ids (gaps where bad
     // samples were skipped).
     let table = NeighbourTable::from_row_positions(out.lists, &emb.ids, meta)
@@ -185,6 +222,12 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         }
+    );
+    let recorded = |key: &str| emb.metadata.get(key).map_or("unknown", String::as_str);
+    println!(
+        "  prior      {} (sha256 {}); dataset fingerprint {fingerprint_line}",
+        recorded("gps.prior.name"),
+        recorded("gps.prior.sha256"),
     );
     println!(
         "  method     {} (asked {}){}",

@@ -4,7 +4,10 @@
 //! `embedding: FixedSizeList<Float32, D>`. File key-value metadata: `gps.prior.name`,
 //! `gps.prior.sha256`, `gps.prior.input_size`, `gps.prior.preprocess`, `gps.embedding.dim`,
 //! `gps.embedding.normalized`, `gps.dataset.fingerprint`, `gps.version` (plus
-//! `gps.dataset.len`, the output name and, in shard part files, `gps.shard`).
+//! `gps.dataset.len`, the output name and, in shard part files, `gps.shard`), written both as
+//! Parquet key-value metadata and into the embedded Arrow schema (what pyarrow, polars and
+//! DuckDB read). Files from other tools need only `id` and `embedding` (see
+//! [`EmbeddingTable::read`]).
 //!
 //! Written with zstd, and BYTE_STREAM_SPLIT (no dictionary) on the embedding values.
 //! Row groups are whole "chunks" of the dataset (see [`EmbedJob`](crate::EmbedJob)), so a
@@ -38,8 +41,11 @@ pub const PRIOR_SHA256_KEY: &str = "gps.prior.sha256";
 /// Metadata key: the prior's input side in pixels.
 pub const PRIOR_INPUT_SIZE_KEY: &str = "gps.prior.input_size";
 
-/// Keys every embeddings file must carry.
-pub const REQUIRED_METADATA: [&str; 8] = [
+/// Keys every embeddings file written by gps-ssl carries (a file from another tool may lack
+/// any of them: the provenance it does not record is unknown, and [`EmbeddingTable::read`]
+/// takes it as it is).
+#[cfg(test)]
+const REQUIRED_METADATA: [&str; 8] = [
     "gps.prior.name",
     PRIOR_SHA256_KEY,
     PRIOR_INPUT_SIZE_KEY,
@@ -99,9 +105,16 @@ impl EmbeddingTable {
     /// Reads an embeddings file, or a directory of shard part files (`*.parquet`, joined in
     /// shard order; every shard `0..n` must be present exactly once).
     ///
+    /// Files from other tools are read too: the only required columns are `id` (any integer
+    /// type, non-negative) and `embedding` (`FixedSizeList<Float32, D>` or `List<Float32>` with
+    /// one width for every row); `key` (default: the id) and `label` (default: unknown) are
+    /// optional, and the `gps.*` metadata, read from the Parquet key-value metadata or the
+    /// Arrow schema, is kept as found — absent keys stay absent.
+    ///
     /// # Errors
-    /// Names the file and column when a column is missing or has the wrong type, when the list
-    /// width differs from `gps.embedding.dim`, or when required metadata is absent.
+    /// Names the file, and the column or row, when a required column is missing, a column has
+    /// the wrong type or nulls, an id is negative, a row's width differs from the first's, or
+    /// the list width differs from `gps.embedding.dim`.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         if path.is_dir() {
@@ -182,8 +195,18 @@ pub(crate) fn write_file(
         .set_max_row_group_row_count(None)
         .set_key_value_metadata(Some(kv))
         .build();
-    let mut writer = ArrowWriter::try_new(file, schema(dim), Some(props))
-        .map_err(|e| Error::parquet(&tmp, e))?;
+    // The `gps.*` keys go into the embedded Arrow schema too, where pyarrow, polars, pandas and
+    // DuckDB (through Arrow) read a file's metadata.
+    let schema = Arc::new(
+        Schema::clone(&schema(dim)).with_metadata(
+            metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        ),
+    );
+    let mut writer =
+        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(&tmp, e))?;
     for batch in groups {
         let batch = batch?;
         writer.write(&batch).map_err(|e| Error::parquet(&tmp, e))?;
@@ -254,72 +277,99 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
-    let metadata = kv_metadata(builder.metadata().file_metadata().key_value_metadata());
+    let mut metadata = kv_metadata(builder.metadata().file_metadata().key_value_metadata());
     let arrow_schema = builder.schema().clone();
-    for key in REQUIRED_METADATA {
-        if !metadata.contains_key(key) {
-            return Err(Error::format(
-                path,
-                format!("missing key-value metadata `{key}`"),
-            ));
-        }
+    // A file written by another tool may carry its keys in the Arrow schema only.
+    for (k, v) in arrow_schema.metadata() {
+        metadata.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let dim: usize = metadata[DIM_KEY].parse().map_err(|_| {
-        Error::format(
-            path,
-            format!(
-                "metadata `{DIM_KEY}` = {:?} is not a number",
-                metadata[DIM_KEY]
-            ),
+    let recorded_dim = match metadata.get(DIM_KEY) {
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
+            Error::format(
+                path,
+                format!("metadata `{DIM_KEY}` = {v:?} is not a number"),
+            )
+        })?),
+        None => None,
+    };
+    let column = |name: &str| arrow_schema.column_with_name(name);
+    let integer = |t: &DataType| {
+        matches!(
+            t,
+            DataType::UInt64
+                | DataType::Int64
+                | DataType::UInt32
+                | DataType::Int32
+                | DataType::UInt16
+                | DataType::Int16
         )
-    })?;
-    let expect = schema(dim);
-    let column_index = |name: &str| -> Result<usize> {
-        let (i, field) = arrow_schema
-            .column_with_name(name)
-            .ok_or_else(|| Error::format(path, format!("missing column `{name}`")))?;
-        let want = expect.field_with_name(name).map_err(Error::from)?;
-        if field.data_type() != want.data_type() {
+    };
+    let id_col = match column("id") {
+        Some((i, f)) if integer(f.data_type()) => i,
+        Some((_, f)) => {
             return Err(Error::format(
                 path,
                 format!(
-                    "column `{name}` has type {}, expected {}",
-                    field.data_type(),
-                    want.data_type()
+                    "column `id` has type {}, expected an integer type",
+                    f.data_type()
                 ),
-            ));
+            ))
         }
-        Ok(i)
+        None => return Err(Error::format(path, "missing column `id`")),
     };
-    let cols = [
-        column_index("id")?,
-        column_index("key")?,
-        column_index("label")?,
-    ];
-    let emb = match arrow_schema.column_with_name("embedding") {
+    let key_col = match column("key") {
+        Some((i, f)) if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) => Some(i),
+        Some((_, f)) => {
+            return Err(Error::format(
+                path,
+                format!("column `key` has type {}, expected Utf8", f.data_type()),
+            ))
+        }
+        None => None,
+    };
+    let label_col = match column("label") {
+        Some((i, f)) if integer(f.data_type()) => Some(i),
+        Some((_, f)) => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "column `label` has type {}, expected an integer type",
+                    f.data_type()
+                ),
+            ))
+        }
+        None => None,
+    };
+    let (emb, fixed_dim) = match column("embedding") {
         Some((i, f)) => match f.data_type() {
             DataType::FixedSizeList(item, d) if item.data_type() == &DataType::Float32 => {
-                if *d as usize != dim {
-                    return Err(Error::format(
-                        path,
-                        format!(
-                            "column `embedding` has width {d}, but metadata `{DIM_KEY}` says {dim}"
-                        ),
-                    ));
-                }
-                i
+                (i, Some(*d as usize))
+            }
+            DataType::List(item) | DataType::LargeList(item)
+                if item.data_type() == &DataType::Float32 =>
+            {
+                (i, None)
             }
             other => {
                 return Err(Error::format(
                     path,
                     format!(
-                    "column `embedding` has type {other}, expected FixedSizeList<Float32, {dim}>"
-                ),
+                        "column `embedding` has type {other}, expected FixedSizeList<Float32, D> \
+                         or List<Float32>"
+                    ),
                 ))
             }
         },
         None => return Err(Error::format(path, "missing column `embedding`")),
     };
+    if let (Some(d), Some(m)) = (fixed_dim, recorded_dim) {
+        if d != m {
+            return Err(Error::format(
+                path,
+                format!("column `embedding` has width {d}, but metadata `{DIM_KEY}` says {m}"),
+            ));
+        }
+    }
     let reader = builder
         .with_batch_size(8192)
         .build()
@@ -328,52 +378,117 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
         ids: Vec::new(),
         keys: Vec::new(),
         labels: Vec::new(),
-        dim,
+        dim: fixed_dim.or(recorded_dim).unwrap_or(0),
         vectors: Vec::new(),
         metadata,
     };
+    let mut dim = fixed_dim.or(recorded_dim);
     for batch in reader {
         let batch = batch?;
-        let col = |i: usize| batch.column(i);
-        let downcast_err =
-            |name: &str| Error::format(path, format!("column `{name}`: unexpected array type"));
-        let ids = col(cols[0])
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .ok_or_else(|| downcast_err("id"))?;
-        let keys = col(cols[1])
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| downcast_err("key"))?;
-        let labels = col(cols[2])
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| downcast_err("label"))?;
-        let list = col(emb)
-            .as_any()
-            .downcast_ref::<FixedSizeListArray>()
-            .ok_or_else(|| downcast_err("embedding"))?;
-        if ids.null_count() > 0 || keys.null_count() > 0 || list.null_count() > 0 {
-            return Err(Error::format(
-                path,
-                "columns `id`, `key` and `embedding` must not contain nulls",
-            ));
+        let rows_before = table.ids.len();
+        let as_u64 = |i: usize, name: &str| -> Result<UInt64Array> {
+            let col = batch.column(i);
+            if col.null_count() > 0 {
+                return Err(Error::format(
+                    path,
+                    format!("column `{name}` contains nulls"),
+                ));
+            }
+            let cast = arrow::compute::cast_with_options(
+                col,
+                &DataType::UInt64,
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Error::format(path, format!("column `{name}`: {e}")))?;
+            cast.as_any()
+                .downcast_ref::<UInt64Array>()
+                .cloned()
+                .ok_or_else(|| Error::format(path, format!("column `{name}`: not integers")))
+        };
+        let ids = as_u64(id_col, "id")?;
+        table.ids.extend(ids.values().iter());
+        match key_col {
+            Some(i) => {
+                let keys = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+                let keys = keys
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| Error::format(path, "column `key`: unexpected array type"))?;
+                if keys.null_count() > 0 {
+                    return Err(Error::format(path, "column `key` contains nulls"));
+                }
+                table
+                    .keys
+                    .extend(keys.iter().map(|k| k.unwrap_or_default().to_string()));
+            }
+            // No key column: the id stands for the sample.
+            None => table.keys.extend(ids.values().iter().map(u64::to_string)),
         }
-        let values = list
-            .values()
+        match label_col {
+            Some(i) => {
+                let labels = arrow::compute::cast(batch.column(i), &DataType::Int64)?;
+                let labels = labels
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| Error::format(path, "column `label`: unexpected array type"))?;
+                table.labels.extend(labels.iter());
+            }
+            None => table.labels.extend(std::iter::repeat_n(None, ids.len())),
+        }
+        let col = batch.column(emb);
+        if col.null_count() > 0 {
+            return Err(Error::format(path, "column `embedding` contains nulls"));
+        }
+        // Every row of a List column must have the width of the first.
+        let (values, offsets): (ArrayRef, Vec<usize>) =
+            if let Some(list) = col.as_any().downcast_ref::<FixedSizeListArray>() {
+                let d = list.value_length() as usize;
+                let offsets = (0..=list.len()).map(|r| (list.offset() + r) * d).collect();
+                (list.values().clone(), offsets)
+            } else if let Some(list) = col.as_any().downcast_ref::<arrow::array::ListArray>() {
+                let offsets = list.value_offsets().iter().map(|&o| o as usize).collect();
+                (list.values().clone(), offsets)
+            } else if let Some(list) = col.as_any().downcast_ref::<arrow::array::LargeListArray>() {
+                let offsets = list.value_offsets().iter().map(|&o| o as usize).collect();
+                (list.values().clone(), offsets)
+            } else {
+                return Err(Error::format(
+                    path,
+                    "column `embedding`: unexpected array type",
+                ));
+            };
+        let values = values
             .as_any()
             .downcast_ref::<Float32Array>()
-            .ok_or_else(|| downcast_err("embedding"))?;
-        table.ids.extend(ids.values().iter());
-        table
-            .keys
-            .extend(keys.iter().map(|k| k.unwrap_or_default().to_string()));
-        table.labels.extend(labels.iter());
-        let start = list.offset() * dim;
-        table
-            .vectors
-            .extend_from_slice(&values.values()[start..start + list.len() * dim]);
+            .ok_or_else(|| Error::format(path, "column `embedding`: values are not float32"))?;
+        if values.null_count() > 0 {
+            return Err(Error::format(
+                path,
+                "column `embedding` contains null values",
+            ));
+        }
+        for (r, w) in offsets.windows(2).enumerate() {
+            let width = w[1] - w[0];
+            let want = *dim.get_or_insert(width);
+            if width != want {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "row {}: column `embedding` has {width} values, expected {want} (the \
+                         width of the first row)",
+                        rows_before + r
+                    ),
+                ));
+            }
+            table
+                .vectors
+                .extend_from_slice(&values.values()[w[0]..w[1]]);
+        }
     }
+    table.dim = dim.unwrap_or(0);
     Ok(table)
 }
 
