@@ -699,7 +699,7 @@ mod tests {
         w.close().unwrap();
         let msg = EmbeddingTable::read(&path).unwrap_err().to_string();
         assert!(
-            msg.contains("x.parquet") && msg.contains("missing column `key`"),
+            msg.contains("x.parquet") && msg.contains("missing column `embedding`"),
             "{msg}"
         );
     }
