@@ -99,7 +99,12 @@ impl FromStr for KnnMethod {
         match s.to_ascii_lowercase().as_str() {
             "exact" | "flat" => Ok(KnnMethod::Exact),
             "hnsw" => Ok(KnnMethod::Hnsw),
-            "auto" | "hybrid" => Ok(KnnMethod::Auto),
+            "auto" => Ok(KnnMethod::Auto),
+            "hybrid" => Err(Error::invalid(
+                "method",
+                "`hybrid` is not a method: HNSW candidates re-ranked exactly are `hnsw` with \
+                 `--refine R` (R·k candidates per point); `auto` picks exact or hnsw by cost",
+            )),
             other => Err(Error::invalid(
                 "method",
                 format!("`{other}` is not one of exact, hnsw, auto"),
@@ -154,5 +159,7 @@ mod tests {
         assert_eq!(KnnMethod::Hnsw.resolve(10, 2), KnnMethod::Hnsw);
         assert_eq!("flat".parse::<KnnMethod>().ok(), Some(KnnMethod::Exact));
         assert!("ivf".parse::<KnnMethod>().is_err());
+        let hybrid = "hybrid".parse::<KnnMethod>().unwrap_err().to_string();
+        assert!(hybrid.contains("--refine"), "{hybrid}");
     }
 }

@@ -1,6 +1,6 @@
 //! `embeddings.parquet`: one row per embedded sample.
 //!
-//! Schema (see DESIGN.md): `id: UInt64`, `key: Utf8`, `label: Int64` (nullable),
+//! Schema: `id: UInt64`, `key: Utf8`, `label: Int64` (nullable),
 //! `embedding: FixedSizeList<Float32, D>`. File key-value metadata: `gps.prior.name`,
 //! `gps.prior.sha256`, `gps.prior.input_size`, `gps.prior.preprocess`, `gps.embedding.dim`,
 //! `gps.embedding.normalized`, `gps.dataset.fingerprint`, `gps.version` (plus
