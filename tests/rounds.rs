@@ -276,3 +276,60 @@ fn iterated_gps_trains_each_round_on_the_previous_encoder() {
     assert!(!log.contains(": training run="), "{log}");
     assert_eq!(run_dirs(&out), dirs);
 }
+
+/// `gps-ssl demo --rounds 1 --remine-every 0,1` runs round 0 and round 1 of fixed and re-mined
+/// lists next to the baseline and prints the per-round table.
+#[test]
+fn demo_takes_rounds_and_remining() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The demo trains batches of 256: 512 images give 2 steps per epoch.
+    let data = tiny_idx(tmp.path(), "a", 0..512);
+    let test = tiny_idx(tmp.path(), "test", 512..576);
+    let out = tmp.path().join("demo");
+    let o = cli("warn")
+        .args([
+            "demo",
+            "--data",
+            &data,
+            "--test-data",
+            &test,
+            "--prior",
+            "pixels",
+        ])
+        .args([
+            "--k",
+            "3",
+            "--epochs",
+            "2",
+            "--rounds",
+            "1",
+            "--remine-every",
+            "0,1",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for row in [
+        "| SimCLR | RHFlipAug | pixels | 1 |",
+        "| SimCLR | RHFlipAug | pixels+remine1 | 1 |",
+    ] {
+        assert!(stdout.contains(row), "{row}: {stdout}");
+    }
+    let names: Vec<String> = run_dirs(&out)
+        .iter()
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        5,
+        "base, pixels, pixels+remine1 and their round 1: {names:?}"
+    );
+    let remined = run_dirs(&out)
+        .into_iter()
+        .find(|d| d.to_string_lossy().contains("pixels+remine1.r1"))
+        .unwrap();
+    assert!(remined_file(&remined, 1).is_file());
+}
