@@ -9,14 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::tiny_idx;
+use common::{exact_cosine_lists, tiny_idx};
 
 use burn::tensor::Device;
 use gps_ssl::export::TrainedEncoder;
 use gps_ssl::{
-    ensure_neighbours, open_source, pixel_embeddings, read_losses, remined_file, KnnMethod, Metric,
-    NeighbourBuilder, NeighbourLists, NeighbourTable, NoProgress, LOG_FILE, META_REMINE_EPOCH,
-    RECORD_FILE, RUNS_DIR,
+    ensure_neighbours, open_source, pixel_embeddings, read_losses, remined_file, NeighbourLists,
+    NeighbourTable, NoProgress, LOG_FILE, META_REMINE_EPOCH, RECORD_FILE, RUNS_DIR,
 };
 
 fn cli(log: &str) -> Command {
@@ -42,17 +41,7 @@ fn reference_lists(dir: &Path, spec: &str, k: usize) -> NeighbourLists {
     let features = encoder
         .features(source.into(), &device, &NoProgress)
         .unwrap();
-    let dim = encoder.backbone.feature_dim();
-    NeighbourBuilder::new(&features, dim)
-        .k(k)
-        .metric(Metric::Cosine)
-        .include_self(false)
-        .method(KnnMethod::Exact)
-        .build()
-        .unwrap()
-        .run()
-        .unwrap()
-        .lists
+    exact_cosine_lists(&features, encoder.backbone.feature_dim(), k)
 }
 
 /// `train --remine-every 1`: epoch 0 uses the prior's lists, later epochs lists mined from the

@@ -9,14 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::tiny_idx;
+use common::{exact_cosine_lists, tiny_idx};
 
 use burn::tensor::Device;
 use gps_ssl::{
-    ensure_neighbours, export_tensors, open_source, pixel_embeddings, read_losses, KnnMethod,
-    MethodKind, Metric, MlpConfig, NeighbourBuilder, NeighbourTable, NoProgress, PriorVectors,
-    ResNetConfig, TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE, EXPERIMENT_LOG_FILE,
-    LOG_FILE, RECORD_FILE, RUNS_DIR,
+    ensure_neighbours, export_tensors, open_source, pixel_embeddings, read_losses, MethodKind,
+    MlpConfig, NeighbourTable, NoProgress, PriorVectors, ResNetConfig, TrainConfig, Trainer,
+    CHECKPOINT_FILE, CONFIG_FILE, EXPERIMENT_LOG_FILE, LOG_FILE, RECORD_FILE, RUNS_DIR,
 };
 
 /// GPS lists (k nearest in raw-pixel space) for the dataset `spec`, written to `out`.
@@ -168,16 +167,7 @@ fn experiment_reuses_only_the_same_configuration() {
 
 /// Exact cosine lists of `vectors` (self excluded), as `ensure_neighbours` builds them.
 fn exact_lists(v: &PriorVectors, k: usize) -> gps_ssl::NeighbourLists {
-    NeighbourBuilder::new(&v.vectors, v.dim)
-        .k(k)
-        .metric(Metric::Cosine)
-        .method(KnnMethod::Exact)
-        .include_self(false)
-        .build()
-        .unwrap()
-        .run()
-        .unwrap()
-        .lists
+    exact_cosine_lists(&v.vectors, v.dim, k)
 }
 
 /// The neighbour cache is keyed by the embedding vectors: new vectors of the same dataset, prior

@@ -255,7 +255,7 @@ pub fn run_experiment(
                         });
                     }
                 }
-                for chain in chains.iter().filter(|_| config.rounds > 0) {
+                for chain in &chains {
                     let mut previous = chain.dir.clone();
                     for round in 1..=config.rounds {
                         let v = ctx.round_variant(chain, round, &previous)?;

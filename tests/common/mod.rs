@@ -135,3 +135,19 @@ pub fn tiny_idx(dir: &Path, name: &str, range: std::ops::Range<usize>) -> String
     std::fs::write(dir.join(format!("{name}-labels-idx1-ubyte")), lab).unwrap();
     dir.join(name).display().to_string()
 }
+
+/// Exact cosine k-NN lists (self excluded) of `vectors` (`[n, dim]` row-major): the reference
+/// the tests compare cached, re-mined and per-round lists with.
+#[allow(dead_code)]
+pub fn exact_cosine_lists(vectors: &[f32], dim: usize, k: usize) -> gps_ssl::NeighbourLists {
+    gps_ssl::NeighbourBuilder::new(vectors, dim)
+        .k(k)
+        .metric(gps_ssl::Metric::Cosine)
+        .method(gps_ssl::KnnMethod::Exact)
+        .include_self(false)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap()
+        .lists
+}
