@@ -8,7 +8,7 @@
 //! Environment: `GPS_FASHION_DIR`, `GPS_PYTHON` (default `.venv/bin/python`, then `python3`),
 //! `GPS_BENCH_QUICK=1` (skip the peer).
 
-use gps_ssl::{
+use gps_ssl::dataset::{
     CifarFormat, CifarSource, DataSource, Fingerprinter, IdxSource, ImageFolderSource,
     ParquetImageSource,
 };

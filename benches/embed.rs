@@ -7,7 +7,11 @@
 //! decode PNGs, upsample to the resolution, normalise, run the prior and L2-normalise; the Rust
 //! side also writes the Parquet output.
 
-use gps_ssl::{DataSource, EmbedJob, Embedder, Image, NoProgress, PriorManifest, Sample};
+use gps_ssl::{
+    dataset::{DataSource, Image, Sample},
+    embed::{EmbedJob, Embedder, PriorManifest},
+    progress::NoProgress,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 

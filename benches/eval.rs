@@ -6,7 +6,7 @@
 //! peer (`scripts/bench_eval_peer.py`, solo-learn's recipe) runs on the same data in the same
 //! invocation when `.venv/bin/python` (or `python3`) has NumPy.
 
-use gps_ssl::{FeatureSet, KnnClassifier, LinearProbe};
+use gps_ssl::eval::{FeatureSet, KnnClassifier, LinearProbe};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;

@@ -19,7 +19,10 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
-use gps_ssl::{HnswParams, KnnMethod, Metric, NeighbourBuilder, NeighbourTable};
+use gps_ssl::{
+    knn::{HnswParams, KnnMethod, Metric, NeighbourBuilder},
+    store::NeighbourTable,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

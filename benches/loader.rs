@@ -12,7 +12,11 @@
 mod common;
 
 use common::VecSource;
-use gps_ssl::{AugRecipe, DataSource, Image, PairLoaderBuilder};
+use gps_ssl::{
+    augment::AugRecipe,
+    dataset::{DataSource, Image},
+    loader::PairLoaderBuilder,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

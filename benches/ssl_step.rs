@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use gps_ssl::{
-    Method, MethodKind, Optimizer, OptimizerConfig, PairBatch, ResNetConfig, Stem, TrainConfig,
+    loader::PairBatch,
+    ssl::{Method, MethodKind, ResNetConfig, Stem},
+    train::{Optimizer, OptimizerConfig, TrainConfig},
 };
 use rand::{Rng, SeedableRng};
 
@@ -65,7 +67,7 @@ fn rust_step_seconds(kind: MethodKind, case: Case, steps: usize) -> f64 {
     let batch = case.pairs();
     let device = Device::flex().autodiff();
     let config = TrainConfig::new(kind, case.backbone());
-    let mut method = gps_ssl::seeded(&device, 0, || {
+    let mut method = gps_ssl::train::seeded(&device, 0, || {
         Method::new(config.method, &config.network, &device)
     })
     .expect("method");

@@ -16,8 +16,12 @@ use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor};
 use flate2::read::GzDecoder;
 use gps_ssl::{
-    AugRecipe, DataSource, Error, GpsSampler, Image, NeighbourLists, PairLoaderBuilder, Result,
-    Sample,
+    augment::AugRecipe,
+    dataset::{DataSource, Image, Sample},
+    knn::NeighbourLists,
+    loader::PairLoaderBuilder,
+    sampler::GpsSampler,
+    Error, Result,
 };
 use std::io::Read;
 use std::sync::Arc;
@@ -164,7 +168,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let device = Device::default().autodiff();
-    let loader: Arc<dyn DataLoader<gps_ssl::TensorPairBatch>> =
+    let loader: Arc<dyn DataLoader<gps_ssl::loader::TensorPairBatch>> =
         builder.build()?.into_burn(device.clone());
 
     let mut model = Net::new(1, &device);

@@ -5,5 +5,5 @@
 mod ssl_example;
 
 fn main() -> anyhow::Result<()> {
-    ssl_example::run(gps_ssl::MethodKind::Simclr)
+    ssl_example::run(gps_ssl::ssl::MethodKind::Simclr)
 }

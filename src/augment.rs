@@ -4,6 +4,22 @@
 //! function of `(seed, epoch, position, view)`, then applied by an [`Augmenter`] that owns the
 //! scratch buffers of one worker thread. Geometric operations (crop-resize, flip) run on u8;
 //! photometric ones on f32 in `[0, 1]`; the result is normalised into `C×H×W` f32.
+//!
+//! ```
+//! use gps_ssl::augment::{AugRecipe, Augmenter};
+//! use gps_ssl::dataset::open_source;
+//!
+//! let image = open_source("data/fashion-mnist/train")?.get(0)?.image; // 28×28×1 u8
+//! let mut aug = Augmenter::new(AugRecipe::simclr(), 1, 28, 28)?;
+//! let (mut a, mut b) = (vec![0.0; aug.view_len()], vec![0.0; aug.view_len()]);
+//! let (seed, epoch, position) = (0, 0, 5);
+//! aug.augment(&image, 0, seed, epoch, position, &mut a)?; // view A: [1, 28, 28] f32
+//! aug.augment(&image, 0, seed, epoch, position, &mut b)?;
+//! assert_eq!(a, b); // same (seed, epoch, position, view) => same bytes, on any thread
+//! aug.augment(&image, 0, seed, epoch + 1, position, &mut b)?;
+//! assert_ne!(a, b); // a new epoch draws new parameters
+//! # Ok::<(), gps_ssl::Error>(())
+//! ```
 
 mod blur;
 mod crop;
@@ -25,7 +41,7 @@ pub use solarize::SOLARIZE_THRESHOLD;
 mod solarize;
 
 use crate::seed::{rng_for, STREAM_VIEW};
-use crate::{Error, Image, Result};
+use crate::{dataset::Image, Error, Result};
 use fast_image_resize::Resizer;
 use rand::Rng;
 

@@ -3,6 +3,20 @@
 //! Every source gives random access to [`Sample`]s by position. A sample's `id` is its position
 //! (stable for a given dataset), its `key` a relative path or row id, its `label` optional.
 //! Images are decoded to u8 `H×W×C` with `C ∈ {1, 3}`.
+//!
+//! ```
+//! use gps_ssl::dataset::{open_source, DataSource};
+//!
+//! // The bundled Fashion-MNIST subset: the layout (IDX) is found from the path prefix.
+//! let train = open_source("data/fashion-mnist/train")?;
+//! let sample = train.get(0)?;
+//! assert_eq!((sample.image.width, sample.image.height, sample.image.channels), (28, 28, 1));
+//! assert_eq!(sample.id, 0);
+//! assert!(sample.label.is_some());
+//! // The fingerprint names the exact bytes; lists and embeddings made for other data are refused.
+//! assert_eq!(train.fingerprint(), open_source("data/fashion-mnist/train")?.fingerprint());
+//! # Ok::<(), gps_ssl::Error>(())
+//! ```
 
 mod cifar;
 mod fingerprint;

@@ -2,15 +2,15 @@
 //!
 //! An [`Embedder`] owns one ONNX Runtime session of a prior ([`PriorManifest`]) and its
 //! [`Preprocess`]ing. [`Embedder::embed_images`] embeds a slice of images; [`EmbedJob`] runs the
-//! embedder over a whole [`DataSource`](crate::DataSource) with decoding on worker threads,
+//! embedder over a whole [`DataSource`](crate::dataset::DataSource) with decoding on worker threads,
 //! overlapped with inference, and writes `embeddings.parquet` (resumable, shardable).
 //!
 //! ```no_run
-//! use gps_ssl::{Embedder, PriorManifest};
+//! use gps_ssl::embed::{Embedder, PriorManifest};
 //! # fn main() -> gps_ssl::Result<()> {
 //! let prior = PriorManifest::load("models/efficientnet_lite0.toml")?;
 //! let mut embedder = Embedder::builder(prior).resolution(112).batch_size(64).build()?;
-//! let img = gps_ssl::Image::new(28, 28, 1, vec![0; 28 * 28]);
+//! let img = gps_ssl::dataset::Image::new(28, 28, 1, vec![0; 28 * 28]);
 //! let v = embedder.embed_images(&[img])?; // [1, 1280], L2-normalised
 //! assert_eq!(v.len(), embedder.dim());
 //! # Ok(())
@@ -20,13 +20,17 @@
 mod job;
 mod pipeline;
 mod preprocess;
+pub(crate) mod prior;
 mod resize;
+mod runtime;
 
 pub use job::{EmbedJob, EmbedSummary, ShardSpec, DEFAULT_ROW_GROUP_ROWS};
 pub use pipeline::BadSample;
 pub use preprocess::Preprocess;
+pub use prior::PriorManifest;
+pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
 
-use crate::{runtime, Error, Image, PriorManifest, Result};
+use crate::{dataset::Image, Error, Result};
 use ort::session::Session;
 use ort::value::TensorRef;
 

@@ -14,7 +14,7 @@
 //!   experiment grid (JSON, a table shaped like the paper's Table 2, a PNG figure).
 //!
 //! ```
-//! use gps_ssl::{FeatureSet, KnnClassifier, LinearProbe};
+//! use gps_ssl::eval::{FeatureSet, KnnClassifier, LinearProbe};
 //! // Two well separated classes in 2-D.
 //! let train = [1.0, 0.1, 0.9, 0.0, 0.0, 1.0, 0.1, 0.9];
 //! let test = [0.95, 0.05, 0.05, 0.95];

@@ -18,7 +18,7 @@
 //! ```
 //!
 //! A run's folder is named by (the first 12 hex digits of) its identity,
-//! [`TrainConfig::run_hash`](crate::TrainConfig::run_hash): a hash of everything that decides its
+//! [`TrainConfig::run_hash`](crate::train::TrainConfig::run_hash): a hash of everything that decides its
 //! result. A finished run is reused only when its `record.json` holds the same full hash (and
 //! was evaluated on the same test set); a changed setting — more epochs, another dataset, a new
 //! prior resolution — trains a new run in a new folder.
@@ -27,7 +27,7 @@
 //! bundled Fashion-MNIST subset with the EfficientNet-Lite0 prior.
 //!
 //! ```no_run
-//! use gps_ssl::{run_experiment, ExperimentConfig, NoProgress};
+//! use gps_ssl::{experiment::{run_experiment, ExperimentConfig}, progress::NoProgress};
 //! let config = ExperimentConfig::default();
 //! let out = run_experiment(&config, std::path::Path::new("runs/demo"), &NoProgress)?;
 //! println!("{}", out.table);

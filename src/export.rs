@@ -13,7 +13,7 @@
 //!
 //! **PyTorch.** `encoder.safetensors` loads with one `load_state_dict` call into torchvision's
 //! `resnet18` / `resnet50` with `fc = nn.Identity()` when the architecture matches:
-//! the `resnet18` / `resnet50` presets with [`Stem::ImageNet`](crate::Stem) are exactly
+//! the `resnet18` / `resnet50` presets with [`Stem::ImageNet`](crate::ssl::Stem) are exactly
 //! torchvision's; with the small-image stem (the presets `gps-ssl train --backbone` names)
 //! replace `conv1` by `nn.Conv2d(C, 64, 3, 1, 1, bias=False)` and `maxpool` by
 //! `nn.Identity()`, the usual CIFAR adaptation. The `small` preset has narrower stages than any
@@ -33,7 +33,7 @@
 //! let device = Device::flex();
 //! let trained = TrainedEncoder::from_run("runs/gps-simclr".as_ref(), &device)?;
 //! export_encoder(&trained, "encoders/gps-simclr".as_ref(), &ExportOptions::default())?;
-//! let backbone = load_encoder("encoders/gps-simclr", &device)?; // a gps_ssl::ResNet
+//! let backbone = load_encoder("encoders/gps-simclr", &device)?; // a gps_ssl::ssl::ResNet
 //! # let _ = backbone;
 //! # Ok::<(), gps_ssl::Error>(())
 //! ```
@@ -60,7 +60,7 @@ pub use onnx::{ONNX_FEATURES, ONNX_INPUT, ONNX_OPSET, ONNX_PROJECTION};
 pub use trained::TrainedEncoder;
 
 use crate::ssl::{export_tensors, ResNet};
-use crate::{Error, PriorManifest, Result};
+use crate::{embed::PriorManifest, Error, Result};
 
 /// File name of the encoder manifest in an export folder.
 pub const ENCODER_MANIFEST: &str = "encoder.toml";
@@ -164,7 +164,7 @@ pub fn export_encoder(
         format: ENCODER_FORMAT.to_string(),
         name: encoder.name.clone(),
         weights: WEIGHTS_FILE.into(),
-        weights_sha256: crate::prior::sha256_hex_file(&weights)?,
+        weights_sha256: crate::embed::prior::sha256_hex_file(&weights)?,
         tensors_sha256: tensors_sha256(&encoder.backbone),
         feature_dim: encoder.backbone.feature_dim(),
         input_size: encoder.input_size,
@@ -229,7 +229,7 @@ fn write_onnx(encoder: &TrainedEncoder, manifest: &mut EncoderManifest, out: &Pa
     let prior = PriorManifest {
         name: format!("encoder-{}", encoder.name),
         onnx: ONNX_FILE.into(),
-        sha256: crate::prior::sha256_hex_file(&onnx_path)?,
+        sha256: crate::embed::prior::sha256_hex_file(&onnx_path)?,
         input_name: ONNX_INPUT.into(),
         output_name: ONNX_FEATURES.into(),
         dim: encoder.backbone.feature_dim(),

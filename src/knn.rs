@@ -1,9 +1,29 @@
-//! k-nearest-neighbour lists in prior space: exact, HNSW and hybrid search.
+//! k-nearest-neighbour lists in prior space: exact search and HNSW (optionally re-ranked exactly).
 //!
 //! Modelled on lance's `vector/flat` + `vector/hnsw`: both index kinds implement one trait,
 //! [`KnnIndex`], and [`NeighbourBuilder`] runs the whole stage (validation, method choice,
 //! optional refinement, measured recall, GPS radius) to produce a [`NeighbourLists`] table and
 //! a [`KnnSummary`] stored as file metadata.
+//!
+//! ```
+//! use gps_ssl::dataset::{open_source, DataSource};
+//! use gps_ssl::knn::{label_purity, KnnMethod, NeighbourBuilder};
+//!
+//! // Raw pixels of 300 bundled Fashion-MNIST images as the prior space: [300, 784].
+//! let data = open_source("data/fashion-mnist/train")?;
+//! let (mut vectors, mut labels) = (Vec::new(), Vec::new());
+//! for i in 0..300 {
+//!     let s = data.get(i)?;
+//!     vectors.extend(s.image.data.iter().map(|&p| p as f32 / 255.0));
+//!     labels.push(s.label);
+//! }
+//! let out = NeighbourBuilder::new(&vectors, 784).k(5).method(KnnMethod::Exact).build()?.run()?;
+//! assert_eq!((out.lists.len(), out.lists.k()), (300, 5));
+//! assert!(!out.lists.neighbours(0).contains(&0)); // an image is not its own neighbour
+//! let purity = label_purity(&out.lists, &labels, &[1, 5])?.expect("labelled data");
+//! assert!(purity[0].purity > 0.5); // nearest pixel neighbours mostly share the class
+//! # Ok::<(), gps_ssl::Error>(())
+//! ```
 
 mod exact;
 mod hnsw;

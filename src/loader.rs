@@ -17,6 +17,31 @@
 //! rules depend only on the batch's own items, so the stream stays bit-identical for any worker
 //! count. The skipped samples of the batches handed out are listed by
 //! [`PairLoader::skipped`].
+//!
+//! ```
+//! use gps_ssl::augment::AugRecipe;
+//! use gps_ssl::dataset::{open_source, DataSource};
+//! use gps_ssl::loader::PairLoaderBuilder;
+//! use gps_ssl::sampler::SelfSampler;
+//! use std::sync::Arc;
+//!
+//! let data: Arc<dyn DataSource> = Arc::from(open_source("data/fashion-mnist/train")?);
+//! let loader = PairLoaderBuilder::new(data)
+//!     .sampler(SelfSampler) // or GpsSampler::from_table(NeighbourTable::read(..)?)
+//!     .recipe(AugRecipe::rhflip())
+//!     .batch_size(32)
+//!     .workers(2)
+//!     .seed(0)
+//!     .build()?;
+//! let batch = loader.iter_epoch(0).next().expect("a batch")?;
+//! assert_eq!(batch.shape, [32, 1, 28, 28]);
+//! assert_eq!(batch.view_a.len(), 32 * 28 * 28);
+//! assert_eq!(batch.anchor_ids, batch.partner_ids); // SelfSampler: both views of one image
+//! // The stream is a function of the seed only, not of the worker count.
+//! let again = loader.iter_epoch(0).next().expect("a batch")?;
+//! assert_eq!(batch.view_b, again.view_b);
+//! # Ok::<(), gps_ssl::Error>(())
+//! ```
 
 mod batch;
 mod builder;
@@ -34,7 +59,7 @@ pub use iter::PairIter;
 use crate::augment::AugRecipe;
 use crate::sampler::PositiveSampler;
 use crate::seed::{rng_for, STREAM_SHUFFLE};
-use crate::{BadSample, DataSource, Error, Result};
+use crate::{dataset::DataSource, embed::BadSample, Error, Result};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,21 @@
 //! Progress reporting from long library jobs to whoever draws it (the CLI draws indicatif bars).
+//!
+//! ```
+//! use gps_ssl::progress::Progress;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! #[derive(Default)]
+//! struct Count(AtomicU64);
+//! impl Progress for Count {
+//!     fn advance(&self, n: u64) {
+//!         self.0.fetch_add(n, Ordering::Relaxed);
+//!     }
+//! }
+//! let count = Count::default();
+//! count.start("embed", 10);
+//! count.advance(4);
+//! assert_eq!(count.0.load(Ordering::Relaxed), 4);
+//! ```
 
 /// Receives progress from a long job. Implementations must be cheap and thread-safe.
 pub trait Progress: Send + Sync {

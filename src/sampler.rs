@@ -8,9 +8,25 @@
 //! as bad when embedding have no row): [`PositiveSampler::anchors`] then lists the ids that
 //! have a row, and the loader draws anchors — and, since every neighbour id has a row,
 //! partners — only among them.
+//!
+//! ```
+//! use gps_ssl::knn::NeighbourLists;
+//! use gps_ssl::sampler::{GpsSampler, PositiveSampler, SelfSampler};
+//! use std::sync::Arc;
+//!
+//! // Three points, k = 2 neighbours each.
+//! let lists = NeighbourLists::new(2, vec![1, 2, 0, 2, 1, 0], vec![0.0; 6])?;
+//! let gps = GpsSampler::new(Arc::new(lists));
+//! let (seed, epoch, position) = (0, 3, 17);
+//! let partner = gps.partner(0, seed, epoch, position, 0);
+//! assert!([1, 2].contains(&partner)); // drawn from B(0)
+//! assert_eq!(partner, gps.partner(0, seed, epoch, position, 0)); // a pure function of its inputs
+//! assert_eq!(SelfSampler.partner(0, seed, epoch, position, 0), 0); // plain SSL
+//! # Ok::<(), gps_ssl::Error>(())
+//! ```
 
 use crate::seed::{rng_for, STREAM_MIX, STREAM_PARTNER};
-use crate::{Error, NeighbourLists, NeighbourTable, Result};
+use crate::{knn::NeighbourLists, store::NeighbourTable, Error, Result};
 use rand::Rng;
 use std::sync::Arc;
 
@@ -270,7 +286,7 @@ pub(crate) fn same_anchors(a: Option<&[u32]>, b: Option<&[u32]>) -> bool {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use gps_ssl::{GpsSampler, MixSampler, NeighbourLists, PositiveSampler};
+/// use gps_ssl::{sampler::{GpsSampler, MixSampler, PositiveSampler}, knn::NeighbourLists};
 /// let lists = |rows: Vec<u32>| Arc::new(NeighbourLists::new(1, rows, vec![0.0; 3]).unwrap());
 /// let remined = Arc::new(GpsSampler::new(lists(vec![1, 2, 0])));
 /// let prior = Arc::new(GpsSampler::new(lists(vec![2, 0, 1])));

@@ -3,6 +3,20 @@
 //!
 //! Methods: SimCLR, BYOL, Barlow Twins, VICReg, MoCo v3, NNCLR. Each is the unchanged method;
 //! GPS lives in the pair loader (which partner each anchor gets), never here.
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor, TensorData};
+//! use gps_ssl::ssl::nt_xent_loss;
+//!
+//! let device = Device::flex();
+//! // Two views of 2 images, 2-d projections [batch, dim]: the positives agree, so the loss is low.
+//! let z_a = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0], [2, 2]), &device);
+//! let z_b = z_a.clone();
+//! let aligned: f32 = nt_xent_loss(z_a.clone(), z_b, 0.1, None).into_scalar();
+//! let swapped = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0, 1.0, 0.0], [2, 2]), &device);
+//! let wrong: f32 = nt_xent_loss(z_a, swapped, 0.1, None).into_scalar();
+//! assert!(aligned < wrong);
+//! ```
 
 mod backbone;
 mod conv;

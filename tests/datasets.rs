@@ -12,8 +12,11 @@
 //! ```
 
 use gps_ssl::{
-    open_source, CifarFormat, CifarSource, DataSource, Error, IdxSource, ImageFolderSource,
-    ParquetImageSource,
+    dataset::{
+        open_source, CifarFormat, CifarSource, DataSource, IdxSource, ImageFolderSource,
+        ParquetImageSource,
+    },
+    Error,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,11 @@
 //! foolbox sample images into `.cache/assets/` (the README's test command runs it).
 
 use gps_ssl::{
-    merge_embeddings, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Image, NoProgress,
-    PriorManifest, Result, Sample, ShardSpec,
+    dataset::{DataSource, Image, Sample},
+    embed::{EmbedJob, Embedder, PriorManifest, ShardSpec},
+    progress::NoProgress,
+    store::{merge_embeddings, EmbeddingTable},
+    Error, Result,
 };
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -193,7 +196,7 @@ fn lite0_embeddings_match_python_onnxruntime_reference() {
 //   Image.open(f).convert("RGB").resize((112, 112), Image.BILINEAR)
 #[test]
 fn upsampling_matches_pillow_bilinear_exactly() {
-    let pre = gps_ssl::Preprocess {
+    let pre = gps_ssl::embed::Preprocess {
         size: 112,
         pixel_scale: 1.0,
         mean: [0.0; 3],

@@ -2,9 +2,12 @@
 //! check on Fashion-MNIST raw pixels, and the report files (JSON, markdown, PNG).
 
 use gps_ssl::{
-    markdown_table, read_results_json, recall_at_1, recall_at_k, write_figure, write_results_json,
-    AugSetting, FeatureSet, Gallery, KnnClassifier, LinearProbe, NoProgress, ReportMetric,
-    RunRecord, FIGURE_HEIGHT, FIGURE_WIDTH,
+    eval::{
+        markdown_table, read_results_json, recall_at_1, recall_at_k, write_figure,
+        write_results_json, AugSetting, FeatureSet, Gallery, KnnClassifier, LinearProbe, Metric,
+        RunRecord, FIGURE_HEIGHT, FIGURE_WIDTH,
+    },
+    progress::NoProgress,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -278,7 +281,7 @@ fn results_json_round_trips() {
 #[test]
 fn markdown_table_has_the_paper_shape() {
     // SimCLR RHFlipAug baseline kNN: [0.70, 0.71, 0.72] → 71.00 ± 1.00 (np.std(ddof=1)).
-    let table = markdown_table(&records(), ReportMetric::Knn);
+    let table = markdown_table(&records(), Metric::Knn);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
         lines[0],
@@ -294,7 +297,7 @@ fn markdown_table_has_the_paper_shape() {
         "| BYOL | 67.00 ± 1.00 | 79.00 ± 1.00 | 75.00 ± 1.00 | 87.00 ± 1.00 |"
     );
     assert_eq!(lines.len(), 4);
-    let linear = markdown_table(&records(), ReportMetric::Linear);
+    let linear = markdown_table(&records(), Metric::Linear);
     assert!(linear.contains("| SimCLR | 72.00 ± 1.00 |"), "{linear}");
 }
 
@@ -302,7 +305,7 @@ fn markdown_table_has_the_paper_shape() {
 fn figure_is_a_decodable_png_of_the_documented_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.png");
-    write_figure(&path, &records(), ReportMetric::Knn).unwrap();
+    write_figure(&path, &records(), Metric::Knn).unwrap();
     let img = image::open(&path).unwrap();
     assert_eq!((img.width(), img.height()), (FIGURE_WIDTH, FIGURE_HEIGHT));
     // Not blank: the bars' colours are present.
@@ -316,7 +319,7 @@ fn figure_is_a_decodable_png_of_the_documented_size() {
     let mut one = records();
     one.truncate(1);
     one[0].loss_curve.clear();
-    write_figure(&path, &one, ReportMetric::Linear).unwrap();
+    write_figure(&path, &one, Metric::Linear).unwrap();
     assert!(image::open(&path).is_ok());
 }
 
@@ -331,7 +334,7 @@ fn bars_of_a_group_with_two_settings_are_centred_on_it() {
         .into_iter()
         .filter(|r| r.method == "SimCLR" && r.aug == AugSetting::Rhflip)
         .collect();
-    write_figure(&path, &demo, ReportMetric::Knn).unwrap();
+    write_figure(&path, &demo, Metric::Knn).unwrap();
     let rgb = image::open(&path).unwrap().to_rgb8();
     let panel = FIGURE_WIDTH * 11 / 20;
     let (mut lo, mut hi) = (u32::MAX, 0);

@@ -19,9 +19,15 @@ use gps_ssl::export::{
     META_ENCODER_RUN_HASH, ONNX_PROJECTION,
 };
 use gps_ssl::{
-    export_tensors, import_tensors, open_source, AugRecipe, BlockKind, DataSource, Embedder,
-    EmbeddingTable, MlpConfig, NoProgress, PairLoaderBuilder, PriorManifest, ResNet, ResNetConfig,
-    SelfSampler, Stem, RECORD_FILE, RUNS_DIR,
+    augment::AugRecipe,
+    dataset::{open_source, DataSource},
+    embed::{Embedder, PriorManifest},
+    experiment::{RECORD_FILE, RUNS_DIR},
+    loader::PairLoaderBuilder,
+    progress::NoProgress,
+    sampler::SelfSampler,
+    ssl::{export_tensors, import_tensors, BlockKind, MlpConfig, ResNet, ResNetConfig, Stem},
+    store::EmbeddingTable,
 };
 use rand::{Rng, SeedableRng};
 
@@ -219,7 +225,8 @@ fn onnx_export_runs_in_onnx_runtime_with_burn_features() {
         let mut enc = encoder(net, config.clone(), &data);
         if with_projector {
             let mlp = MlpConfig::new(config.feature_dim(), 24, 8, 2).with_last_norm(true);
-            let projector = gps_ssl::seeded_module(&device, 3, || mlp.init(&device)).unwrap();
+            let projector =
+                gps_ssl::train::seeded_module(&device, 3, || mlp.init(&device)).unwrap();
             enc.projector = Some((projector, mlp));
         }
         let dir = tmp.path().join(name);

@@ -15,9 +15,13 @@ use std::process::{Command, Output};
 
 use burn::tensor::Device;
 use gps_ssl::{
-    decode_image, ensure_neighbours, open_source, pixel_embeddings, read_losses, EmbeddingTable,
-    FnSource, KnnMethod, MethodKind, Metric, NeighbourBuilder, NeighbourTable, NoProgress,
-    PairData, ResNetConfig, TrainConfig, Trainer, LOG_FILE, META_DATASET_FINGERPRINT, SKIPPED_FILE,
+    dataset::{decode_image, open_source},
+    experiment::{ensure_neighbours, pixel_embeddings},
+    knn::{KnnMethod, Metric, NeighbourBuilder},
+    progress::NoProgress,
+    ssl::{MethodKind, ResNetConfig},
+    store::{EmbeddingTable, NeighbourTable, META_DATASET_FINGERPRINT},
+    train::{read_losses, FnSource, PairData, TrainConfig, Trainer, LOG_FILE, SKIPPED_FILE},
 };
 
 fn root() -> PathBuf {

@@ -2,8 +2,9 @@
 //! GPS radius options, purity, Parquet round trip and input errors.
 
 use gps_ssl::{
-    label_purity, AdaptiveTau, Error, HnswParams, KnnMethod, Metric, NeighbourBuilder,
-    NeighbourTable, Radius,
+    knn::{label_purity, AdaptiveTau, HnswParams, KnnMethod, Metric, NeighbourBuilder, Radius},
+    store::NeighbourTable,
+    Error,
 };
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -325,7 +326,7 @@ fn parquet_round_trip_of_a_search() {
 #[test]
 fn bad_inputs_give_clear_errors() {
     let msg = |r: Result<_, Error>| {
-        r.map(|_: gps_ssl::NeighbourSearch<'_>| ())
+        r.map(|_: gps_ssl::knn::NeighbourSearch<'_>| ())
             .unwrap_err()
             .to_string()
     };
@@ -383,6 +384,6 @@ fn deterministic_hnsw_gives_identical_lists_for_any_thread_count() {
     let (a, b, c) = (run(1), run(2), run(2));
     assert_eq!(a.lists, b.lists, "1 vs 2 threads");
     assert_eq!(b.lists, c.lists, "two runs on 2 threads");
-    assert_eq!(a.summary.insertion, gps_ssl::Insertion::Sequential);
+    assert_eq!(a.summary.insertion, gps_ssl::knn::Insertion::Sequential);
     assert!(a.summary.to_metadata()["gps.knn.params"].contains("\"insertion\":\"sequential\""));
 }

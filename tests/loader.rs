@@ -4,8 +4,13 @@ mod common;
 
 use common::{fashion, VecSource};
 use gps_ssl::{
-    AugRecipe, DataSource, Error, GpsSampler, Image, NeighbourLists, NeighbourTable, PairBatch,
-    PairLoader, PairLoaderBuilder,
+    augment::AugRecipe,
+    dataset::{DataSource, Image},
+    knn::NeighbourLists,
+    loader::{PairBatch, PairLoader, PairLoaderBuilder},
+    sampler::GpsSampler,
+    store::NeighbourTable,
+    Error,
 };
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 mod common;
 use common::tiny_idx;
 
-use gps_ssl::{NeighbourTable, META_DATASET_FINGERPRINT};
+use gps_ssl::store::{NeighbourTable, META_DATASET_FINGERPRINT};
 
 fn cli() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gps-ssl"));
@@ -70,7 +70,7 @@ fn pyarrow_reads_the_provenance_from_the_arrow_schema() {
     let features = features_of(tmp.path(), &data);
     let seen: serde_json::Value =
         serde_json::from_str(&ok(python().arg("schema").arg(&features).output().unwrap())).unwrap();
-    let table = gps_ssl::EmbeddingTable::read(&features).unwrap();
+    let table = gps_ssl::store::EmbeddingTable::read(&features).unwrap();
     for key in [
         META_DATASET_FINGERPRINT,
         "gps.prior.name",
@@ -124,7 +124,12 @@ fn embeddings_written_by_another_tool_build_lists_and_train() {
     );
     assert_eq!(
         table.fingerprint(),
-        Some(gps_ssl::open_source(&data).unwrap().fingerprint().as_str())
+        Some(
+            gps_ssl::dataset::open_source(&data)
+                .unwrap()
+                .fingerprint()
+                .as_str()
+        )
     );
     ok(cli()
         .args([

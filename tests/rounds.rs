@@ -14,8 +14,12 @@ use common::{exact_cosine_lists, tiny_idx};
 use burn::tensor::Device;
 use gps_ssl::export::TrainedEncoder;
 use gps_ssl::{
-    ensure_neighbours, open_source, pixel_embeddings, read_losses, remined_file, NeighbourLists,
-    NeighbourTable, NoProgress, LOG_FILE, META_REMINE_EPOCH, RECORD_FILE, RUNS_DIR,
+    dataset::open_source,
+    experiment::{ensure_neighbours, pixel_embeddings, RECORD_FILE, RUNS_DIR},
+    knn::NeighbourLists,
+    progress::NoProgress,
+    store::NeighbourTable,
+    train::{read_losses, remined_file, LOG_FILE, META_REMINE_EPOCH},
 };
 
 fn cli(log: &str) -> Command {

@@ -13,9 +13,15 @@ use common::{exact_cosine_lists, tiny_idx};
 
 use burn::tensor::Device;
 use gps_ssl::{
-    ensure_neighbours, export_tensors, open_source, pixel_embeddings, read_losses, MethodKind,
-    MlpConfig, NeighbourTable, NoProgress, PriorVectors, ResNetConfig, TrainConfig, Trainer,
-    CHECKPOINT_FILE, CONFIG_FILE, EXPERIMENT_LOG_FILE, LOG_FILE, RECORD_FILE, RUNS_DIR,
+    dataset::open_source,
+    experiment::{
+        ensure_neighbours, pixel_embeddings, PriorVectors, EXPERIMENT_LOG_FILE, RECORD_FILE,
+        RUNS_DIR,
+    },
+    progress::NoProgress,
+    ssl::{export_tensors, MethodKind, MlpConfig, ResNetConfig},
+    store::NeighbourTable,
+    train::{read_losses, TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE},
 };
 
 /// GPS lists (k nearest in raw-pixel space) for the dataset `spec`, written to `out`.
@@ -166,7 +172,7 @@ fn experiment_reuses_only_the_same_configuration() {
 }
 
 /// Exact cosine lists of `vectors` (self excluded), as `ensure_neighbours` builds them.
-fn exact_lists(v: &PriorVectors, k: usize) -> gps_ssl::NeighbourLists {
+fn exact_lists(v: &PriorVectors, k: usize) -> gps_ssl::knn::NeighbourLists {
     exact_cosine_lists(&v.vectors, v.dim, k)
 }
 
@@ -187,7 +193,7 @@ fn neighbour_cache_follows_the_embeddings() {
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         row.iter_mut().for_each(|x| *x /= norm);
     }
-    new.vectors_sha256 = gps_ssl::vectors_sha256(new.dim, &new.vectors);
+    new.vectors_sha256 = gps_ssl::experiment::vectors_sha256(new.dim, &new.vectors);
     new.input_size = Some(14);
     assert_ne!(exact_lists(&old, 3), exact_lists(&new, 3), "precondition");
 

@@ -5,9 +5,13 @@ mod fmnist;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use gps_ssl::{
-    barlow_twins_loss, byol_regression_loss, cosine_momentum, ema_update, info_nce_loss,
-    nt_xent_loss, vicreg_loss, FnSource, MethodKind, NoProgress, OptimizerConfig, PairBatch,
-    ResNetConfig, StepRecord, TrainConfig, Trainer, VicRegWeights,
+    loader::PairBatch,
+    progress::NoProgress,
+    ssl::{
+        barlow_twins_loss, byol_regression_loss, cosine_momentum, ema_update, info_nce_loss,
+        nt_xent_loss, vicreg_loss, MethodKind, ResNetConfig, VicRegWeights,
+    },
+    train::{FnSource, OptimizerConfig, StepRecord, TrainConfig, Trainer},
 };
 
 const B: usize = 4;
@@ -174,15 +178,15 @@ fn vicreg_matches_numpy() {
 #[test]
 fn ema_update_matches_formula() {
     let device = Device::flex();
-    let cfg = gps_ssl::MlpConfig::new(4, 6, 2, 2);
+    let cfg = gps_ssl::ssl::MlpConfig::new(4, 6, 2, 2);
     // Through `seeded`: a bare `device.seed` here reseeded burn's process-wide RNG while a
     // trainer in another test thread was initialising, which made the resume tests flaky.
-    let online = gps_ssl::seeded_module(&device, 3, || cfg.init(&device)).unwrap();
-    let target = gps_ssl::seeded_module(&device, 4, || cfg.init(&device)).unwrap();
+    let online = gps_ssl::train::seeded_module(&device, 3, || cfg.init(&device)).unwrap();
+    let target = gps_ssl::train::seeded_module(&device, 4, || cfg.init(&device)).unwrap();
     let m = cosine_momentum(0.9, 3, 10);
-    let before_t = gps_ssl::export_tensors(&target);
-    let before_o = gps_ssl::export_tensors(&online);
-    let after = gps_ssl::export_tensors(&ema_update(target, &online, m));
+    let before_t = gps_ssl::ssl::export_tensors(&target);
+    let before_o = gps_ssl::ssl::export_tensors(&online);
+    let after = gps_ssl::ssl::export_tensors(&ema_update(target, &online, m));
     assert_eq!(after.len(), before_t.len());
     let mut changed = false;
     for ((a, t), o) in after.iter().zip(&before_t).zip(&before_o) {
@@ -195,7 +199,7 @@ fn ema_update_matches_formula() {
     assert!(changed, "the target moved");
 }
 
-fn source(images: &[f32], batch: usize, per_epoch: usize) -> impl gps_ssl::PairSource + '_ {
+fn source(images: &[f32], batch: usize, per_epoch: usize) -> impl gps_ssl::train::PairSource + '_ {
     FnSource::new(per_epoch, move |_epoch, start| {
         (start..per_epoch)
             .map(move |b| Ok::<PairBatch, gps_ssl::Error>(fmnist::flip_batch(images, batch, b)))
@@ -213,7 +217,7 @@ fn small_config(kind: MethodKind) -> TrainConfig {
         MethodKind::Vicreg | MethodKind::Barlow => 0.02,
         _ => 0.1,
     };
-    if let gps_ssl::LossConfig::Nnclr { queue_size, .. } = &mut c.method {
+    if let gps_ssl::ssl::LossConfig::Nnclr { queue_size, .. } = &mut c.method {
         *queue_size = 256;
     }
     c
@@ -366,7 +370,7 @@ fn cli_train_stops_and_resumes() {
             .unwrap()
     };
     let logged_steps = || -> Vec<u64> {
-        let log = std::fs::read_to_string(out.join(gps_ssl::LOG_FILE)).unwrap();
+        let log = std::fs::read_to_string(out.join(gps_ssl::train::LOG_FILE)).unwrap();
         log.lines()
             .skip(1)
             .map(|l| l.split(',').next().unwrap().parse().unwrap())
@@ -374,12 +378,12 @@ fn cli_train_stops_and_resumes() {
     };
     let first = train("byol", "2", false);
     assert!(first.status.success(), "{first:?}");
-    assert!(out.join(gps_ssl::CHECKPOINT_FILE).is_file());
+    assert!(out.join(gps_ssl::train::CHECKPOINT_FILE).is_file());
     assert_eq!(logged_steps(), vec![0, 1]);
     let second = train("byol", "1", true);
     assert!(second.status.success(), "{second:?}");
     assert_eq!(logged_steps(), vec![0, 1, 2]);
-    let losses = gps_ssl::read_losses(&out.join(gps_ssl::LOG_FILE)).unwrap();
+    let losses = gps_ssl::train::read_losses(&out.join(gps_ssl::train::LOG_FILE)).unwrap();
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
 
     // Without --resume an existing run is refused, not overwritten.

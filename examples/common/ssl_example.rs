@@ -6,7 +6,11 @@
 //! `--out <dir>` (default `target/examples/<method>[-gps]`).
 
 use burn::tensor::Device;
-use gps_ssl::{MethodKind, NoProgress, PairData, ResNetConfig, TrainConfig, Trainer};
+use gps_ssl::{
+    progress::NoProgress,
+    ssl::{MethodKind, ResNetConfig},
+    train::{PairData, TrainConfig, Trainer},
+};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use gps_ssl::{run_experiment, ExperimentConfig, ExperimentOutput};
+use gps_ssl::experiment::{run_experiment, ExperimentConfig, ExperimentOutput};
 
 use super::progress::StageBar;
 
@@ -46,7 +46,7 @@ pub struct DemoArgs {
     #[arg(long, value_delimiter = ',', default_value = "0")]
     remine_every: Vec<usize>,
     /// Fraction of partners drawn from the re-mined lists.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_REMINE_MIX)]
+    #[arg(long, default_value_t = gps_ssl::train::DEFAULT_REMINE_MIX)]
     remine_mix: f64,
 }
 

@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use clap::Args;
-use gps_ssl::{EmbedJob, Embedder, PriorManifest, Progress, ShardSpec};
+use gps_ssl::{
+    embed::{EmbedJob, Embedder, PriorManifest, ShardSpec},
+    progress::Progress,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -20,7 +23,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "embeddings.parquet")]
     out: PathBuf,
     /// Images per inference call.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_EMBED_BATCH_SIZE)]
+    #[arg(long, default_value_t = gps_ssl::embed::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
     /// ONNX Runtime intra-op threads (default: all cores).
     #[arg(long)]
@@ -41,7 +44,7 @@ pub struct EmbedArgs {
     #[arg(long)]
     shard: Option<ShardSpec>,
     /// Rows per Parquet row group = unit of resumption after an interruption.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_ROW_GROUP_ROWS)]
+    #[arg(long, default_value_t = gps_ssl::embed::DEFAULT_ROW_GROUP_ROWS)]
     row_group_rows: usize,
     /// Skip images that fail to decode; list them in `<out>.bad.json`.
     #[arg(long)]
@@ -92,7 +95,7 @@ impl Progress for Bar {
 
 /// Runs `gps-ssl embed`.
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
-    let source = gps_ssl::open_source(&args.data)
+    let source = gps_ssl::dataset::open_source(&args.data)
         .with_context(|| format!("opening dataset {}", args.data))?;
     let prior = PriorManifest::load(&args.prior)?;
     let mut builder = Embedder::builder(prior)
@@ -109,7 +112,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     }
     #[cfg(feature = "cuda")]
     if let Some(d) = args.cuda {
-        builder = builder.execution_provider(gps_ssl::ExecutionProvider::Cuda(d));
+        builder = builder.execution_provider(gps_ssl::embed::ExecutionProvider::Cuda(d));
     }
     let mut embedder = builder.build()?;
     let out = match args.shard {
@@ -178,7 +181,7 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
             parts.push(p.clone());
         }
     }
-    gps_ssl::merge_embeddings(&parts, &args.out)?;
+    gps_ssl::store::merge_embeddings(&parts, &args.out)?;
     eprintln!(
         "merged {} part files into {}",
         parts.len(),

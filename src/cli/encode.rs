@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
+use gps_ssl::dataset::DataSource;
 use gps_ssl::export::TrainedEncoder;
-use gps_ssl::DataSource;
 
 use super::progress::StageBar;
 
@@ -41,7 +41,7 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --run or --model"),
     };
     let source: Arc<dyn DataSource> = Arc::from(
-        gps_ssl::open_source(&args.data)
+        gps_ssl::dataset::open_source(&args.data)
             .with_context(|| format!("opening dataset {}", args.data))?,
     );
     let bar = StageBar::new();

@@ -4,8 +4,11 @@
 
 use anyhow::{bail, Context};
 use gps_ssl::{
-    recall_at_k, EmbeddingTable, FeatureSet, Gallery, KnnClassifier, KnnReport, LinearProbe,
-    LinearProbeReport, Progress,
+    eval::{
+        recall_at_k, FeatureSet, Gallery, KnnClassifier, KnnReport, LinearProbe, LinearProbeReport,
+    },
+    progress::Progress,
+    store::EmbeddingTable,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! `gps-ssl inspect <source>`: count, image shapes, channels, label histogram, fingerprint.
 
 use clap::Args;
-use gps_ssl::{open_source, DataSource};
+use gps_ssl::dataset::{open_source, DataSource};
 use std::collections::BTreeMap;
 
 /// Arguments of `gps-ssl inspect`.

@@ -7,9 +7,15 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use gps_ssl::{
-    default_purity_ks, label_purity, AdaptiveTau, EmbeddingTable, HnswParams, KnnMethod, Metric,
-    NeighbourBuilder, NeighbourTable, Progress, Radius, META_DATASET_FINGERPRINT, META_DATASET_LEN,
-    META_EMBEDDINGS_SHA256,
+    knn::{
+        default_purity_ks, label_purity, AdaptiveTau, HnswParams, KnnMethod, Metric,
+        NeighbourBuilder, Radius,
+    },
+    progress::Progress,
+    store::{
+        EmbeddingTable, NeighbourTable, META_DATASET_FINGERPRINT, META_DATASET_LEN,
+        META_EMBEDDINGS_SHA256,
+    },
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -23,7 +29,7 @@ pub struct NeighboursArgs {
     #[arg(long, default_value = "neighbours.parquet")]
     out: PathBuf,
     /// Neighbours per point.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_KNN_K)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_KNN_K)]
     k: usize,
     /// exact | hnsw | auto (cost model).
     #[arg(long, default_value = "auto")]
@@ -44,25 +50,25 @@ pub struct NeighboursArgs {
     #[arg(long)]
     threshold_k: Option<usize>,
     /// HNSW: re-rank refine·k graph candidates exactly.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_KNN_REFINE_FACTOR)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_KNN_REFINE_FACTOR)]
     refine: usize,
     /// HNSW links per node.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_HNSW_M)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_HNSW_M)]
     m: usize,
     /// HNSW build width.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_HNSW_EF_CONSTRUCTION)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_HNSW_EF_CONSTRUCTION)]
     ef_construction: usize,
     /// HNSW search width.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_HNSW_EF_SEARCH)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_HNSW_EF_SEARCH)]
     ef_search: usize,
     /// Queries checked against exact search to estimate recall (HNSW runs; 0 = skip).
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_KNN_RECALL_SAMPLE)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_KNN_RECALL_SAMPLE)]
     recall_sample: usize,
     /// Seed of the recall sample.
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_KNN_SEED)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_KNN_SEED)]
     seed: u64,
     /// Worker threads (default: all cores).
-    #[arg(long, default_value_t = gps_ssl::DEFAULT_KNN_THREADS)]
+    #[arg(long, default_value_t = gps_ssl::knn::DEFAULT_KNN_THREADS)]
     threads: usize,
     /// HNSW: build the graph reproducibly (sequential insertion in id order; the same input
     /// gives the same lists bit for bit). Slower build; search stays parallel.
@@ -146,7 +152,7 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     if args.embeddings.is_file() {
         meta.insert(
             META_EMBEDDINGS_SHA256.into(),
-            gps_ssl::sha256_file(&args.embeddings)?
+            gps_ssl::dataset::sha256_file(&args.embeddings)?
                 .0
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -162,7 +168,7 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
         meta.insert(META_DATASET_LEN.into(), len.clone());
     }
     if let Some(spec) = &args.data {
-        let source = gps_ssl::open_source(spec)?;
+        let source = gps_ssl::dataset::open_source(spec)?;
         let fingerprint = source.fingerprint();
         if let Some(recorded) = emb.metadata.get(META_DATASET_FINGERPRINT) {
             if *recorded != fingerprint {

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A [`gps_ssl::Progress`] drawing one bar per stage, named after the stage.
+/// A [`gps_ssl::progress::Progress`] drawing one bar per stage, named after the stage.
 pub struct StageBar(Mutex<Option<ProgressBar>>);
 
 impl StageBar {
@@ -23,7 +23,7 @@ impl StageBar {
     }
 }
 
-impl gps_ssl::Progress for StageBar {
+impl gps_ssl::progress::Progress for StageBar {
     fn start(&self, stage: &str, total: u64) {
         let bar = ProgressBar::new(total).with_style(
             ProgressStyle::with_template(

@@ -2,7 +2,7 @@
 //! PNG figure, e.g. after adding runs by hand or to re-draw with another metric.
 
 use anyhow::Context;
-use gps_ssl::{markdown_table, read_results_json, write_figure, ReportMetric};
+use gps_ssl::eval::{markdown_table, read_results_json, write_figure, Metric};
 use std::path::PathBuf;
 
 /// Which accuracy the table and figure show.
@@ -34,9 +34,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let records = read_results_json(&args.results)?;
     let metric = match args.metric {
-        MetricArg::Knn => ReportMetric::Knn,
-        MetricArg::Nn1 => ReportMetric::Nn1,
-        MetricArg::Linear => ReportMetric::Linear,
+        MetricArg::Knn => Metric::Knn,
+        MetricArg::Nn1 => Metric::Nn1,
+        MetricArg::Linear => Metric::Linear,
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let table = format!(

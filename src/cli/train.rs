@@ -10,7 +10,7 @@
 //! its result, and may differ; `--skip-bad` may be added on resume.
 //!
 //! A sample that cannot be decoded stops the run with an error naming it; with `--skip-bad` it
-//! is skipped (see [`gps_ssl::PairLoaderBuilder::skip_bad`]) and listed in
+//! is skipped (see [`gps_ssl::loader::PairLoaderBuilder::skip_bad`]) and listed in
 //! `--out/skipped.json`.
 
 use std::path::{Path, PathBuf};
@@ -19,8 +19,12 @@ use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
 use gps_ssl::{
-    open_source, MethodKind, NeighbourTable, OptimizerConfig, PairData, RemineConfig, ResNetConfig,
-    TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE,
+    dataset::open_source,
+    ssl::{MethodKind, ResNetConfig},
+    store::NeighbourTable,
+    train::{
+        OptimizerConfig, PairData, RemineConfig, TrainConfig, Trainer, CHECKPOINT_FILE, CONFIG_FILE,
+    },
 };
 
 /// Augmentation of a new run when `--aug` is not given.
@@ -125,7 +129,7 @@ pub struct TrainArgs {
 
 struct Bar(indicatif::ProgressBar);
 
-impl gps_ssl::Progress for Bar {
+impl gps_ssl::progress::Progress for Bar {
     fn start(&self, _stage: &str, total: u64) {
         self.0.set_length(total);
     }
@@ -156,7 +160,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let fitted = trainer.fit_loader(&loader, args.max_steps, &bar);
     // The samples skipped so far are listed even when training stopped with an error.
     if loader.skips_bad() {
-        let listed = gps_ssl::record_skipped(&args.out, &loader.skipped())
+        let listed = gps_ssl::train::record_skipped(&args.out, &loader.skipped())
             .with_context(|| format!("listing skipped samples in {}", args.out.display()))?;
         if let Some((path, count)) = listed {
             eprintln!(
@@ -181,7 +185,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// A new run from the flags.
-fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl::PairLoader)> {
+fn start(
+    args: &TrainArgs,
+    device: &Device,
+) -> anyhow::Result<(Trainer, gps_ssl::loader::PairLoader)> {
     let for_new_run = |flag: &str| {
         format!(
             "{flag} is required for a new run (or pass --resume to continue the run in {})",
@@ -231,7 +238,9 @@ fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl:
     if let Some(lr) = args.lr {
         config.lr = lr;
     }
-    config.warmup_epochs = args.warmup_epochs.unwrap_or(gps_ssl::DEFAULT_WARMUP_EPOCHS);
+    config.warmup_epochs = args
+        .warmup_epochs
+        .unwrap_or(gps_ssl::train::DEFAULT_WARMUP_EPOCHS);
     config.epochs = args.epochs.unwrap_or(DEFAULT_EPOCHS);
     config.batch_size = batch_size;
     config.seed = seed;
@@ -243,7 +252,9 @@ fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl:
                 .as_ref()
                 .map_or(DEFAULT_REMINE_K, |t| t.k)
         });
-        let mix = args.remine_mix.unwrap_or(gps_ssl::DEFAULT_REMINE_MIX);
+        let mix = args
+            .remine_mix
+            .unwrap_or(gps_ssl::train::DEFAULT_REMINE_MIX);
         config.remine = Some(RemineConfig::new(every, k).with_mix(mix));
     } else if args.remine_mix.is_some() || args.remine_k.is_some() {
         anyhow::bail!("--remine-mix and --remine-k need --remine-every");
@@ -254,7 +265,10 @@ fn start(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl:
 }
 
 /// The saved run in `--out`, continued; flags must agree with it.
-fn resume(args: &TrainArgs, device: &Device) -> anyhow::Result<(Trainer, gps_ssl::PairLoader)> {
+fn resume(
+    args: &TrainArgs,
+    device: &Device,
+) -> anyhow::Result<(Trainer, gps_ssl::loader::PairLoader)> {
     let config_path = args.out.join(CONFIG_FILE);
     if !args.out.join(CHECKPOINT_FILE).is_file() {
         anyhow::bail!(

@@ -90,7 +90,7 @@ struct BatchFile {
 /// Samples from one or several CIFAR binary batch files, held in memory.
 ///
 /// ```no_run
-/// use gps_ssl::{CifarFormat, CifarSource, DataSource};
+/// use gps_ssl::dataset::{CifarFormat, CifarSource, DataSource};
 /// let test = CifarSource::open(CifarFormat::Cifar10, &["cifar-10-batches-bin/test_batch.bin"])?;
 /// assert_eq!(test.len(), 10_000);
 /// # Ok::<(), gps_ssl::Error>(())

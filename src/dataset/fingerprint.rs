@@ -11,7 +11,7 @@
 //! give the same fingerprint, and any change of content (even one byte) changes it.
 //!
 //! ```
-//! use gps_ssl::Fingerprinter;
+//! use gps_ssl::dataset::Fingerprinter;
 //! let mut a = Fingerprinter::new("idx", 2);
 //! a.entry("train-images", b"\x00\x01");
 //! let mut b = Fingerprinter::new("idx", 2);

@@ -38,7 +38,7 @@ struct Entry {
 /// A labelled image folder `root/<class>/<image>`, decoded on demand.
 ///
 /// ```no_run
-/// use gps_ssl::{DataSource, ImageFolderSource};
+/// use gps_ssl::dataset::{DataSource, ImageFolderSource};
 /// let src = ImageFolderSource::open("data/fixtures/cifar10_folder")?;
 /// println!("{} images in {} classes", src.len(), src.classes().len());
 /// # Ok::<(), gps_ssl::Error>(())

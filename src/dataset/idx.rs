@@ -28,7 +28,7 @@ pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 /// Images are `rows × cols × 1` (grey), labels `0..=255` when a labels file is given.
 ///
 /// ```no_run
-/// use gps_ssl::{DataSource, IdxSource};
+/// use gps_ssl::dataset::{DataSource, IdxSource};
 /// let train = IdxSource::open_prefix("data/fashion-mnist/train")?;
 /// assert_eq!(train.len(), 10_000);
 /// let s = train.get(0)?;

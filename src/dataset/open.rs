@@ -23,7 +23,7 @@
 //! - `cifar100:` — `label=fine` (default) or `label=coarse`.
 //!
 //! ```no_run
-//! use gps_ssl::{open_source, DataSource};
+//! use gps_ssl::dataset::{open_source, DataSource};
 //! let train = open_source("data/fashion-mnist/train")?; // IDX prefix
 //! let cifar = open_source("cifar100:data/fixtures/cifar100_test.bin?label=coarse")?;
 //! let hf = open_source("parquet:data/fixtures/cifar10_hf.parquet?image=img")?;

@@ -307,7 +307,7 @@ type CacheEntry = ((usize, usize), Arc<BinaryArray>);
 /// Images from a Hugging Face-style Parquet table (one file or a directory of files).
 ///
 /// ```no_run
-/// use gps_ssl::{DataSource, ParquetImageSource};
+/// use gps_ssl::dataset::{DataSource, ParquetImageSource};
 /// let src = ParquetImageSource::builder("data/fixtures/cifar10_hf.parquet")
 ///     .image_column("image")
 ///     .build()?;

@@ -10,7 +10,7 @@
 //! the job was interrupted, the result is byte-identical to an uninterrupted run.
 //!
 //! A shard `i/n` takes chunks `i*C/n .. (i+1)*C/n` of the `C` chunks, so shards joined with
-//! [`merge_embeddings`](crate::merge_embeddings) give the same bytes as one unsharded run.
+//! [`merge_embeddings`](crate::store::merge_embeddings) give the same bytes as one unsharded run.
 
 use super::pipeline::{self, BadSample};
 use super::Embedder;
@@ -19,7 +19,7 @@ use crate::store::embeddings::{
     SHARD_KEY,
 };
 use crate::store::META_DATASET_FINGERPRINT;
-use crate::{DataSource, Error, Progress, Result};
+use crate::{dataset::DataSource, progress::Progress, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -67,6 +67,7 @@ impl std::fmt::Display for ShardSpec {
 
 /// What a finished [`EmbedJob`] did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EmbedSummary {
     /// The file written.
     pub out: PathBuf,

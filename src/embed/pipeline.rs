@@ -6,7 +6,7 @@
 
 use super::{Embedder, Preprocess};
 use crate::store::embeddings::Rows;
-use crate::{DataSource, Error, Result};
+use crate::{dataset::DataSource, Error, Result};
 use crossbeam::channel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! Image → network input: resize to the prior's square resolution, grey → RGB, normalise, NCHW.
 
 use super::resize::resize_bilinear;
-use crate::{Error, Image, PriorManifest, Result};
+use crate::{dataset::Image, embed::PriorManifest, Error, Result};
 
 /// How one image becomes one `[3, size, size]` slice of the input tensor.
 ///

@@ -9,7 +9,7 @@ use crate::{Error, Result};
 /// [`FeatureSet::new`].
 ///
 /// ```
-/// use gps_ssl::FeatureSet;
+/// use gps_ssl::eval::FeatureSet;
 /// let features = [1.0, 0.0, 0.0, 1.0, 0.7, 0.7];
 /// let labels = [0, 1, 1];
 /// let set = FeatureSet::new(&features, &labels, 2)?;

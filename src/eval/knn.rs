@@ -11,7 +11,10 @@
 
 use super::features::{accuracy, l2_normalized, FeatureSet};
 use super::topk::cosine_top_k;
-use crate::{Error, NoProgress, Progress, Result};
+use crate::{
+    progress::{NoProgress, Progress},
+    Error, Result,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +61,7 @@ impl KnnClassifierBuilder {
 /// Weighted, majority and 1-NN classification by cosine similarity to labelled train features.
 ///
 /// ```
-/// use gps_ssl::{FeatureSet, KnnClassifier};
+/// use gps_ssl::eval::{FeatureSet, KnnClassifier};
 /// let train = [1.0, 0.0, 0.9, 0.1, 0.0, 1.0];
 /// let test = [0.8, 0.2, 0.1, 0.9];
 /// let knn = KnnClassifier::builder().k(2).build()?;
@@ -88,6 +91,7 @@ pub struct KnnPredictions {
 
 /// Accuracies of a [`KnnClassifier`] on a labelled test set (fractions in `[0, 1]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct KnnReport {
     /// Weighted k-NN accuracy — the number papers report as "kNN accuracy".
     pub weighted_accuracy: f64,

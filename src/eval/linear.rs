@@ -122,7 +122,7 @@ impl LinearProbeBuilder {
 /// Trains and scores a multinomial logistic-regression probe (see the module docs).
 ///
 /// ```
-/// use gps_ssl::{FeatureSet, LinearProbe};
+/// use gps_ssl::eval::{FeatureSet, LinearProbe};
 /// let x = [0.0, 0.1, 0.2, 5.0, 5.1, 5.2];
 /// let y = [0, 0, 0, 1, 1, 1];
 /// let train = FeatureSet::new(&x, &y, 1)?;
@@ -166,6 +166,7 @@ pub struct LinearModel {
 
 /// Linear-probe results on a labelled test set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LinearProbeReport {
     /// Test accuracy, in `[0, 1]`.
     pub accuracy: f64,

@@ -161,7 +161,7 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 /// How a record's method is shown in tables and figures: the paper's spelling for a known
 /// command-line name (`barlow` → `Barlow Twins`), the name as recorded otherwise.
 pub(crate) fn method_label(method: &str) -> String {
-    crate::MethodKind::parse(method)
+    crate::ssl::MethodKind::parse(method)
         .map(|k| k.display_name().to_string())
         .unwrap_or_else(|_| method.to_string())
 }
@@ -245,14 +245,14 @@ pub(crate) fn cell(
 /// mean for a single run).
 ///
 /// ```
-/// use gps_ssl::{markdown_table, AugSetting, ReportMetric, RunRecord};
+/// use gps_ssl::eval::{markdown_table, AugSetting, Metric, RunRecord};
 /// let run = |gps: bool, seed: u64, acc: f64| RunRecord {
 ///     method: "SimCLR".into(), aug: AugSetting::Rhflip, gps, seed, knn_acc: acc,
 ///     nn1_acc: acc, linear_acc: None, epochs: 10, seconds: 60.0, prior: None, k: None,
 ///     round: 0, purity_at_1: None, purity_at_k: None, loss_curve: vec![],
 /// };
 /// let table = markdown_table(&[run(false, 0, 0.74), run(true, 0, 0.85), run(true, 1, 0.86)],
-///     ReportMetric::Knn);
+///     Metric::Knn);
 /// assert!(table.contains("| SimCLR | 74.00 | 85.50 ± 0.71 | — | — |"));
 /// ```
 pub fn markdown_table(records: &[RunRecord], metric: Metric) -> String {
@@ -299,7 +299,7 @@ pub fn chain_label(record: &RunRecord) -> String {
 /// seeds) and wall time per run (s, mean). `None` when no record is of a later round.
 ///
 /// ```
-/// use gps_ssl::{rounds_table, AugSetting, RunRecord};
+/// use gps_ssl::eval::{rounds_table, AugSetting, RunRecord};
 /// let run = |round: usize, prior: &str, acc: f64| RunRecord {
 ///     method: "SimCLR".into(), aug: AugSetting::Rhflip, gps: true, seed: 0, knn_acc: acc,
 ///     nn1_acc: acc, linear_acc: None, epochs: 8, seconds: 300.0, prior: Some(prior.into()),

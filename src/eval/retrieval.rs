@@ -7,7 +7,10 @@
 
 use super::features::{l2_normalized, FeatureSet};
 use super::topk::cosine_top_k;
-use crate::{Error, NoProgress, Progress, Result};
+use crate::{
+    progress::{NoProgress, Progress},
+    Error, Result,
+};
 
 /// What the queries are searched against.
 #[derive(Debug, Clone, Copy)]

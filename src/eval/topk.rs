@@ -5,7 +5,7 @@
 //! `k` best candidates in a bounded max-heap (rows in parallel with rayon). Memory is one
 //! `[tile, n_gallery]` buffer, never `[n_query, n_gallery]`.
 
-use crate::Progress;
+use crate::progress::Progress;
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -194,7 +194,7 @@ fn select_row(row: &[f32], skip: Option<usize>, idx: &mut [u32], sim: &mut [f32]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::NoProgress;
+    use crate::progress::NoProgress;
 
     /// Brute force: sort all (similarity desc, index asc).
     fn brute(query: &[f32], gallery: &[f32], dim: usize, k: usize, ex: bool) -> Vec<Vec<u32>> {

@@ -102,7 +102,7 @@ impl Default for ExperimentConfig {
             linear_probe: true,
             rounds: 0,
             remine_every: vec![0],
-            remine_mix: crate::DEFAULT_REMINE_MIX,
+            remine_mix: crate::train::DEFAULT_REMINE_MIX,
         }
     }
 }
@@ -149,7 +149,7 @@ impl ExperimentConfig {
             }
         }
         for m in &self.methods {
-            let kind = crate::MethodKind::parse(m)?;
+            let kind = crate::ssl::MethodKind::parse(m)?;
             if let Some(t) = self.temperature {
                 kind.default_loss().with_temperature(t)?;
             }
@@ -238,11 +238,11 @@ mod tests {
             toml::from_str("temperature = 0.2\noptimizer = \"adamw\"").unwrap();
         assert!(ok.validate().is_ok());
         assert_eq!(
-            crate::MethodKind::Simclr
+            crate::ssl::MethodKind::Simclr
                 .default_loss()
                 .with_temperature(0.2)
                 .unwrap(),
-            crate::LossConfig::Simclr { temperature: 0.2 }
+            crate::ssl::LossConfig::Simclr { temperature: 0.2 }
         );
         let byol: ExperimentConfig =
             toml::from_str("methods = [\"byol\"]\ntemperature = 0.2").unwrap();

@@ -6,7 +6,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::{
-    AugRecipe, DataSource, Error, PairLoaderBuilder, Progress, ResNet, Result, SelfSampler,
+    augment::AugRecipe, dataset::DataSource, loader::PairLoaderBuilder, progress::Progress,
+    sampler::SelfSampler, ssl::ResNet, Error, Result,
 };
 
 /// Batch size used when encoding a dataset.

@@ -23,7 +23,13 @@ use crate::train::{
     read_losses, OptimizerConfig, PairData, RemineConfig, TrainConfig, Trainer, CHECKPOINT_FILE,
     LOG_FILE,
 };
-use crate::{open_source, DataSource, EmbeddingTable, Error, Progress, Purity, Result};
+use crate::{
+    dataset::{open_source, DataSource},
+    knn::Purity,
+    progress::Progress,
+    store::EmbeddingTable,
+    Error, Result,
+};
 
 /// Folder of the training runs inside an experiment's output folder.
 pub const RUNS_DIR: &str = "runs";
@@ -71,6 +77,7 @@ struct Invocation {
 
 /// What [`run_experiment`] produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ExperimentOutput {
     /// One record per training run (also in `results.json`).
     pub records: Vec<RunRecord>,
@@ -86,6 +93,7 @@ pub struct ExperimentOutput {
 
 /// How good a prior's own features and its neighbour lists are, before any training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PriorReport {
     /// Prior name.
     pub prior: String,

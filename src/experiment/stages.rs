@@ -10,8 +10,12 @@ use std::path::Path;
 use crate::store::embeddings::{PRIOR_INPUT_SIZE_KEY, PRIOR_SHA256_KEY};
 use crate::store::{META_DATASET_FINGERPRINT, META_EMBEDDINGS_VECTORS_SHA256, META_KNN_K};
 use crate::{
-    label_purity, DataSource, EmbedJob, Embedder, EmbeddingTable, Error, Metric, NeighbourBuilder,
-    NeighbourLists, NeighbourTable, Preprocess, PriorManifest, Progress, Purity, Result,
+    dataset::DataSource,
+    embed::{EmbedJob, Embedder, Preprocess, PriorManifest},
+    knn::{label_purity, Metric, NeighbourBuilder, NeighbourLists, Purity},
+    progress::Progress,
+    store::{EmbeddingTable, NeighbourTable},
+    Error, Result,
 };
 
 /// The preprocessing recorded for the raw-pixel prior (`gps.prior.preprocess`).
@@ -126,7 +130,7 @@ pub fn pixel_embeddings(source: &dyn DataSource, progress: &dyn Progress) -> Res
     }
     progress.finish();
     Ok(PriorVectors {
-        prior: crate::PIXEL_PRIOR.into(),
+        prior: crate::experiment::PIXEL_PRIOR.into(),
         dim,
         vectors_sha256: vectors_sha256(dim, &vectors),
         vectors,

@@ -15,7 +15,7 @@
 //! onnx = "encoder.onnx"                  # optional: the ONNX graph and its prior manifest
 //! prior = "prior.toml"
 //!
-//! [backbone]                             # crate::ResNetConfig
+//! [backbone]                             # crate::ssl::ResNetConfig
 //! in_channels = 1
 //! block = "basic"
 //! layers = [1, 1, 1, 1]
@@ -35,7 +35,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ssl::{MlpConfig, ResNetConfig};
-use crate::{AugRecipe, Error, Normalize, Result};
+use crate::{
+    augment::{AugRecipe, Normalize},
+    Error, Result,
+};
 
 /// Value of [`EncoderManifest::format`] this version writes and reads.
 pub const ENCODER_FORMAT: &str = "gps-ssl-encoder/1";
@@ -43,7 +46,7 @@ pub const ENCODER_FORMAT: &str = "gps-ssl-encoder/1";
 /// The run an exported encoder comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunProvenance {
-    /// [`TrainConfig::run_hash`](crate::TrainConfig::run_hash) of the run (lowercase hex).
+    /// [`TrainConfig::run_hash`](crate::train::TrainConfig::run_hash) of the run (lowercase hex).
     pub hash: String,
     /// The run folder, as given to `export`.
     pub dir: PathBuf,

@@ -8,7 +8,7 @@ use super::manifest::{EncoderManifest, RunProvenance};
 use super::state;
 use crate::ssl::{import_tensors, Mlp, MlpConfig, ResNet, ResNetConfig};
 use crate::train::{Checkpoint, CHECKPOINT_FILE, CONFIG_FILE};
-use crate::{AugRecipe, Error, Result, TrainConfig};
+use crate::{augment::AugRecipe, train::TrainConfig, Error, Result};
 
 /// Hex digits of the run hash in an encoder's name.
 const NAME_HASH_LEN: usize = 12;
@@ -115,7 +115,7 @@ impl TrainedEncoder {
 /// The backbone of the exported encoder `manifest` on `device`, after checking the weights
 /// file's SHA-256 against the manifest.
 pub(crate) fn load_backbone(manifest: &EncoderManifest, device: &Device) -> Result<ResNet> {
-    let found = crate::prior::sha256_hex_file(&manifest.weights)?;
+    let found = crate::embed::prior::sha256_hex_file(&manifest.weights)?;
     if !found.eq_ignore_ascii_case(&manifest.weights_sha256) {
         return Err(Error::mismatch(
             format!(

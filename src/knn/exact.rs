@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::metric::Metric;
 use super::topk::{Candidate, TopK};
-use crate::{Error, Progress, Result};
+use crate::{progress::Progress, Error, Result};
 
 /// Rows per GEMM tile (queries and data alike). 1024 × 1024 f32 = 4 MiB per tile.
 pub const EXACT_TILE: usize = 1024;
@@ -264,7 +264,7 @@ fn gemm_abt(a: &[f32], b: &[f32], dim: usize, out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::NoProgress;
+    use crate::progress::NoProgress;
 
     #[test]
     fn gemm_matches_naive_products() {

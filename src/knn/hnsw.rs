@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::exact::ExactIndex;
 use super::metric::{dot, Metric};
 use super::topk::Candidate;
-use crate::{Error, Progress, Result};
+use crate::{progress::Progress, Error, Result};
 
 /// Default [`HnswParams::m`].
 pub const DEFAULT_HNSW_M: usize = 16;

@@ -13,7 +13,10 @@ use super::lists::NeighbourLists;
 use super::metric::Metric;
 use super::radius::Radius;
 use super::topk::Candidate;
-use crate::{Error, NoProgress, Progress, Result};
+use crate::{
+    progress::{NoProgress, Progress},
+    Error, Result,
+};
 
 /// Default [`NeighbourBuilder::k`]: neighbours per point.
 pub const DEFAULT_KNN_K: usize = 20;
@@ -149,7 +152,7 @@ fn assemble(
 /// Configures and validates a neighbour search over `[n, dim]` vectors.
 ///
 /// ```
-/// use gps_ssl::{KnnMethod, Metric, NeighbourBuilder};
+/// use gps_ssl::knn::{KnnMethod, Metric, NeighbourBuilder};
 /// // four points on a line
 /// let v = [0.0f32, 0.0, 1.0, 0.0, 3.0, 0.0, 7.0, 0.0];
 /// let out = NeighbourBuilder::new(&v, 2)
@@ -327,6 +330,7 @@ pub struct NeighbourSearch<'a> {
 
 /// What a run produced: the table and a summary (also the file metadata).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct KnnOutput {
     /// The neighbour table, `[n, k]`, radius applied.
     pub lists: NeighbourLists,
@@ -336,6 +340,7 @@ pub struct KnnOutput {
 
 /// How a neighbour table was made; saved as `gps.knn.*` metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct KnnSummary {
     /// Points.
     pub n: usize,

@@ -1,7 +1,7 @@
 //! The in-memory neighbour table handed from the `knn` stage to the loader.
 //!
 //! The table is fixed-width (`k` entries per row). A radius (fixed or adaptive τ, see
-//! [`Radius`](crate::Radius)) is encoded as a per-row **valid count**: because each row is
+//! [`Radius`](crate::knn::Radius)) is encoded as a per-row **valid count**: because each row is
 //! sorted ascending, the entries inside the radius are always a prefix, and `valid(id)` is that
 //! prefix. The loader samples positives only from `valid(id)`. A row always has at least one
 //! valid entry (the nearest one), so sampling never fails.

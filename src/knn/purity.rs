@@ -8,6 +8,7 @@ use crate::{Error, Result};
 
 /// Purity of the first `k` non-self neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Purity {
     /// How many non-self neighbours per row were counted.
     pub k: usize,

@@ -3,7 +3,7 @@
 use super::{PairLoader, Plan};
 use crate::augment::AugRecipe;
 use crate::sampler::{PositiveSampler, SelfSampler};
-use crate::{DataSource, Error, Result};
+use crate::{dataset::DataSource, Error, Result};
 use std::sync::Arc;
 
 /// Default pairs per batch, see [`PairLoaderBuilder::batch_size`].
@@ -27,9 +27,9 @@ pub const PARTNER_REDRAWS: usize = 8;
 /// Builds a [`PairLoader`]. Setters consume `self`; [`build`](Self::build) validates.
 ///
 /// ```no_run
-/// # fn demo(data: std::sync::Arc<dyn gps_ssl::DataSource>,
-/// #         lists: std::sync::Arc<gps_ssl::NeighbourLists>) -> gps_ssl::Result<()> {
-/// use gps_ssl::{AugRecipe, GpsSampler, PairLoaderBuilder};
+/// # fn demo(data: std::sync::Arc<dyn gps_ssl::dataset::DataSource>,
+/// #         lists: std::sync::Arc<gps_ssl::knn::NeighbourLists>) -> gps_ssl::Result<()> {
+/// use gps_ssl::{augment::AugRecipe, sampler::GpsSampler, loader::PairLoaderBuilder};
 /// let loader = PairLoaderBuilder::new(data)
 ///     .sampler(GpsSampler::new(lists))
 ///     .recipe(AugRecipe::simclr())
@@ -90,7 +90,7 @@ impl PairLoaderBuilder {
     }
 
     /// The positive sampler. Defaults to [`SelfSampler`] (plain SSL); pass a
-    /// [`GpsSampler`](crate::GpsSampler) for GPS pairs.
+    /// [`GpsSampler`](crate::sampler::GpsSampler) for GPS pairs.
     pub fn sampler(mut self, sampler: impl PositiveSampler + 'static) -> Self {
         self.sampler = Arc::new(sampler);
         self

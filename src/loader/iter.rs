@@ -9,7 +9,7 @@
 use super::builder::PARTNER_REDRAWS;
 use super::{PairBatch, Plan};
 use crate::augment::Augmenter;
-use crate::{BadSample, Error, Result, Sample};
+use crate::{dataset::Sample, embed::BadSample, Error, Result};
 use crossbeam::channel::{bounded, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -367,14 +367,19 @@ impl BatchMaker {
 }
 
 /// Reads sample `id` and checks its buffer (a bad sample is an error naming its key).
-fn load(dataset: &dyn crate::DataSource, id: u32) -> Result<Sample> {
+fn load(dataset: &dyn crate::dataset::DataSource, id: u32) -> Result<Sample> {
     let s = dataset.get(id as usize)?;
     check_image(&s)?;
     Ok(s)
 }
 
 /// Records bad sample `id` (once per batch) and logs it.
-fn note_bad(bad: &mut Vec<BadSample>, dataset: &dyn crate::DataSource, id: u32, e: &Error) {
+fn note_bad(
+    bad: &mut Vec<BadSample>,
+    dataset: &dyn crate::dataset::DataSource,
+    id: u32,
+    e: &Error,
+) {
     if bad.iter().any(|b| b.id == id as u64) {
         return;
     }

@@ -128,7 +128,7 @@ impl ResNetConfig {
     }
 
     /// Builds the network on `device` (weights drawn from burn's process-wide RNG; wrap the call
-    /// in [`crate::seeded_module`] for a reproducible initialisation).
+    /// in [`crate::train::seeded_module`] for a reproducible initialisation).
     pub fn init(&self, device: &Device) -> Result<ResNet> {
         self.validate()?;
         let stem_width = self.widths[0];

@@ -29,7 +29,7 @@
 //! let x = Tensor::<4>::random([2, 3, 9, 9], Distribution::Default, &device);
 //! let w = Tensor::<4>::random([4, 3, 3, 3], Distribution::Default, &device);
 //! let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
-//! let fast = gps_ssl::conv2d(x.clone(), w.clone(), options.clone());
+//! let fast = gps_ssl::ssl::conv2d(x.clone(), w.clone(), options.clone());
 //! let reference = burn::tensor::module::conv2d(x, w, None, options);
 //! assert_eq!(fast.dims(), [2, 4, 5, 5]);
 //! let diff: f32 = (fast - reference).abs().max().into_scalar();
@@ -505,7 +505,7 @@ mod tests {
         ];
         for (n, c, h, w, o, k, s, p) in cases {
             let options = ConvOptions::new([s, s], [p, p], [1, 1], 1);
-            let (x0, w0) = crate::seeded(&device, (n * 1000 + c * 100 + h) as u64, || {
+            let (x0, w0) = crate::train::seeded(&device, (n * 1000 + c * 100 + h) as u64, || {
                 (
                     Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device),
                     Tensor::<4>::random([o, c, k, k], Distribution::Normal(0.0, 1.0), &device),
@@ -541,7 +541,7 @@ mod tests {
     #[test]
     fn plain_flex_forward_and_fallbacks_equal_burn() {
         let device = Device::flex();
-        let (x, w, wg) = crate::seeded(&device, 3, || {
+        let (x, w, wg) = crate::train::seeded(&device, 3, || {
             (
                 Tensor::<4>::random([2, 4, 6, 6], Distribution::Normal(0.0, 1.0), &device),
                 Tensor::<4>::random([3, 4, 3, 3], Distribution::Normal(0.0, 1.0), &device),

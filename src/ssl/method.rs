@@ -17,7 +17,7 @@ use super::queue::SupportQueue;
 use super::snapshot::{export_tensors, import_tensors, TensorBlob};
 use super::stats::embedding_std;
 use crate::train::Optimizer;
-use crate::{Error, PairBatch, Result};
+use crate::{loader::PairBatch, Error, Result};
 
 /// Which SSL method (command-line names `simclr|byol|barlow|vicreg|mocov3|nnclr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +228,7 @@ impl LossConfig {
 
 /// What one training step reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct StepStats {
     /// Loss value.
     pub loss: f32,

@@ -391,7 +391,7 @@ mod tests {
         ] {
             let c = shape[1];
             let (x0, g0, b0) =
-                crate::seeded(&device, shape.iter().product::<usize>() as u64, || {
+                crate::train::seeded(&device, shape.iter().product::<usize>() as u64, || {
                     (
                         Tensor::<4>::random(shape, Distribution::Normal(0.5, 2.0), &device),
                         Tensor::<1>::random([c], Distribution::Uniform(0.5, 1.5), &device),
@@ -442,7 +442,7 @@ mod tests {
     fn inference_mode_and_plain_devices_use_burn() {
         let device = Device::flex();
         let bn = BatchNormConfig::new(3).init(&device);
-        let x = crate::seeded(&device, 5, || {
+        let x = crate::train::seeded(&device, 5, || {
             Tensor::<4>::random([2, 3, 4, 4], Distribution::Default, &device)
         });
         let reference = Relu::new().forward(bn.forward(x.clone()));

@@ -10,7 +10,7 @@
 //! [`EmbeddingTable::read`]).
 //!
 //! Written with zstd, and BYTE_STREAM_SPLIT (no dictionary) on the embedding values.
-//! Row groups are whole "chunks" of the dataset (see [`EmbedJob`](crate::EmbedJob)), so a
+//! Row groups are whole "chunks" of the dataset (see [`EmbedJob`](crate::embed::EmbedJob)), so a
 //! resumed or a sharded-then-merged run produces the same bytes as one uninterrupted run.
 
 use crate::{Error, Result};

@@ -35,7 +35,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use crate::{Error, NeighbourLists, Result};
+use crate::{knn::NeighbourLists, Error, Result};
 
 /// Metadata key: SHA-256 (hex) of the embeddings file the table was computed from.
 pub const META_EMBEDDINGS_SHA256: &str = "gps.embeddings.sha256";
@@ -101,8 +101,8 @@ impl NeighbourTable {
     }
 
     /// A table over the rows of an embeddings table whose row `r` is dataset id `ids[r]` (e.g.
-    /// [`EmbeddingTable::ids`](crate::EmbeddingTable::ids) of a file written with
-    /// `skip_bad`): `lists` holds **row positions**, as [`NeighbourBuilder`](crate::NeighbourBuilder)
+    /// [`EmbeddingTable::ids`](crate::store::EmbeddingTable::ids) of a file written with
+    /// `skip_bad`): `lists` holds **row positions**, as [`NeighbourBuilder`](crate::knn::NeighbourBuilder)
     /// computes them over those rows, and every entry is mapped to its dataset id.
     ///
     /// Errors when `ids` does not have one entry per row, is not strictly ascending, or holds

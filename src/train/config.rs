@@ -244,8 +244,8 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::AugRecipe;
     use crate::train::data::PairData;
-    use crate::AugRecipe;
 
     #[test]
     fn each_optimiser_brings_its_own_default_lr() {

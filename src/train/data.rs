@@ -10,8 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{META_EMBEDDINGS_SHA256, META_EMBEDDINGS_VECTORS_SHA256};
 use crate::{
-    open_source, AugRecipe, BadSample, Error, GpsSampler, NeighbourTable, PairLoader,
-    PairLoaderBuilder, Result, SelfSampler,
+    augment::AugRecipe,
+    dataset::open_source,
+    embed::BadSample,
+    loader::{PairLoader, PairLoaderBuilder},
+    sampler::{GpsSampler, SelfSampler},
+    store::NeighbourTable,
+    Error, Result,
 };
 
 /// Where a run's pairs come from, as asked for (paths and settings). Serialisable; saved in the
@@ -142,7 +147,7 @@ pub struct DataConfig {
     /// The request.
     #[serde(flatten)]
     pub pairs: PairData,
-    /// The dataset's fingerprint (see [`crate::DataSource::fingerprint`]).
+    /// The dataset's fingerprint (see [`crate::dataset::DataSource::fingerprint`]).
     pub fingerprint: String,
     /// Samples in the dataset.
     pub samples: usize,
@@ -207,7 +212,7 @@ impl PairData {
     /// As [`open`](Self::open), and also returns the [`DataConfig`] of the stream (dataset
     /// fingerprint, recipe, neighbour table hash) for the run's `config.json`.
     pub fn open_with_config(&self) -> Result<(PairLoader, DataConfig)> {
-        let source: Arc<dyn crate::DataSource> = Arc::from(open_source(&self.data)?);
+        let source: Arc<dyn crate::dataset::DataSource> = Arc::from(open_source(&self.data)?);
         let mut recipe = match self.aug.as_str() {
             "rhflip" => AugRecipe::rhflip(),
             "strong" => AugRecipe::simclr(),

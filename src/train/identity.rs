@@ -21,7 +21,9 @@ pub fn canonical_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
 
 /// Lowercase hex SHA-256 of [`canonical_json`]`(value)`.
 pub fn canonical_hash<T: Serialize + ?Sized>(value: &T) -> Result<String> {
-    Ok(hex(&crate::sha256(canonical_json(value)?.as_bytes())))
+    Ok(hex(&crate::dataset::sha256(
+        canonical_json(value)?.as_bytes(),
+    )))
 }
 
 /// Lowercase hex of `bytes`.

@@ -74,7 +74,7 @@ impl CsvLog {
 }
 
 /// Reads the loss column of a `log.csv` written by [`CsvLog`], in step order: the whole run's
-/// curve, also after a resume (whose [`crate::Trainer::fit`] returns only the steps it took).
+/// curve, also after a resume (whose [`crate::train::Trainer::fit`] returns only the steps it took).
 ///
 /// Errors name the file and the 1-based line of a row that is not `step,…,loss,…`.
 pub fn read_losses(path: &Path) -> Result<Vec<f32>> {

@@ -27,8 +27,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::META_DATASET_FINGERPRINT;
 use crate::{
-    encode_features, label_purity, AugRecipe, DataSource, Error, Metric, NeighbourBuilder,
-    NeighbourLists, NeighbourTable, Progress, Purity, ResNet, Result,
+    augment::AugRecipe,
+    dataset::DataSource,
+    experiment::encode_features,
+    knn::{label_purity, Metric, NeighbourBuilder, NeighbourLists, Purity},
+    progress::Progress,
+    ssl::ResNet,
+    store::NeighbourTable,
+    Error, Result,
 };
 
 /// Default [`RemineConfig::mix`]: every partner from the re-mined lists.

@@ -1,6 +1,6 @@
 //! Where the trainer's batches come from.
 
-use crate::{PairBatch, Result};
+use crate::{loader::PairBatch, Result};
 
 /// A resumable stream of [`PairBatch`]es, epoch by epoch.
 ///
@@ -59,7 +59,7 @@ where
     }
 }
 
-impl PairSource for crate::PairLoader {
+impl PairSource for crate::loader::PairLoader {
     fn batches_per_epoch(&self) -> usize {
         self.num_batches()
     }

@@ -15,7 +15,11 @@ use super::schedule::LrSchedule;
 use super::source::PairSource;
 use crate::ssl::{export_tensors, Method};
 use crate::{
-    Error, GpsSampler, MixSampler, NeighbourLists, PairLoader, PositiveSampler, Progress, Result,
+    knn::NeighbourLists,
+    loader::PairLoader,
+    progress::Progress,
+    sampler::{GpsSampler, MixSampler, PositiveSampler},
+    Error, Result,
 };
 use burn::module::Module;
 use std::sync::Arc;
@@ -51,12 +55,12 @@ pub fn seeded<R>(device: &Device, seed: u64, build: impl FnOnce() -> R) -> R {
 /// ```
 /// use burn::tensor::Device;
 /// let device = Device::flex();
-/// let cfg = gps_ssl::MlpConfig::new(4, 6, 2, 2);
-/// let a = gps_ssl::seeded_module(&device, 7, || cfg.init(&device)).unwrap();
-/// let b = gps_ssl::seeded_module(&device, 7, || cfg.init(&device)).unwrap();
-/// let c = gps_ssl::seeded_module(&device, 8, || cfg.init(&device)).unwrap();
-/// assert_eq!(gps_ssl::export_tensors(&a), gps_ssl::export_tensors(&b));
-/// assert_ne!(gps_ssl::export_tensors(&a), gps_ssl::export_tensors(&c));
+/// let cfg = gps_ssl::ssl::MlpConfig::new(4, 6, 2, 2);
+/// let a = gps_ssl::train::seeded_module(&device, 7, || cfg.init(&device)).unwrap();
+/// let b = gps_ssl::train::seeded_module(&device, 7, || cfg.init(&device)).unwrap();
+/// let c = gps_ssl::train::seeded_module(&device, 8, || cfg.init(&device)).unwrap();
+/// assert_eq!(gps_ssl::ssl::export_tensors(&a), gps_ssl::ssl::export_tensors(&b));
+/// assert_ne!(gps_ssl::ssl::export_tensors(&a), gps_ssl::ssl::export_tensors(&c));
 /// ```
 pub fn seeded_module<M: Module>(
     device: &Device,

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use gps_ssl::PairBatch;
+use gps_ssl::loader::PairBatch;
 
 /// The IDX training images, from the repo's bundled copy or the Debian package.
 pub fn images_path() -> PathBuf {

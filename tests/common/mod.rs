@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use flate2::read::GzDecoder;
-use gps_ssl::{DataSource, Error, Image, Result, Sample};
+use gps_ssl::{
+    dataset::{DataSource, Image, Sample},
+    Error, Result,
+};
 use std::io::Read;
 use std::path::Path;
 
@@ -139,11 +142,11 @@ pub fn tiny_idx(dir: &Path, name: &str, range: std::ops::Range<usize>) -> String
 /// Exact cosine k-NN lists (self excluded) of `vectors` (`[n, dim]` row-major): the reference
 /// the tests compare cached, re-mined and per-round lists with.
 #[allow(dead_code)]
-pub fn exact_cosine_lists(vectors: &[f32], dim: usize, k: usize) -> gps_ssl::NeighbourLists {
-    gps_ssl::NeighbourBuilder::new(vectors, dim)
+pub fn exact_cosine_lists(vectors: &[f32], dim: usize, k: usize) -> gps_ssl::knn::NeighbourLists {
+    gps_ssl::knn::NeighbourBuilder::new(vectors, dim)
         .k(k)
-        .metric(gps_ssl::Metric::Cosine)
-        .method(gps_ssl::KnnMethod::Exact)
+        .metric(gps_ssl::knn::Metric::Cosine)
+        .method(gps_ssl::knn::KnnMethod::Exact)
         .include_self(false)
         .build()
         .unwrap()
