@@ -35,7 +35,8 @@ pub use cifar::{CifarFormat, CifarSource, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_S
 pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS};
 
 pub use self::image::Image;
-pub use fingerprint::{sha256, sha256_file, Fingerprinter, FINGERPRINT_VERSION};
+pub(crate) use fingerprint::hex;
+pub use fingerprint::{sha256, sha256_file, sha256_hex_file, Fingerprinter, FINGERPRINT_VERSION};
 pub use idx::{IdxSource, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 pub use open::open_source;
 

@@ -20,7 +20,7 @@
 mod job;
 mod pipeline;
 mod preprocess;
-pub(crate) mod prior;
+mod prior;
 mod resize;
 mod runtime;
 

@@ -59,6 +59,7 @@ pub use manifest::{EncoderManifest, RunProvenance, ENCODER_FORMAT};
 pub use onnx::{ONNX_FEATURES, ONNX_INPUT, ONNX_OPSET, ONNX_PROJECTION};
 pub use trained::TrainedEncoder;
 
+use crate::dataset::hex;
 use crate::ssl::{export_tensors, ResNet};
 use crate::{embed::PriorManifest, Error, Result};
 
@@ -106,10 +107,6 @@ pub fn tensors_sha256(backbone: &ResNet) -> String {
         }
     }
     hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes `bytes` to `path` through `path.tmp` and a rename.
@@ -164,7 +161,7 @@ pub fn export_encoder(
         format: ENCODER_FORMAT.to_string(),
         name: encoder.name.clone(),
         weights: WEIGHTS_FILE.into(),
-        weights_sha256: crate::embed::prior::sha256_hex_file(&weights)?,
+        weights_sha256: crate::dataset::sha256_hex_file(&weights)?,
         tensors_sha256: tensors_sha256(&encoder.backbone),
         feature_dim: encoder.backbone.feature_dim(),
         input_size: encoder.input_size,
@@ -229,7 +226,7 @@ fn write_onnx(encoder: &TrainedEncoder, manifest: &mut EncoderManifest, out: &Pa
     let prior = PriorManifest {
         name: format!("encoder-{}", encoder.name),
         onnx: ONNX_FILE.into(),
-        sha256: crate::embed::prior::sha256_hex_file(&onnx_path)?,
+        sha256: crate::dataset::sha256_hex_file(&onnx_path)?,
         input_name: ONNX_INPUT.into(),
         output_name: ONNX_FEATURES.into(),
         dim: encoder.backbone.feature_dim(),

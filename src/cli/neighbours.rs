@@ -152,11 +152,7 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     if args.embeddings.is_file() {
         meta.insert(
             META_EMBEDDINGS_SHA256.into(),
-            gps_ssl::dataset::sha256_file(&args.embeddings)?
-                .0
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            gps_ssl::dataset::sha256_hex_file(&args.embeddings)?,
         );
     }
     if let Some(fp) = emb.metadata.get(META_DATASET_FINGERPRINT) {

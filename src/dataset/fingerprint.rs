@@ -96,6 +96,12 @@ pub fn sha256_file(path: &std::path::Path) -> crate::Result<([u8; 32], u64)> {
     Ok((hasher.finalize().into(), len))
 }
 
+/// Lowercase hex SHA-256 of a file's content (streamed, as [`sha256_file`]): the form manifests
+/// and Parquet metadata record.
+pub fn sha256_hex_file(path: &std::path::Path) -> crate::Result<String> {
+    Ok(hex(&sha256_file(path)?.0))
+}
+
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

@@ -18,10 +18,9 @@
 //! license = "Apache-2.0"
 //! ```
 
+use crate::dataset::sha256_hex_file;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Description of an ONNX prior network, loaded from a TOML manifest.
@@ -157,28 +156,11 @@ impl PriorManifest {
     }
 }
 
-/// Lower-case hex SHA-256 of a file's contents.
-pub(crate) fn sha256_hex_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::hex;
+    use sha2::{Digest, Sha256};
 
     fn write_manifest(dir: &Path, sha: &str) -> PathBuf {
         std::fs::write(dir.join("m.onnx"), b"not really onnx").unwrap();

@@ -52,7 +52,7 @@ pub fn vectors_sha256(dim: usize, vectors: &[f32]) -> String {
     for v in vectors {
         h.update(v.to_bits().to_le_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::dataset::hex(&h.finalize())
 }
 
 /// Embeds `source` with the ONNX prior of `manifest` into `out` (an `embeddings.parquet`), or

@@ -115,7 +115,7 @@ impl TrainedEncoder {
 /// The backbone of the exported encoder `manifest` on `device`, after checking the weights
 /// file's SHA-256 against the manifest.
 pub(crate) fn load_backbone(manifest: &EncoderManifest, device: &Device) -> Result<ResNet> {
-    let found = crate::embed::prior::sha256_hex_file(&manifest.weights)?;
+    let found = crate::dataset::sha256_hex_file(&manifest.weights)?;
     if !found.eq_ignore_ascii_case(&manifest.weights_sha256) {
         return Err(Error::mismatch(
             format!(

@@ -264,7 +264,7 @@ impl NeighbourTable {
                 h.update(field.as_bytes());
             }
         }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        crate::dataset::hex(&h.finalize())
     }
 
     /// Writes `path` (zstd-compressed Parquet) via a temporary file and a rename.

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::dataset::hex;
 use crate::{Error, Result};
 
 /// Version tag hashed with every identity; bump it when the identity recipe changes.
@@ -24,11 +25,6 @@ pub fn canonical_hash<T: Serialize + ?Sized>(value: &T) -> Result<String> {
     Ok(hex(&crate::dataset::sha256(
         canonical_json(value)?.as_bytes(),
     )))
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
