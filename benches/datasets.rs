@@ -59,8 +59,8 @@ fn build_inputs(tmp: &Path) -> (PathBuf, PathBuf, PathBuf) {
         pngs.push(bytes);
     }
     // Parquet: 1,000 rows in the HF layout, row groups of 100.
-    use arrow::array::{ArrayRef, BinaryArray, Int64Array, StringArray, StructArray};
-    use arrow::datatypes::{DataType, Field};
+    use arrow_array::{ArrayRef, BinaryArray, Int64Array, StringArray, StructArray};
+    use arrow_schema::{DataType, Field};
     let bytes: Vec<&[u8]> = (0..1000).map(|i| pngs[i % pngs.len()].as_slice()).collect();
     let paths: Vec<String> = (0..1000).map(|i| format!("{i}.png")).collect();
     let image = StructArray::from(vec![
@@ -74,7 +74,7 @@ fn build_inputs(tmp: &Path) -> (PathBuf, PathBuf, PathBuf) {
         ),
     ]);
     let labels = Int64Array::from((0..1000).map(|i| (i % 10) as i64).collect::<Vec<_>>());
-    let batch = arrow::record_batch::RecordBatch::try_from_iter(vec![
+    let batch = arrow_array::RecordBatch::try_from_iter(vec![
         ("image", Arc::new(image) as ArrayRef),
         ("label", Arc::new(labels) as ArrayRef),
     ])

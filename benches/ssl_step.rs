@@ -110,6 +110,8 @@ fn torch_step_seconds(case: Case, steps: usize) -> Option<f64> {
 }
 
 fn main() {
+    // As the `gps-ssl` binary does: freed step buffers are reused, not unmapped.
+    gps_ssl::train::reuse_freed_memory();
     let steps: usize = std::env::var("SSL_STEP_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -89,7 +89,7 @@ pub enum Error {
 
     /// An Arrow error (schema or array construction).
     #[error("arrow: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
+    Arrow(#[from] arrow_schema::ArrowError),
 
     /// A serialisation error (TOML / JSON config or metadata).
     #[error("{path}: {detail}")]

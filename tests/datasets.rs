@@ -579,8 +579,8 @@ fn parquet_table_matches_pillow_across_row_groups() {
     assert_eq!(auto.fingerprint(), src.fingerprint());
 }
 
-fn write_parquet(path: &Path, columns: Vec<(&str, arrow::array::ArrayRef)>, row_group: usize) {
-    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).unwrap();
+fn write_parquet(path: &Path, columns: Vec<(&str, arrow_array::ArrayRef)>, row_group: usize) {
+    let batch = arrow_array::RecordBatch::try_from_iter(columns).unwrap();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(Some(row_group))
         .build();
@@ -592,7 +592,7 @@ fn write_parquet(path: &Path, columns: Vec<(&str, arrow::array::ArrayRef)>, row_
 
 #[test]
 fn parquet_without_image_column_lists_columns() {
-    use arrow::array::{BinaryArray, Int64Array};
+    use arrow_array::{BinaryArray, Int64Array};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("no_image.parquet");
@@ -664,7 +664,7 @@ fn parquet_directory_and_fingerprint() {
 
 #[test]
 fn corrupt_image_bytes_in_parquet_are_a_decode_error() {
-    use arrow::array::{BinaryArray, Int64Array};
+    use arrow_array::{BinaryArray, Int64Array};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.parquet");

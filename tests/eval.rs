@@ -369,9 +369,9 @@ fn bars_of_a_group_with_two_settings_are_centred_on_it() {
 
 /// Writes an embeddings.parquet (DESIGN.md schema and metadata) with the given rows.
 fn write_embeddings(path: &Path, x: &[f32], labels: &[Option<i64>], dim: usize) {
-    use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};
-    use arrow::array::{RecordBatch, UInt64Array};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};
+    use arrow_array::{RecordBatch, UInt64Array};
+    use arrow_schema::{DataType, Field, Schema};
     use parquet::file::metadata::KeyValue;
     use parquet::file::properties::WriterProperties;
     use std::sync::Arc;

@@ -23,8 +23,9 @@ use ::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use ::parquet::arrow::ProjectionMask;
-use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int64Array, StructArray};
-use arrow::datatypes::DataType;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BinaryArray, Int64Array, StructArray};
+use arrow_schema::DataType;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -295,7 +296,7 @@ fn read_labels(path: &Path, meta: &ArrowReaderMetadata, idx: usize) -> Result<Ve
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| Error::format(path, format!("reading label column: {e}")))?;
-        let col = arrow::compute::cast(batch.column(0), &DataType::Int64)?;
+        let col = arrow_cast::cast(batch.column(0), &DataType::Int64)?;
         let col: &Int64Array = col.as_primitive();
         out.extend(col.iter());
     }
@@ -408,20 +409,20 @@ impl ParquetImageSource {
                                 .into_builder()
                                 .nulls(Some(n.clone()))
                                 .build()?;
-                            arrow::array::make_array(data)
+                            arrow_array::make_array(data)
                         }
                         _ => child,
                     }
                 }
                 ImageLayout::Binary => col,
             };
-            parts.push(arrow::compute::cast(&bytes, &DataType::Binary)?);
+            parts.push(arrow_cast::cast(&bytes, &DataType::Binary)?);
         }
         let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
         let all = if refs.len() == 1 {
             parts[0].clone()
         } else {
-            arrow::compute::concat(&refs)?
+            arrow_select::concat::concat(&refs)?
         };
         let arr = Arc::new(all.as_binary::<i32>().clone());
         if arr.len() != rows {

@@ -14,11 +14,11 @@
 //! resumed or a sharded-then-merged run produces the same bytes as one uninterrupted run.
 
 use crate::{Error, Result};
-use arrow::array::{
+use arrow_array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
     UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -268,7 +268,7 @@ pub(crate) fn read_groups(path: &Path) -> Result<Vec<RecordBatch>> {
             .first()
             .map(|b| b.schema())
             .unwrap_or_else(|| schema(0));
-        out.push(arrow::compute::concat_batches(&schema, &batches)?);
+        out.push(arrow_select::concat::concat_batches(&schema, &batches)?);
     }
     Ok(out)
 }
@@ -394,10 +394,10 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
                     format!("column `{name}` contains nulls"),
                 ));
             }
-            let cast = arrow::compute::cast_with_options(
+            let cast = arrow_cast::cast_with_options(
                 col,
                 &DataType::UInt64,
-                &arrow::compute::CastOptions {
+                &arrow_cast::CastOptions {
                     safe: false,
                     ..Default::default()
                 },
@@ -412,7 +412,7 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
         table.ids.extend(ids.values().iter());
         match key_col {
             Some(i) => {
-                let keys = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+                let keys = arrow_cast::cast(batch.column(i), &DataType::Utf8)?;
                 let keys = keys
                     .as_any()
                     .downcast_ref::<StringArray>()
@@ -429,7 +429,7 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
         }
         match label_col {
             Some(i) => {
-                let labels = arrow::compute::cast(batch.column(i), &DataType::Int64)?;
+                let labels = arrow_cast::cast(batch.column(i), &DataType::Int64)?;
                 let labels = labels
                     .as_any()
                     .downcast_ref::<Int64Array>()
@@ -448,10 +448,10 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
                 let d = list.value_length() as usize;
                 let offsets = (0..=list.len()).map(|r| (list.offset() + r) * d).collect();
                 (list.values().clone(), offsets)
-            } else if let Some(list) = col.as_any().downcast_ref::<arrow::array::ListArray>() {
+            } else if let Some(list) = col.as_any().downcast_ref::<arrow_array::ListArray>() {
                 let offsets = list.value_offsets().iter().map(|&o| o as usize).collect();
                 (list.values().clone(), offsets)
-            } else if let Some(list) = col.as_any().downcast_ref::<arrow::array::LargeListArray>() {
+            } else if let Some(list) = col.as_any().downcast_ref::<arrow_array::LargeListArray>() {
                 let offsets = list.value_offsets().iter().map(|&o| o as usize).collect();
                 (list.values().clone(), offsets)
             } else {
