@@ -7,7 +7,9 @@
 //! (`/usr/bin/python3`; `scripts/install_bench_peers.sh` installs it). Each side: one warm-up
 //! step, then the median of `SSL_STEP_STEPS` (default 3) timed steps. `SSL_STEP_CASES=small`
 //! or `=resnet18` runs one group only; `SSL_STEP_METHODS=simclr` times SimCLR only.
-//! `GPS_SSL_KERNELS=burn` gives the baseline (burn's own convolution and batch norm).
+//! `GPS_SSL_KERNELS=burn` gives the baseline (burn's own convolution and batch norm);
+//! `SSL_STEP_MALLOC=default` leaves glibc's allocator thresholds as they are
+//! (`gps_ssl::train::reuse_freed_memory` is not called).
 
 use std::process::Command;
 use std::time::Instant;
@@ -110,8 +112,11 @@ fn torch_step_seconds(case: Case, steps: usize) -> Option<f64> {
 }
 
 fn main() {
-    // As the `gps-ssl` binary does: freed step buffers are reused, not unmapped.
-    gps_ssl::train::reuse_freed_memory();
+    // As the `gps-ssl` binary does: freed step buffers are reused, not unmapped
+    // (`SSL_STEP_MALLOC=default` keeps glibc's defaults, for the before/after figure).
+    if std::env::var("SSL_STEP_MALLOC").as_deref() != Ok("default") {
+        gps_ssl::train::reuse_freed_memory();
+    }
     let steps: usize = std::env::var("SSL_STEP_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
