@@ -19,10 +19,11 @@ pub const TRIM_THRESHOLD: usize = i32::MAX as usize;
 
 /// Sets glibc `malloc`'s mmap and trim thresholds to [`MMAP_THRESHOLD`] and
 /// [`TRIM_THRESHOLD`], so freed blocks are reused rather than unmapped and faulted in again.
-/// Process-wide; call it once at the start of a training program, before the first large
-/// allocation (the `gps-ssl` binary, the benches and the examples do). Returns whether the
-/// setting took effect: `false` where the C library is not glibc (musl, macOS, Windows), whose
-/// allocators need no such setting.
+/// Process-wide; call it once, first thing in `main`, before any other thread starts (glibc
+/// documents `mallopt` as MT-Unsafe: it writes parameters that other threads' `malloc` calls
+/// read without a lock). The `gps-ssl` binary, the `ssl_step` bench and the examples do.
+/// Returns whether the setting took effect: `false` where the C library is not glibc (musl,
+/// macOS, Windows), where nothing is changed.
 ///
 /// ```
 /// let tuned = gps_ssl::train::reuse_freed_memory();
@@ -31,8 +32,9 @@ pub const TRIM_THRESHOLD: usize = i32::MAX as usize;
 pub fn reuse_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: `mallopt` only changes two numeric parameters of glibc's allocator; it is
-        // thread-safe (it takes every arena's lock) and the values are in its accepted range.
+        // SAFETY: `mallopt` only changes two numeric parameters of glibc's allocator, both
+        // values are in its accepted range, and callers make this call before other threads
+        // run (see above).
         let mmap = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
         let trim = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) };
         mmap == 1 && trim == 1
