@@ -21,6 +21,7 @@
 //! # Ok::<(), gps_ssl::Error>(())
 //! ```
 
+pub(crate) mod columns;
 pub(crate) mod embeddings;
 mod neighbours;
 

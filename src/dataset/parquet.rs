@@ -24,7 +24,7 @@ use ::parquet::arrow::arrow_reader::{
 };
 use ::parquet::arrow::ProjectionMask;
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BinaryArray, Int64Array, StructArray};
+use arrow_array::{Array, ArrayRef, BinaryArray, StructArray};
 use arrow_schema::DataType;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -296,9 +296,9 @@ fn read_labels(path: &Path, meta: &ArrowReaderMetadata, idx: usize) -> Result<Ve
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| Error::format(path, format!("reading label column: {e}")))?;
-        let col = arrow_cast::cast(batch.column(0), &DataType::Int64)?;
-        let col: &Int64Array = col.as_primitive();
-        out.extend(col.iter());
+        let col = crate::store::columns::to_i64(batch.column(0))
+            .map_err(|e| Error::format(path, format!("label column: {e}")))?;
+        out.extend(col);
     }
     Ok(out)
 }
@@ -416,7 +416,9 @@ impl ParquetImageSource {
                 }
                 ImageLayout::Binary => col,
             };
-            parts.push(arrow_cast::cast(&bytes, &DataType::Binary)?);
+            let bytes = crate::store::columns::to_binary(&bytes)
+                .map_err(|e| Error::format(path, format!("image column: {e}")))?;
+            parts.push(Arc::new(bytes));
         }
         let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
         let all = if refs.len() == 1 {

@@ -13,6 +13,7 @@
 //! Row groups are whole "chunks" of the dataset (see [`EmbedJob`](crate::embed::EmbedJob)), so a
 //! resumed or a sharded-then-merged run produces the same bytes as one uninterrupted run.
 
+use super::columns;
 use crate::{Error, Result};
 use arrow_array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
@@ -386,57 +387,39 @@ fn read_file(path: &Path) -> Result<EmbeddingTable> {
     for batch in reader {
         let batch = batch?;
         let rows_before = table.ids.len();
-        let as_u64 = |i: usize, name: &str| -> Result<UInt64Array> {
-            let col = batch.column(i);
+        let ids = {
+            let col = batch.column(id_col);
             if col.null_count() > 0 {
-                return Err(Error::format(
-                    path,
-                    format!("column `{name}` contains nulls"),
-                ));
+                return Err(Error::format(path, "column `id` contains nulls"));
             }
-            let cast = arrow_cast::cast_with_options(
-                col,
-                &DataType::UInt64,
-                &arrow_cast::CastOptions {
-                    safe: false,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| Error::format(path, format!("column `{name}`: {e}")))?;
-            cast.as_any()
-                .downcast_ref::<UInt64Array>()
-                .cloned()
-                .ok_or_else(|| Error::format(path, format!("column `{name}`: not integers")))
+            columns::to_u64(col).map_err(|e| Error::format(path, format!("column `id`: {e}")))?
         };
-        let ids = as_u64(id_col, "id")?;
-        table.ids.extend(ids.values().iter());
+        let n = ids.len();
+        table.ids.extend_from_slice(&ids);
         match key_col {
             Some(i) => {
-                let keys = arrow_cast::cast(batch.column(i), &DataType::Utf8)?;
-                let keys = keys
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .ok_or_else(|| Error::format(path, "column `key`: unexpected array type"))?;
-                if keys.null_count() > 0 {
-                    return Err(Error::format(path, "column `key` contains nulls"));
+                let keys = columns::to_strings(batch.column(i))
+                    .map_err(|e| Error::format(path, format!("column `key`: {e}")))?;
+                for (r, k) in keys.into_iter().enumerate() {
+                    let k = k.ok_or_else(|| {
+                        Error::format(
+                            path,
+                            format!("row {}: column `key` is null", rows_before + r),
+                        )
+                    })?;
+                    table.keys.push(k);
                 }
-                table
-                    .keys
-                    .extend(keys.iter().map(|k| k.unwrap_or_default().to_string()));
             }
             // No key column: the id stands for the sample.
-            None => table.keys.extend(ids.values().iter().map(u64::to_string)),
+            None => table.keys.extend(ids.iter().map(u64::to_string)),
         }
         match label_col {
             Some(i) => {
-                let labels = arrow_cast::cast(batch.column(i), &DataType::Int64)?;
-                let labels = labels
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| Error::format(path, "column `label`: unexpected array type"))?;
-                table.labels.extend(labels.iter());
+                let labels = columns::to_i64(batch.column(i))
+                    .map_err(|e| Error::format(path, format!("column `label`: {e}")))?;
+                table.labels.extend(labels);
             }
-            None => table.labels.extend(std::iter::repeat_n(None, ids.len())),
+            None => table.labels.extend(std::iter::repeat_n(None, n)),
         }
         let col = batch.column(emb);
         if col.null_count() > 0 {
