@@ -8,13 +8,14 @@
 //! step, then the median of `SSL_STEP_STEPS` (default 3) timed steps. `SSL_STEP_CASES=small`
 //! or `=resnet18` runs one group only; `SSL_STEP_METHODS=simclr` times SimCLR only.
 //! `GPS_SSL_KERNELS=burn` gives the baseline (burn's own convolution and batch norm);
+//! `SSL_STEP_DEVICE=wgpu` (or `vulkan`, `cuda`; built with that feature) times the steps on that
+//! device instead of the CPU (each step reads its loss back, so the time includes the work).
 //! `SSL_STEP_MALLOC=default` leaves glibc's allocator thresholds as they are
 //! (`gps_ssl::train::reuse_freed_memory` is not called).
 
 use std::process::Command;
 use std::time::Instant;
 
-use burn::tensor::Device;
 use gps_ssl::{
     loader::PairBatch,
     ssl::{Method, MethodKind, ResNetConfig, Stem},
@@ -67,7 +68,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn rust_step_seconds(kind: MethodKind, case: Case, steps: usize) -> f64 {
     let batch = case.pairs();
-    let device = Device::flex().autodiff();
+    let device = std::env::var("SSL_STEP_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse::<gps_ssl::device::DeviceChoice>()
+        .and_then(|d| d.open())
+        .expect("SSL_STEP_DEVICE")
+        .autodiff();
     let config = TrainConfig::new(kind, case.backbone());
     let mut method = gps_ssl::train::seeded(&device, 0, || {
         Method::new(config.method, &config.network, &device)
@@ -96,6 +102,11 @@ fn torch_step_seconds(case: Case, steps: usize) -> Option<f64> {
         ))
         .args([case.batch, case.size, steps, threads].map(|v| v.to_string()))
         .args([case.arch.to_string(), case.channels.to_string()])
+        // On a GPU machine (SSL_STEP_DEVICE other than cpu) PyTorch runs on its CUDA device.
+        .arg(match std::env::var("SSL_STEP_DEVICE").as_deref() {
+            Ok("cpu") | Err(_) => "cpu",
+            Ok(_) => "cuda",
+        })
         .output()
         .ok()?;
     if !out.status.success() {

@@ -20,6 +20,17 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
 fi
 
+# 1b. A Vulkan driver for the GPU tests (GPS_SSL_VULKAN=1, set by scripts/test.sh when it runs
+#     with --features wgpu or vulkan): Mesa's lavapipe runs Vulkan compute shaders on the CPU, so
+#     burn's wgpu backend can be tested on a machine without a GPU. Debian bookworm's Mesa 22.3
+#     passes the wgpu (WGSL) suite (tests/gpu.rs), so no backports suite is needed.
+if [ "${GPS_SSL_VULKAN:-0}" = 1 ] && ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+  say "installing Debian packages mesa-vulkan-drivers libvulkan1 (lavapipe)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
 # 2. Python venv with pinned packages.
 REQ="$ROOT/scripts/requirements.txt"
 STAMP="$ROOT/.venv/.requirements.sha256"

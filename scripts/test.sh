@@ -2,6 +2,10 @@
 # Sets everything up (idempotent) and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# `--features wgpu` (or vulkan) also runs tests/gpu.rs, on lavapipe where there is no GPU.
+case " $* " in
+  *wgpu*|*vulkan*) export GPS_SSL_VULKAN=1 ;;
+esac
 bash scripts/setup.sh
 # tests/export.rs checks the exported safetensors against torchvision (Debian's CPU builds; the
 # system python3, not the venv).

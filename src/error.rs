@@ -49,6 +49,16 @@ pub enum Error {
         detail: String,
     },
 
+    /// A device that was asked for and is not available: this build lacks its backend, or the
+    /// backend found no such adapter (`detail` lists the adapters it found).
+    #[error("device `{asked}` is not available: {detail}")]
+    DeviceUnavailable {
+        /// The device as asked for (`wgpu:1`).
+        asked: String,
+        /// Why, and what was found instead.
+        detail: String,
+    },
+
     /// Two things that must agree do not (dimensions, fingerprints, sizes).
     #[error("{what} mismatch: expected {expected}, found {found}")]
     Mismatch {

@@ -27,7 +27,8 @@
 //! | [`export`] | the trained encoder | [`export::export_encoder`], [`export::load_encoder`] | safetensors (torchvision names), ONNX + prior manifest |
 //! | [`experiment`] | whole grids | [`experiment::run_experiment`], [`experiment::ExperimentConfig`] | `results.json`, `table.md`, `figure.png` |
 //!
-//! [`progress`] carries progress reports out of long jobs (the CLI draws them as bars).
+//! [`progress`] carries progress reports out of long jobs (the CLI draws them as bars);
+//! [`device`] names the device the networks run on (`cpu`, `wgpu`, `vulkan`, `cuda`).
 //!
 //! ## Example: GPS pairs for your own Burn loop
 //! The [`prelude`] has what this needs.
@@ -54,10 +55,15 @@
 //! ## Features
 //! - default: CPU — burn's `flex` backend with autodiff; ONNX Runtime's CPU execution provider,
 //!   loaded at run time from `ORT_DYLIB_PATH` or the `onnxruntime` Python wheel.
+//! - `wgpu`: burn's wgpu backend (WGSL kernels on Vulkan / Metal / DX12; no download at build
+//!   time): `--device wgpu`. Tested in CI on Mesa's software Vulkan driver (lavapipe).
+//! - `vulkan`: the same runtime pinned to Vulkan with cubecl's SPIR-V compiler, for real GPUs:
+//!   `--device vulkan`.
 //! - `cuda`: burn's CUDA backend and ONNX Runtime's CUDA execution provider.
 
 pub mod augment;
 pub mod dataset;
+pub mod device;
 pub mod embed;
 pub mod eval;
 pub mod experiment;
@@ -79,6 +85,7 @@ pub use error::{Error, Result};
 pub mod prelude {
     pub use crate::augment::AugRecipe;
     pub use crate::dataset::{open_source, DataSource};
+    pub use crate::device::DeviceChoice;
     pub use crate::knn::{NeighbourBuilder, NeighbourLists};
     pub use crate::loader::{
         BurnPairLoader, PairBatch, PairLoader, PairLoaderBuilder, TensorPairBatch,

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod cli {
     pub mod demo;
+    pub mod devices;
     pub mod embed;
     pub mod encode;
     pub mod eval;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Describe a dataset source (count, shape, labels, fingerprint).
     Inspect(cli::inspect::InspectArgs),
+    /// The devices this build can train on (cpu, wgpu, vulkan, cuda) and their adapters.
+    Devices(cli::devices::DevicesArgs),
     /// Embed a dataset with an ONNX prior into embeddings.parquet (resumable, shardable).
     Embed(cli::embed::EmbedArgs),
     /// Join the part files of a sharded `embed` run into one embeddings file.
@@ -84,6 +87,7 @@ fn main() -> std::process::ExitCode {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Inspect(args) => cli::inspect::run(args),
+        Command::Devices(args) => cli::devices::run(args),
         Command::Embed(args) => cli::embed::run(args),
         Command::MergeEmbeddings(args) => cli::embed::run_merge(args),
         Command::Train(args) => cli::train::run(args),

@@ -43,4 +43,4 @@ pub use method::{batch_tensors, LossConfig, Method, MethodKind, MethodState, Ste
 pub use network::{NetworkConfig, SslNetwork, ViewOutput};
 pub use queue::SupportQueue;
 pub use snapshot::{export_tensors, import_tensors, TensorBlob};
-pub use stats::embedding_std;
+pub use stats::{embedding_std, embedding_std_tensor};

@@ -4,7 +4,9 @@ Network (`small`): 3x3 stem (stride 1, no max-pool), one basic block per stage, 
 16/32/64/128; (`resnet18`): the same stem, two basic blocks per stage, widths 64/128/256/512;
 global average pool; projector feat -> 512 (no bias) -> BN -> ReLU -> 128; NT-Xent T = 0.5;
 SGD momentum 0.9. Prints `seconds_per_step <s>`.
-Usage: /usr/bin/python3 ssl_step_peer.py <batch> <size> <steps> <threads> [small|resnet18] [channels]
+Usage: /usr/bin/python3 ssl_step_peer.py <batch> <size> <steps> <threads> [small|resnet18] [channels] [cpu|cuda]
+On `cuda` every step reads its loss back (`.item()`), as the Rust step does, so the time is the
+GPU's work and not only its queueing.
 """
 import sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -12,6 +14,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 batch, size, steps, threads = (int(a) for a in sys.argv[1:5])
 arch = sys.argv[5] if len(sys.argv) > 5 else "small"
 channels = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+device = torch.device(sys.argv[7] if len(sys.argv) > 7 else "cpu")
 widths, layers = {"small": ([16, 32, 64, 128], 1), "resnet18": ([64, 128, 256, 512], 2)}[arch]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -46,17 +49,19 @@ class Net(nn.Module):
 def nt_xent(a, b, t=0.5):
     z = F.normalize(torch.cat([a, b]), dim=1)
     n = z.shape[0]
-    logits = (z @ z.T / t).masked_fill(torch.eye(n, dtype=torch.bool), -1e9)
-    target = (torch.arange(n) + n // 2) % n
+    logits = (z @ z.T / t).masked_fill(torch.eye(n, dtype=torch.bool, device=z.device), -1e9)
+    target = (torch.arange(n, device=z.device) + n // 2) % n
     return F.cross_entropy(logits, target)
 
-net = Net()
+net = Net().to(device)
 opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-xa, xb = torch.randn(batch, channels, size, size), torch.randn(batch, channels, size, size)
+xa = torch.randn(batch, channels, size, size).to(device)
+xb = torch.randn(batch, channels, size, size).to(device)
 
 def step():
     loss = nt_xent(net(xa), net(xb))
     opt.zero_grad(); loss.backward(); opt.step()
+    return loss.item()
 
 step()
 t0 = time.perf_counter()

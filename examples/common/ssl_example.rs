@@ -3,10 +3,11 @@
 //!
 //! Flags: `--gps <neighbours.parquet>` (omit for plain SSL), `--data <spec>` (default
 //! `data/fashion-mnist/train`), `--steps <n>` (default 50), `--batch-size <n>` (default 64),
-//! `--out <dir>` (default `target/examples/<method>[-gps]`).
+//! `--out <dir>` (default `target/examples/<method>[-gps]`), `--device <name>` (default `cpu`;
+//! `wgpu`, `vulkan`, `cuda` with the matching cargo feature).
 
-use burn::tensor::Device;
 use gps_ssl::{
+    device::DeviceChoice,
     progress::NoProgress,
     ssl::{MethodKind, ResNetConfig},
     train::{PairData, TrainConfig, Trainer},
@@ -43,7 +44,8 @@ pub fn run(kind: MethodKind) -> anyhow::Result<()> {
     config.batch_size = batch_size;
     config.warmup_epochs = 0.05;
     config.data = Some(data);
-    let device = Device::flex().autodiff();
+    config.device = flag(&args, "--device").map_or(Ok(DeviceChoice::Cpu), |s| s.parse())?;
+    let device = config.device.open()?.autodiff();
     let mut trainer = Trainer::new(config, loader.num_batches(), &device)?.with_output_dir(&out)?;
     let log = trainer.fit(&mut loader, Some(steps), &NoProgress)?;
     if let (Some(first), Some(last)) = (log.first(), log.last()) {

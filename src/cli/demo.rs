@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use gps_ssl::device::DeviceChoice;
 use gps_ssl::experiment::{run_experiment, ExperimentConfig, ExperimentOutput};
 
 use super::progress::StageBar;
@@ -28,6 +29,9 @@ pub struct DemoArgs {
     /// Training epochs per run.
     #[arg(long)]
     epochs: Option<usize>,
+    /// Pairs per batch (default 256).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Seeds, comma-separated (e.g. `0,1,2` for mean ± std).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     seeds: Vec<u64>,
@@ -48,6 +52,9 @@ pub struct DemoArgs {
     /// Fraction of partners drawn from the re-mined lists.
     #[arg(long, default_value_t = gps_ssl::train::DEFAULT_REMINE_MIX)]
     remine_mix: f64,
+    /// Device to train and encode on: cpu | wgpu[:N] | vulkan[:N] | cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 /// A grid of runs described by a TOML file (examples in `examples/experiments/`).
@@ -58,6 +65,10 @@ pub struct ExperimentArgs {
     /// Output folder (default: `runs/<config name>`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Device to train and encode on, overriding the file's `device` (cpu | wgpu[:N] |
+    /// vulkan[:N] | cuda[:N]).
+    #[arg(long)]
+    device: Option<DeviceChoice>,
 }
 
 /// Runs `gps-ssl demo`.
@@ -72,9 +83,11 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         methods: vec![args.method],
         seeds: args.seeds,
         epochs: args.epochs.unwrap_or(defaults.epochs),
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         rounds: args.rounds,
         remine_every: args.remine_every,
         remine_mix: args.remine_mix,
+        device: args.device,
         ..defaults
     };
     execute(&config, &args.out)
@@ -82,7 +95,10 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Runs `gps-ssl experiment`.
 pub fn run_grid(args: ExperimentArgs) -> anyhow::Result<()> {
-    let config = ExperimentConfig::load(&args.config)?;
+    let mut config = ExperimentConfig::load(&args.config)?;
+    if let Some(device) = args.device {
+        config.device = device;
+    }
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&config.name));

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use burn::tensor::Device;
 use clap::Args;
 use gps_ssl::dataset::DataSource;
 use gps_ssl::export::TrainedEncoder;
@@ -28,11 +27,14 @@ pub struct EncodeArgs {
     /// Output features file (`.parquet`, embeddings schema).
     #[arg(long)]
     out: PathBuf,
+    /// Device to encode on: cpu | wgpu[:N] | vulkan[:N] | cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: gps_ssl::device::DeviceChoice,
 }
 
 /// Runs `gps-ssl encode`.
 pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
-    let device = Device::flex();
+    let device = args.device.open()?;
     let encoder = match (&args.run, &args.model) {
         (Some(dir), _) => TrainedEncoder::from_run(dir, &device)
             .with_context(|| format!("loading the run in {}", dir.display()))?,

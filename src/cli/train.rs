@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
+use gps_ssl::device::DeviceChoice;
 use gps_ssl::{
     dataset::open_source,
     ssl::{MethodKind, ResNetConfig},
@@ -118,9 +119,11 @@ pub struct TrainArgs {
     /// Output directory (config.json, log.csv, checkpoint.bin).
     #[arg(long)]
     out: PathBuf,
-    /// cpu (burn flex) | cuda (needs the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    /// cpu (burn flex, the default for a new run) | wgpu[:N] | vulkan[:N] | cuda[:N] (builds
+    /// with those features). A resumed run keeps its config.json's device unless this is given:
+    /// checkpoints are device-independent.
+    #[arg(long)]
+    device: Option<DeviceChoice>,
     /// Resume the run in --out from its checkpoint and config.json (without it, an --out that
     /// already holds a checkpoint is refused rather than overwritten).
     #[arg(long)]
@@ -143,16 +146,11 @@ impl gps_ssl::progress::Progress for Bar {
 
 /// Runs `gps-ssl train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let device = match args.device.as_str() {
-        "cpu" => Device::flex().autodiff(),
-        #[cfg(feature = "cuda")]
-        "cuda" => Device::cuda(0).autodiff(),
-        other => anyhow::bail!("--device {other}: expected cpu (or cuda with the `cuda` feature)"),
-    };
     let (mut trainer, loader) = if args.resume {
-        resume(&args, &device)?
+        resume(&args)?
     } else {
-        start(&args, &device)?
+        let choice = args.device.unwrap_or_default();
+        start(&args, choice, &choice.open()?.autodiff())?
     };
     let bar = Bar(indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} eta {eta}")?,
@@ -187,6 +185,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 /// A new run from the flags.
 fn start(
     args: &TrainArgs,
+    choice: DeviceChoice,
     device: &Device,
 ) -> anyhow::Result<(Trainer, gps_ssl::loader::PairLoader)> {
     let for_new_run = |flag: &str| {
@@ -260,15 +259,13 @@ fn start(
         anyhow::bail!("--remine-mix and --remine-k need --remine-every");
     }
     config.data = Some(data);
+    config.device = choice;
     let trainer = Trainer::new(config, loader.num_batches(), device)?.with_output_dir(&args.out)?;
     Ok((trainer, loader))
 }
 
 /// The saved run in `--out`, continued; flags must agree with it.
-fn resume(
-    args: &TrainArgs,
-    device: &Device,
-) -> anyhow::Result<(Trainer, gps_ssl::loader::PairLoader)> {
+fn resume(args: &TrainArgs) -> anyhow::Result<(Trainer, gps_ssl::loader::PairLoader)> {
     let config_path = args.out.join(CONFIG_FILE);
     if !args.out.join(CHECKPOINT_FILE).is_file() {
         anyhow::bail!(
@@ -466,6 +463,11 @@ fn resume(
     })?;
     let mut config = saved;
     config.data = Some(data);
+    if let Some(choice) = args.device {
+        config.device = choice;
+    }
+    let device = config.device.open()?.autodiff();
+    let device = &device;
     if let Some(every) = args.checkpoint_every {
         config.checkpoint_every = every;
     }

@@ -401,18 +401,7 @@ impl ParquetImageSource {
                         .as_struct_opt()
                         .ok_or_else(|| Error::format(path, "image column is not a struct"))?;
                     // A null struct row masks its child: carry the parent's nulls over.
-                    let child = s.column(child).clone();
-                    match s.nulls() {
-                        Some(n) if n.null_count() > 0 => {
-                            let data = child
-                                .to_data()
-                                .into_builder()
-                                .nulls(Some(n.clone()))
-                                .build()?;
-                            arrow_array::make_array(data)
-                        }
-                        _ => child,
-                    }
+                    crate::store::columns::with_nulls(s.column(child).clone(), s.nulls())?
                 }
                 ImageLayout::Binary => col,
             };

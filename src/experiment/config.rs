@@ -4,6 +4,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::DeviceChoice;
+
 use crate::{Error, Result};
 
 /// The prior name that selects the hand-crafted raw-pixel prior (the identity map of
@@ -72,6 +74,10 @@ pub struct ExperimentConfig {
     pub remine_every: Vec<usize>,
     /// Fraction of partners drawn from the re-mined lists (the rest from the prior's).
     pub remine_mix: f64,
+    /// The device runs train and encode on: `cpu` (default), `wgpu[:N]`, `vulkan[:N]`,
+    /// `cuda[:N]` (see [`crate::device`]). Not part of a run's identity: a finished run is
+    /// reused whichever device trained it.
+    pub device: DeviceChoice,
 }
 
 impl Default for ExperimentConfig {
@@ -103,6 +109,7 @@ impl Default for ExperimentConfig {
             rounds: 0,
             remine_every: vec![0],
             remine_mix: crate::train::DEFAULT_REMINE_MIX,
+            device: DeviceChoice::Cpu,
         }
     }
 }

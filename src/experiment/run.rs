@@ -372,9 +372,10 @@ impl RunContext<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let encoder = TrainedEncoder::from_run(previous, &Device::flex())?;
+        let device = self.config.device.open()?;
+        let encoder = TrainedEncoder::from_run(previous, &device)?;
         let features = self.out.join(format!("features-{name}.parquet"));
-        let vectors = round_vectors(&encoder, self.train, &features, self.progress)?;
+        let vectors = round_vectors(&encoder, self.train, &features, &device, self.progress)?;
         let lists = self
             .out
             .join(format!("neighbours-{name}-k{}.parquet", chain.k));
@@ -453,6 +454,7 @@ impl RunContext<'_> {
             tc.remine = Some(RemineConfig::new(remine_every, v.k).with_mix(config.remine_mix));
         }
         tc.data = Some(data);
+        tc.device = config.device;
         let run_hash = tc.run_hash()?;
         let evaluation = Evaluation {
             train_fingerprint: fingerprints.0.clone(),
@@ -472,7 +474,7 @@ impl RunContext<'_> {
             }
             tracing::info!(run = %dir.display(), "record is for other evaluation inputs: re-evaluating");
         }
-        let device = Device::flex().autodiff();
+        let device = config.device.open()?.autodiff();
         let batches = loader.num_batches();
         let mut trainer = if dir.join(CHECKPOINT_FILE).is_file() {
             tracing::info!(run = %dir.display(), "resuming");
@@ -554,6 +556,7 @@ fn round_vectors(
     encoder: &TrainedEncoder,
     train: &Arc<dyn DataSource>,
     path: &Path,
+    device: &Device,
     progress: &dyn Progress,
 ) -> Result<PriorVectors> {
     let fingerprint = train.fingerprint();
@@ -573,7 +576,7 @@ fn round_vectors(
             t
         }
         None => {
-            encoder.write_features(train.clone(), path, &Device::flex(), progress)?;
+            encoder.write_features(train.clone(), path, device, progress)?;
             EmbeddingTable::read(path)?
         }
     };

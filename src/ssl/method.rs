@@ -15,7 +15,7 @@ use super::loss::{
 use super::network::{NetworkConfig, SslNetwork};
 use super::queue::SupportQueue;
 use super::snapshot::{export_tensors, import_tensors, TensorBlob};
-use super::stats::embedding_std;
+use super::stats::embedding_std_tensor;
 use crate::train::Optimizer;
 use crate::{loader::PairBatch, Error, Result};
 
@@ -232,7 +232,7 @@ impl LossConfig {
 pub struct StepStats {
     /// Loss value.
     pub loss: f32,
-    /// Collapse indicator of the view-a projections (see [`embedding_std`]).
+    /// Collapse indicator of the view-a projections (see [`crate::ssl::embedding_std`]).
     pub embedding_std: f32,
     /// EMA momentum used after this step (0 for methods without a target).
     pub momentum: f64,
@@ -413,7 +413,20 @@ impl Method {
     ) -> Result<StepStats> {
         let (a, b) = batch_tensors(batch, &self.device)?;
         let (loss, za) = self.loss(a, b, Some((&batch.anchor_ids, &batch.partner_ids)));
-        let loss_value: f32 = loss.clone().into_scalar();
+        // One read from the device per step: the logged loss and embedding std together
+        // (NNCLR also reads the projections below, for its host-side support queue).
+        let logged = Tensor::cat(
+            vec![
+                loss.clone().detach().reshape([1]),
+                embedding_std_tensor(za.clone()),
+            ],
+            0,
+        )
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::invalid("loss data", format!("{e:?}")))?;
+        let (loss_value, std_value) = (logged[0], logged[1]);
         if !loss_value.is_finite() {
             return Err(Error::NonFinite {
                 context: format!("{} loss at step {step}", self.kind().name()),
@@ -422,12 +435,6 @@ impl Method {
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
         self.online = optimizer.step(self.online.clone(), grads, lr);
-        let za_host = za
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::invalid("projection data", format!("{e:?}")))?;
-        let dim = self.queue.as_ref().map(|q| q.dim()).unwrap_or(1);
         let mut momentum = 0.0;
         if let (Some(base), Some(target)) = (self.loss.base_momentum(), self.target.take()) {
             momentum = cosine_momentum(base, step, total_steps);
@@ -438,6 +445,12 @@ impl Method {
             });
         }
         if let Some(q) = &mut self.queue {
+            let dim = q.dim();
+            let za_host = za
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::invalid("projection data", format!("{e:?}")))?;
             let normed: Vec<f32> = za_host
                 .chunks_exact(dim)
                 .flat_map(|r| {
@@ -447,10 +460,9 @@ impl Method {
                 .collect();
             q.push(&normed)?;
         }
-        let proj_dim = za_host.len() / batch.len().max(1);
         Ok(StepStats {
             loss: loss_value,
-            embedding_std: embedding_std(&za_host, proj_dim),
+            embedding_std: std_value,
             momentum,
         })
     }

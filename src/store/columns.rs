@@ -14,7 +14,8 @@ use arrow_array::types::{
     Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, BinaryArray, UInt64Array};
-use arrow_schema::DataType;
+use arrow_buffer::NullBuffer;
+use arrow_schema::{ArrowError, DataType};
 
 /// A dictionary-encoded column as the flat column of its value type; any other column as it is.
 fn flatten(col: &ArrayRef) -> Result<ArrayRef, String> {
@@ -28,20 +29,28 @@ fn flatten(col: &ArrayRef) -> Result<ArrayRef, String> {
             // `normalized_keys` maps a null key to 0: carry the dictionary's nulls over.
             let flat = arrow_select::take::take(dict.values().as_ref(), &keys, None)
                 .map_err(|e| e.to_string())?;
-            match dict.nulls() {
-                Some(n) if n.null_count() > 0 => {
-                    let data = flat
-                        .to_data()
-                        .into_builder()
-                        .nulls(Some(n.clone()))
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                    Ok(arrow_array::make_array(data))
-                }
-                _ => Ok(flat),
-            }
+            with_nulls(flat, dict.nulls()).map_err(|e| e.to_string())
         }
         None => Ok(col.clone()),
+    }
+}
+
+/// `array` with the validity of `nulls` (a parent's: a struct's or a dictionary's, whose nulls
+/// mask rows the child itself holds as valid); `array` as it is when `nulls` has none.
+pub(crate) fn with_nulls(
+    array: ArrayRef,
+    nulls: Option<&NullBuffer>,
+) -> Result<ArrayRef, ArrowError> {
+    match nulls {
+        Some(n) if n.null_count() > 0 => {
+            let data = array
+                .to_data()
+                .into_builder()
+                .nulls(Some(n.clone()))
+                .build()?;
+            Ok(arrow_array::make_array(data))
+        }
+        _ => Ok(array),
     }
 }
 

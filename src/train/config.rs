@@ -8,6 +8,7 @@ use super::data::{DataConfig, DataIdentity};
 use super::identity::{canonical_hash, RUN_IDENTITY_VERSION};
 use super::optim::OptimizerConfig;
 use super::remine::RemineConfig;
+use crate::device::DeviceChoice;
 use crate::ssl::{LossConfig, MethodKind, NetworkConfig, ResNetConfig};
 use crate::{Error, Result};
 
@@ -58,6 +59,12 @@ pub struct TrainConfig {
     /// fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remine: Option<RemineConfig>,
+    /// The device the run trains on, as recorded in `config.json` (absent there for `cpu`).
+    /// Not part of the run's identity: the same seed gives the same initial weights and batches
+    /// on every device ([`Trainer::new`](super::Trainer::new)), so the runs differ only by
+    /// floating-point rounding.
+    #[serde(default, skip_serializing_if = "DeviceChoice::is_cpu")]
+    pub device: DeviceChoice,
 }
 
 /// The fields of [`TrainConfig::identity`], borrowed.
@@ -122,6 +129,7 @@ impl TrainConfig {
             checkpoint_every: 0,
             data: None,
             remine: None,
+            device: DeviceChoice::Cpu,
         }
     }
 

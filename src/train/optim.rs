@@ -198,8 +198,19 @@ impl Optimizer {
     }
 }
 
-fn norm(t: &Tensor<1>) -> f64 {
-    t.clone().square().sum().sqrt().into_scalar::<f32>() as f64
+/// LARS's trust ratio `η‖w‖/‖g‖` as a one-element tensor, 1 where either norm is 0. Computed on
+/// the device: reading the two norms back (as this did until 2026-12-03) was two host syncs per
+/// weight tensor per step.
+fn trust_ratio(w: &Tensor<1>, g: &Tensor<1>, eta: f64) -> Tensor<1> {
+    let wn = w.clone().square().sum().sqrt();
+    let gn = g.clone().square().sum().sqrt();
+    let both = wn
+        .clone()
+        .greater_elem(0.0)
+        .bool_and(gn.clone().greater_elem(0.0));
+    // Where `gn` is 0 the quotient is inf or NaN; `mask_where` leaves the 1 there instead.
+    let ratio = wn.mul_scalar(eta) / gn;
+    Tensor::ones([1], &w.device()).mask_where(both, ratio)
 }
 
 struct Update<'a> {
@@ -255,10 +266,8 @@ impl ModuleMapper for Update<'_> {
                     if weight_decay > 0.0 {
                         g = g + w.clone().mul_scalar(weight_decay);
                     }
-                    let (wn, gn) = (norm(&w), norm(&g));
-                    if wn > 0.0 && gn > 0.0 {
-                        g = g.mul_scalar(eta * wn / gn);
-                    }
+                    let ratio = trust_ratio(&w, &g, eta);
+                    g = g * ratio;
                 }
                 let buf = match slot.first.take() {
                     Some(b) => b.mul_scalar(momentum) + g,

@@ -31,6 +31,11 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 /// File name of the per-step log inside the output directory.
 pub const LOG_FILE: &str = "log.csv";
 
+/// Whether `device` is burn's Flex CPU device (with or without autodiff).
+fn on_host(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex()
+}
+
 /// Serialises seeded network initialisation (burn's RNG is shared by the process).
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -102,11 +107,25 @@ impl Trainer {
         if batches_per_epoch == 0 {
             return Err(Error::invalid("source", "yields no batch per epoch"));
         }
-        // Burn's RNG is process-global: seed and draw under one lock so two trainers built on
-        // different threads cannot interleave their draws.
-        let method = seeded(device, config.seed, || {
-            Method::new(config.method.clone(), &config.network, device)
-        })?
+        // The weights are drawn on the host, on burn's Flex device, whatever `device` is: each
+        // backend has its own RNG, and drawing on the host gives every device the same initial
+        // weights for a seed. Burn's RNG is process-global: seed and draw under one lock so two
+        // trainers built on different threads cannot interleave their draws.
+        let host = if on_host(device) {
+            device.clone()
+        } else {
+            Device::flex().autodiff()
+        };
+        let drawn = seeded(&host, config.seed, || {
+            Method::new(config.method.clone(), &config.network, &host)
+        })?;
+        let method = if on_host(device) {
+            drawn
+        } else {
+            // Built on `device` (its own draws are overwritten), then given the host's weights.
+            Method::new(config.method.clone(), &config.network, device)?
+                .load_state(drawn.state())?
+        }
         .with_false_negative_masking(config.mask_false_negatives);
         let total_steps = (config.epochs * batches_per_epoch) as u64;
         let schedule = LrSchedule {
