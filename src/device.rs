@@ -77,21 +77,7 @@ impl DeviceChoice {
     /// `"<index>: <name> (<burn device>)"` (empty for `cpu`, and for a backend this build lacks).
     /// Opens every adapter listed.
     pub fn adapters(&self) -> Vec<String> {
-        let found = self.enumerate();
-        found
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                #[cfg(any(feature = "wgpu", feature = "cuda"))]
-                let name = d
-                    .identity()
-                    .map(|id| id.name)
-                    .unwrap_or_else(|| "unnamed".to_string());
-                #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
-                let name = "cpu";
-                format!("{i}: {name} ({d:?})")
-            })
-            .collect()
+        describe(&self.enumerate())
     }
 
     fn enumerate(&self) -> Vec<Device> {
@@ -135,7 +121,7 @@ impl DeviceChoice {
                  lavapipe: `apt-get install mesa-vulkan-drivers libvulkan1`)"
                     .to_string()
             } else {
-                format!("adapters found: {}", self.adapters().join("; "))
+                format!("adapters found: {}", describe(&found).join("; "))
             }
         };
         if found.is_empty() {
@@ -183,6 +169,24 @@ impl DeviceChoice {
             Err(self.not_built("cuda"))
         }
     }
+}
+
+/// `"<index>: <name> (<burn device>)"` per device of `found` (opens each, to read its name).
+fn describe(found: &[Device]) -> Vec<String> {
+    found
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            let name = d
+                .identity()
+                .map(|id| id.name)
+                .unwrap_or_else(|| "unnamed".to_string());
+            #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+            let name = "cpu";
+            format!("{i}: {name} ({d:?})")
+        })
+        .collect()
 }
 
 impl fmt::Display for DeviceChoice {

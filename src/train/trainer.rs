@@ -111,7 +111,8 @@ impl Trainer {
         // backend has its own RNG, and drawing on the host gives every device the same initial
         // weights for a seed. Burn's RNG is process-global: seed and draw under one lock so two
         // trainers built on different threads cannot interleave their draws.
-        let host = if on_host(device) {
+        let on_host = on_host(device);
+        let host = if on_host {
             device.clone()
         } else {
             Device::flex().autodiff()
@@ -119,7 +120,7 @@ impl Trainer {
         let drawn = seeded(&host, config.seed, || {
             Method::new(config.method.clone(), &config.network, &host)
         })?;
-        let method = if on_host(device) {
+        let method = if on_host {
             drawn
         } else {
             // Built on `device` (its own draws are overwritten), then given the host's weights.
