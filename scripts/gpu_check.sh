@@ -45,7 +45,7 @@ run)
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   for dev in wgpu vulkan; do
     say "tests/gpu.rs on $dev (against the CPU backend)"
-    GPS_SSL_TEST_DEVICE=$dev "$OUT/gpu-tests" --test-threads 1 || echo "FAILED on $dev"
+    GPS_SSL_TEST_DEVICE=$dev GPS_SSL_BIN="$PWD/$OUT/gps-ssl" "$OUT/gpu-tests" --test-threads 1 || echo "FAILED on $dev"
   done
   say "one-epoch demo on vulkan (raw-pixel prior: ONNX Runtime is not needed)"
   /usr/bin/time -f '%e s wall' "$OUT/gps-ssl" demo --device vulkan --prior pixels --epochs 1 \

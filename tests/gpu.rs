@@ -24,7 +24,7 @@ use gps_ssl::{
 /// The device under test: `wgpu` (the default), or `GPS_SSL_TEST_DEVICE` (`scripts/gpu_check.sh`
 /// runs this suite on `vulkan` too).
 fn gpu() -> Device {
-    let name = std::env::var("GPS_SSL_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into());
+    let name = gpu_name();
     let choice: DeviceChoice = name.parse().unwrap();
     assert!(
         !choice.is_cpu(),
@@ -33,6 +33,24 @@ fn gpu() -> Device {
     choice
         .open()
         .expect("a wgpu adapter (scripts/setup.sh installs lavapipe)")
+}
+
+/// `GPS_SSL_TEST_DEVICE`, as `--device` spells it.
+fn gpu_name() -> String {
+    std::env::var("GPS_SSL_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into())
+}
+
+/// One test on the device at a time: lavapipe already spreads every dispatch over all cores, and
+/// the CLI test's demo processes would compete with the other tests for them.
+fn device_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The `gps-ssl` binary: cargo's, or `GPS_SSL_BIN` (`scripts/gpu_check.sh` runs this suite's
+/// binary on a machine without the build tree).
+fn gps_ssl_bin() -> std::path::PathBuf {
+    std::env::var_os("GPS_SSL_BIN").map_or_else(|| env!("CARGO_BIN_EXE_gps-ssl").into(), Into::into)
 }
 
 fn cpu() -> Device {
@@ -61,6 +79,9 @@ fn host(t: Tensor<2>) -> Vec<f32> {
 const B: usize = 8;
 const D: usize = 6;
 
+/// A loss of two `[B, D]` embeddings.
+type LossFn = Box<dyn Fn(Tensor<2>, Tensor<2>) -> Tensor<1>>;
+
 /// Loss value and d loss / d za of `f` on `device`, from the same host inputs.
 fn loss_and_grad(
     f: &dyn Fn(Tensor<2>, Tensor<2>) -> Tensor<1>,
@@ -80,7 +101,8 @@ fn loss_and_grad(
 
 #[test]
 fn every_loss_and_its_gradient_match_the_cpu() {
-    let losses: [(&str, Box<dyn Fn(Tensor<2>, Tensor<2>) -> Tensor<1>>); 6] = [
+    let _device = device_lock();
+    let losses: [(&str, LossFn); 6] = [
         ("nt_xent", Box::new(|a, b| nt_xent_loss(a, b, 0.2, None))),
         ("info_nce", Box::new(|a, b| info_nce_loss(a, b, 0.2, None))),
         ("byol", Box::new(byol_regression_loss)),
@@ -140,6 +162,7 @@ fn weights(t: &Trainer) -> Vec<f32> {
 
 #[test]
 fn one_training_step_of_every_method_matches_the_cpu() {
+    let _device = device_lock();
     let images = fmnist::load_images(32);
     let (gpu, cpu) = (gpu().autodiff(), cpu().autodiff());
     for kind in MethodKind::ALL {
@@ -183,6 +206,7 @@ fn one_training_step_of_every_method_matches_the_cpu() {
 
 #[test]
 fn a_checkpoint_resumes_across_devices() {
+    let _device = device_lock();
     let images = fmnist::load_images(64);
     let per_epoch = 4;
     let mut config = small_config(MethodKind::Simclr);
@@ -239,6 +263,7 @@ fn a_checkpoint_resumes_across_devices() {
 /// pixel space (exact cosine), the partner flipped.
 #[test]
 fn gps_simclr_on_fashion_mnist_learns_on_the_gpu() {
+    let _device = device_lock();
     let n = 256;
     let images = fmnist::load_images(n);
     let lists = common::exact_cosine_lists(&images, 256, 4);
@@ -285,4 +310,128 @@ fn gps_simclr_on_fashion_mnist_learns_on_the_gpu() {
         "collapse: {}",
         rec[19].embedding_std
     );
+}
+
+/// `log.csv`'s `(loss, embedding_std)` per step.
+fn logged_steps(path: &std::path::Path) -> Vec<(f32, f32)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (loss, std) = (col("loss"), col("embedding_std"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[loss].parse().unwrap(), f[std].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The figures of the demo's per-run lines (`simclr rhflip base seed 0 kNN 25.00% 1-NN 31.25%
+/// linear 43.75% (83 s)`): every percentage, in order, without the timing.
+fn printed_figures(stdout: &str) -> Vec<(String, Vec<f64>)> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("simclr "))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let figures = words
+                .iter()
+                .filter_map(|w| w.strip_suffix('%'))
+                .map(|w| w.parse().unwrap())
+                .collect();
+            (words[..5].join(" "), figures)
+        })
+        .collect()
+}
+
+/// `gps-ssl demo --device wgpu` on a tiny configuration (16 training images with their 3
+/// raw-pixel neighbours, one step of 16 pairs per run, 32 test images) prints the figures of
+/// `--device cpu`.
+///
+/// One step, because training at batch 16 is chaotic: after a few steps the CPU backend alone
+/// disagrees with itself at 1e-3 when only its thread count changes (measured 2026-12-03: the
+/// GPS run's step-3 loss 2.7551 with two threads, 2.7521 with one), so later steps say nothing
+/// about the device. One step still covers everything `--device` touches: training, the
+/// checkpoint, encoding the train and test sets on the device, and the kNN and linear probes.
+#[test]
+fn cli_demo_on_wgpu_prints_the_cpu_figures() {
+    let _device = device_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::tiny_idx(tmp.path(), "a", 0..16);
+    let test = common::tiny_idx(tmp.path(), "test", 16..48);
+    let run = |device: &str| {
+        let out = tmp.path().join(device.replace(':', "-"));
+        let o = std::process::Command::new(gps_ssl_bin())
+            .env("RUST_LOG", "warn")
+            .args([
+                "demo",
+                "--prior",
+                "pixels",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+            ])
+            .args([
+                "--k",
+                "3",
+                "--device",
+                device,
+                "--data",
+                &data,
+                "--test-data",
+                &test,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "demo --device {device}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut runs: Vec<_> = std::fs::read_dir(out.join(gps_ssl::experiment::RUNS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        runs.sort();
+        assert_eq!(runs.len(), 2, "a baseline and a GPS run: {runs:?}");
+        let steps: Vec<Vec<(f32, f32)>> = runs
+            .iter()
+            .map(|d| logged_steps(&d.join("log.csv")))
+            .collect();
+        (printed_figures(&stdout), steps, stdout)
+    };
+    let (gpu_printed, gpu_steps, gpu_out) = run(&gpu_name());
+    let (cpu_printed, cpu_steps, cpu_out) = run("cpu");
+    assert_eq!(gpu_printed.len(), 2, "{gpu_out}");
+    for (g, c) in gpu_steps.iter().zip(&cpu_steps) {
+        assert_eq!((g.len(), c.len()), (1, 1), "16 images / batch 16: one step");
+        let ((gl, gs), (cl, cs)) = (g[0], c[0]);
+        assert!(
+            (gl - cl).abs() <= 1e-4 * cl.abs(),
+            "loss gpu {gl} vs cpu {cl}"
+        );
+        assert!(
+            (gs - cs).abs() <= 1e-3 * cs,
+            "embedding std gpu {gs} vs cpu {cs}"
+        );
+    }
+    // kNN, 1-NN and linear accuracy on 32 test images: equal up to one image.
+    assert_eq!(
+        gpu_printed.iter().map(|p| &p.0).collect::<Vec<_>>(),
+        cpu_printed.iter().map(|p| &p.0).collect::<Vec<_>>()
+    );
+    for ((run, g), (_, c)) in gpu_printed.iter().zip(&cpu_printed) {
+        assert_eq!(g.len(), 3, "{run}: kNN, 1-NN, linear in {gpu_out}");
+        for (x, y) in g.iter().zip(c) {
+            assert!(
+                (x - y).abs() <= 100.0 / 32.0 + 1e-6,
+                "{run}: gpu {g:?} vs cpu {c:?}\n--- gpu\n{gpu_out}\n--- cpu\n{cpu_out}"
+            );
+        }
+    }
 }
