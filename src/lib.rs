@@ -56,7 +56,8 @@
 //! - default: CPU — burn's `flex` backend with autodiff; ONNX Runtime's CPU execution provider,
 //!   loaded at run time from `ORT_DYLIB_PATH` or the `onnxruntime` Python wheel.
 //! - `wgpu`: burn's wgpu backend (WGSL kernels on Vulkan / Metal / DX12; no download at build
-//!   time): `--device wgpu`. Tested in CI on Mesa's software Vulkan driver (lavapipe).
+//!   time): `--device wgpu`. Tested on Mesa's software Vulkan driver (lavapipe) by
+//!   `scripts/test.sh --features wgpu`.
 //! - `vulkan`: the same runtime pinned to Vulkan with cubecl's SPIR-V compiler, for real GPUs:
 //!   `--device vulkan`.
 //! - `cuda`: burn's CUDA backend and ONNX Runtime's CUDA execution provider.

@@ -3,11 +3,11 @@
 use clap::{Parser, Subcommand};
 
 mod cli {
-    pub mod demo;
     pub mod devices;
     pub mod embed;
     pub mod encode;
     pub mod eval;
+    pub mod experiment;
     pub mod export;
     pub mod inspect;
     pub mod neighbours;
@@ -47,9 +47,9 @@ enum Command {
     /// Write the markdown table and PNG figure of a results.json.
     Report(cli::report::Args),
     /// The GPS demo: SimCLR vs GPS-SimCLR under RHFlipAug, evaluated, with a report.
-    Demo(cli::demo::DemoArgs),
+    Demo(cli::experiment::DemoArgs),
     /// Run an experiment grid from a TOML config (methods × augs × baseline/GPS × seeds).
-    Experiment(cli::demo::ExperimentArgs),
+    Experiment(cli::experiment::ExperimentArgs),
 }
 
 /// Exit status of a user error: a bad flag, file or value the message names.
@@ -96,8 +96,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Encode(args) => cli::encode::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Report(args) => cli::report::run(args),
-        Command::Demo(args) => cli::demo::run_demo(args),
-        Command::Experiment(args) => cli::demo::run_grid(args),
+        Command::Demo(args) => cli::experiment::run_demo(args),
+        Command::Experiment(args) => cli::experiment::run_grid(args),
     }
 }
 

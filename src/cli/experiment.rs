@@ -1,4 +1,5 @@
-//! `gps-ssl demo` and `gps-ssl experiment`: end-to-end SSL vs GPS-SSL comparisons.
+//! `gps-ssl experiment` (a grid of runs from a TOML file) and `gps-ssl demo` (the preset grid:
+//! SimCLR vs GPS-SimCLR under RHFlipAug on the bundled data): end-to-end SSL vs GPS-SSL comparisons.
 
 use std::path::PathBuf;
 
