@@ -143,13 +143,6 @@ fn small_config(kind: MethodKind) -> TrainConfig {
     c
 }
 
-fn flips(images: &[f32], batch: usize, per_epoch: usize) -> impl gps_ssl::train::PairSource + '_ {
-    FnSource::new(per_epoch, move |_epoch, start| {
-        (start..per_epoch)
-            .map(move |b| Ok::<PairBatch, gps_ssl::Error>(fmnist::flip_batch(images, batch, b)))
-    })
-}
-
 /// Every parameter of the online network, flattened in visiting order.
 fn weights(t: &Trainer) -> Vec<f32> {
     t.method()
@@ -177,10 +170,18 @@ fn one_training_step_of_every_method_matches_the_cpu() {
             kind.name()
         );
         let g = on_gpu
-            .fit(&mut flips(&images, 16, 1), Some(1), &NoProgress)
+            .fit(
+                &mut fmnist::flip_source(&images, 16, 1),
+                Some(1),
+                &NoProgress,
+            )
             .unwrap();
         let c = on_cpu
-            .fit(&mut flips(&images, 16, 1), Some(1), &NoProgress)
+            .fit(
+                &mut fmnist::flip_source(&images, 16, 1),
+                Some(1),
+                &NoProgress,
+            )
             .unwrap();
         let name = kind.name();
         assert!(
@@ -228,7 +229,11 @@ fn a_checkpoint_resumes_across_devices() {
     // Straight through on the CPU: the reference.
     let mut straight = Trainer::new(config.clone(), per_epoch, &cpu).unwrap();
     let all = straight
-        .fit(&mut flips(&images, 16, per_epoch), Some(4), &NoProgress)
+        .fit(
+            &mut fmnist::flip_source(&images, 16, per_epoch),
+            Some(4),
+            &NoProgress,
+        )
         .unwrap();
     // Two steps on the GPU, then two on the CPU from the GPU's checkpoint.
     let dir = tempfile::tempdir().unwrap();
@@ -237,13 +242,21 @@ fn a_checkpoint_resumes_across_devices() {
         .with_output_dir(dir.path())
         .unwrap();
     let head = first
-        .fit(&mut flips(&images, 16, per_epoch), Some(2), &NoProgress)
+        .fit(
+            &mut fmnist::flip_source(&images, 16, per_epoch),
+            Some(2),
+            &NoProgress,
+        )
         .unwrap();
     drop(first);
     let mut resumed = Trainer::resume(dir.path(), per_epoch, &cpu).unwrap();
     assert_eq!(resumed.position().step, 2);
     let tail = resumed
-        .fit(&mut flips(&images, 16, per_epoch), Some(2), &NoProgress)
+        .fit(
+            &mut fmnist::flip_source(&images, 16, per_epoch),
+            Some(2),
+            &NoProgress,
+        )
         .unwrap();
     let joined: Vec<StepRecord> = head.into_iter().chain(tail).collect();
     close("gpu → cpu", &joined, &all);
@@ -251,10 +264,18 @@ fn a_checkpoint_resumes_across_devices() {
     let mut back = Trainer::resume(dir.path(), per_epoch, &gpu).unwrap();
     assert_eq!(back.position().step, 4);
     let more = back
-        .fit(&mut flips(&images, 16, per_epoch), Some(1), &NoProgress)
+        .fit(
+            &mut fmnist::flip_source(&images, 16, per_epoch),
+            Some(1),
+            &NoProgress,
+        )
         .unwrap();
     let reference = straight
-        .fit(&mut flips(&images, 16, per_epoch), Some(1), &NoProgress)
+        .fit(
+            &mut fmnist::flip_source(&images, 16, per_epoch),
+            Some(1),
+            &NoProgress,
+        )
         .unwrap();
     close("cpu → gpu", &more, &reference);
 }

@@ -5,13 +5,12 @@ mod fmnist;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use gps_ssl::{
-    loader::PairBatch,
     progress::NoProgress,
     ssl::{
         barlow_twins_loss, byol_regression_loss, cosine_momentum, ema_update, info_nce_loss,
         nt_xent_loss, vicreg_loss, MethodKind, ResNetConfig, VicRegWeights,
     },
-    train::{FnSource, OptimizerConfig, StepRecord, TrainConfig, Trainer},
+    train::{OptimizerConfig, StepRecord, TrainConfig, Trainer},
 };
 
 const B: usize = 4;
@@ -199,13 +198,6 @@ fn ema_update_matches_formula() {
     assert!(changed, "the target moved");
 }
 
-fn source(images: &[f32], batch: usize, per_epoch: usize) -> impl gps_ssl::train::PairSource + '_ {
-    FnSource::new(per_epoch, move |_epoch, start| {
-        (start..per_epoch)
-            .map(move |b| Ok::<PairBatch, gps_ssl::Error>(fmnist::flip_batch(images, batch, b)))
-    })
-}
-
 fn small_config(kind: MethodKind) -> TrainConfig {
     let mut c = TrainConfig::new(kind, ResNetConfig::small(1));
     c.network = kind.default_network(ResNetConfig::small(1), 128, 64);
@@ -227,7 +219,7 @@ fn small_config(kind: MethodKind) -> TrainConfig {
 fn loss_falls(kind: MethodKind) {
     let images = fmnist::load_images(256);
     let config = small_config(kind);
-    let mut src = source(&images, 32, 30);
+    let mut src = fmnist::flip_source(&images, 32, 30);
     let device = Device::flex().autodiff();
     let mut trainer = Trainer::new(config, 30, &device).unwrap();
     let rec = trainer.fit(&mut src, None, &NoProgress).unwrap();
@@ -293,7 +285,7 @@ fn resume_is_exact(kind: MethodKind, optimizer: OptimizerConfig) {
     let mut straight = Trainer::new(config.clone(), per_epoch, &device).unwrap();
     let all = straight
         .fit(
-            &mut source(&images, 16, per_epoch),
+            &mut fmnist::flip_source(&images, 16, per_epoch),
             Some(n + m),
             &NoProgress,
         )
@@ -305,13 +297,21 @@ fn resume_is_exact(kind: MethodKind, optimizer: OptimizerConfig) {
         .with_output_dir(dir.path())
         .unwrap();
     let head = first
-        .fit(&mut source(&images, 16, per_epoch), Some(n), &NoProgress)
+        .fit(
+            &mut fmnist::flip_source(&images, 16, per_epoch),
+            Some(n),
+            &NoProgress,
+        )
         .unwrap();
     drop(first);
     let mut resumed = Trainer::resume(dir.path(), per_epoch, &device).unwrap();
     assert_eq!(resumed.position().step, n);
     let tail = resumed
-        .fit(&mut source(&images, 16, per_epoch), Some(m), &NoProgress)
+        .fit(
+            &mut fmnist::flip_source(&images, 16, per_epoch),
+            Some(m),
+            &NoProgress,
+        )
         .unwrap();
 
     let joined: Vec<_> = head.iter().chain(&tail).collect();

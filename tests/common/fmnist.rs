@@ -84,3 +84,15 @@ pub fn flip_batch(images: &[f32], batch: usize, b: usize) -> PairBatch {
         labels: None,
     }
 }
+
+/// [`flip_batch`]es `0..per_epoch` of every epoch as a training source (resumable mid-epoch).
+pub fn flip_source(
+    images: &[f32],
+    batch: usize,
+    per_epoch: usize,
+) -> impl gps_ssl::train::PairSource + '_ {
+    gps_ssl::train::FnSource::new(per_epoch, move |_epoch, start| {
+        (start..per_epoch)
+            .map(move |b| Ok::<PairBatch, gps_ssl::Error>(flip_batch(images, batch, b)))
+    })
+}
