@@ -2,7 +2,7 @@
 # The GPU checks, for a machine with a GPU and no Rust toolchain.
 #
 #   bash scripts/gpu_check.sh build   # here: builds target/gpu-check/ (gps-ssl, the GPU test
-#                                     # suite and the ssl_step bench, with --features vulkan)
+#                                     # suite and the ssl_step bench, with --features "vulkan fusion autotune")
 #   bash scripts/gpu_check.sh run     # there, in a copy of the repository holding target/gpu-check/
 #
 # `run` prints the adapters wgpu finds, runs tests/gpu.rs (each loss and gradient, one step of
@@ -13,13 +13,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=target/gpu-check
+# Both GPU backends, with burn's kernel fusion and autotuning (what a user on a real GPU builds).
+FEATURES="vulkan fusion autotune"
 say() { printf '\n== %s\n' "$*"; }
 
 case "${1:-run}" in
 build)
   mkdir -p "$OUT"
   opt=(--config 'profile.dev.package."gps-ssl".opt-level=3')
-  cargo build --locked --features vulkan --bin gps-ssl "${opt[@]}"
+  cargo build --locked --features "$FEATURES" --bin gps-ssl "${opt[@]}"
   cp target/debug/gps-ssl "$OUT/gps-ssl"
   pick() { # the executable of a `cargo ... --no-run --message-format=json` build
     python3 -c 'import json,sys
@@ -28,8 +30,8 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
         print(m["executable"])' "$1" | tail -1
   }
-  cp "$(cargo test --locked --features vulkan --test gpu --no-run --message-format=json "${opt[@]}" | pick gpu)" "$OUT/gpu-tests"
-  cp "$(cargo bench --locked --features vulkan --bench ssl_step --no-run --profile dev --message-format=json "${opt[@]}" | pick ssl_step)" "$OUT/ssl_step"
+  cp "$(cargo test --locked --features "$FEATURES" --test gpu --no-run --message-format=json "${opt[@]}" | pick gpu)" "$OUT/gpu-tests"
+  cp "$(cargo bench --locked --features "$FEATURES" --bench ssl_step --no-run --profile dev --message-format=json "${opt[@]}" | pick ssl_step)" "$OUT/ssl_step"
   # The test binary finds the bundled data through the path it was built at.
   pwd > "$OUT/built-at"
   ls -la "$OUT"

@@ -3,7 +3,9 @@
 //! A view's random parameters ([`ViewParams`]) are drawn from a generator that is a pure
 //! function of `(seed, epoch, position, view)`, then applied by an [`Augmenter`] that owns the
 //! scratch buffers of one worker thread. Geometric operations (crop-resize, flip) run on u8;
-//! photometric ones on f32 in `[0, 1]`; the result is normalised into `C×H×W` f32.
+//! photometric ones on planar f32 in `[0, 1]` (`C×H×W`, vectorised, AVX2 when the CPU has it,
+//! bit for bit the same values as the per-pixel reference kept in the tests); the result is
+//! normalised in place into the `C×H×W` f32 view.
 //!
 //! ```
 //! use gps_ssl::augment::{AugRecipe, Augmenter};
@@ -27,6 +29,7 @@ mod flip;
 mod grayscale;
 mod jitter;
 mod normalize;
+mod planar;
 mod recipe;
 
 pub use blur::{gaussian_kernel, kernel_size};
@@ -117,7 +120,6 @@ pub struct Augmenter {
     resizer: Resizer,
     converted: Vec<u8>,
     pixels: Vec<u8>,
-    work: Vec<f32>,
     scratch: Vec<f32>,
 }
 
@@ -151,7 +153,6 @@ impl Augmenter {
             resizer: Resizer::new(),
             converted: Vec::new(),
             pixels: Vec::new(),
-            work: Vec::new(),
             scratch: Vec::new(),
         })
     }
@@ -247,26 +248,50 @@ impl Augmenter {
             normalize::normalize_u8(&self.pixels, c, &self.recipe.normalize, out);
             return Ok(());
         }
-        self.work.clear();
-        self.work
-            .extend(self.pixels.iter().map(|&v| v as f32 * (1.0 / 255.0)));
+        let (ow, oh) = (self.out_w as usize, self.out_h as usize);
+        let kernel = p.blur_sigma.map(|sigma| {
+            let k = blur::kernel_size(p.blur_kernel_frac, self.out_h.min(self.out_w));
+            blur::gaussian_kernel(k, sigma)
+        });
+        let ops = planar::Photometric {
+            jitter: p.jitter.as_ref(),
+            grayscale: p.grayscale,
+            blur: kernel.as_deref(),
+            solarize: p.solarize.then_some(SOLARIZE_THRESHOLD),
+            normalize: &self.recipe.normalize,
+        };
+        planar::apply(&self.pixels, ow, oh, c, &ops, out, &mut self.scratch);
+        Ok(())
+    }
+
+    /// The photometric operations of [`Augmenter::apply`] the straightforward way: pixel by
+    /// pixel on interleaved f32, then normalised into `C×H×W`. The reference the planar path
+    /// must equal bit for bit; `self.pixels` holds the cropped, flipped u8 view.
+    #[cfg(test)]
+    fn photometric_reference(&mut self, p: &ViewParams, out: &mut [f32]) {
+        let c = self.channels as usize;
+        let mut work: Vec<f32> = self
+            .pixels
+            .iter()
+            .map(|&v| v as f32 * (1.0 / 255.0))
+            .collect();
         if let Some(j) = &p.jitter {
-            j.apply(&mut self.work, c);
+            j.apply(&mut work, c);
         }
         if p.grayscale {
-            grayscale::grayscale_f32(&mut self.work, c);
+            grayscale::grayscale_f32(&mut work, c);
         }
         if let Some(sigma) = p.blur_sigma {
             let k = blur::kernel_size(p.blur_kernel_frac, self.out_h.min(self.out_w));
             let kernel = blur::gaussian_kernel(k, sigma);
             let (ow, oh) = (self.out_w as usize, self.out_h as usize);
-            blur::blur_f32(&mut self.work, ow, oh, c, &kernel, &mut self.scratch);
+            let mut scratch = Vec::new();
+            blur::blur_f32(&mut work, ow, oh, c, &kernel, &mut scratch);
         }
         if p.solarize {
-            solarize::solarize_f32(&mut self.work, SOLARIZE_THRESHOLD);
+            solarize::solarize_f32(&mut work, SOLARIZE_THRESHOLD);
         }
-        normalize::normalize_f32(&self.work, c, &self.recipe.normalize, out);
-        Ok(())
+        normalize::normalize_f32(&work, c, &self.recipe.normalize, out);
     }
 }
 
@@ -306,6 +331,69 @@ mod tests {
         let data = (0..w * h * c as u32)
             .map(|v| (v * 13 % 256) as u8)
             .collect();
+        Image::new(w, h, c, data)
+    }
+
+    /// The planar, vectorised photometric path equals the per-pixel reference bit for bit: grey
+    /// and RGB, images narrower than the blur kernel (the reflected-border path) up to 224 px,
+    /// every operation forced on in a drawn order as well as the recipes' own draws.
+    #[test]
+    fn planar_photometric_path_is_the_reference_bit_for_bit() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x706c_616e);
+        let jitter = recipe::JitterSpec {
+            p: 1.0,
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+            hue: 0.5,
+        };
+        let mut cases = 0;
+        for (side, c) in [
+            (1u32, 3u8),
+            (3, 1),
+            (5, 3),
+            (17, 3),
+            (32, 1),
+            (37, 3),
+            (224, 3),
+        ] {
+            for recipe in [AugRecipe::simclr(), AugRecipe::byol()] {
+                let recipe = recipe.with_output_size(side, side).with_rgb(c == 3);
+                let img = noise(side + 3, side + 1, c, &mut rng);
+                let mut aug = Augmenter::new(recipe, c, side, side).unwrap();
+                let views = if side == 224 { 6 } else { 40 };
+                for v in 0..views {
+                    let spec = if v % 2 == 0 {
+                        aug.recipe.view_a
+                    } else {
+                        aug.recipe.view_b
+                    };
+                    let mut p = ViewParams::sample(&spec, img.width, img.height, &mut rng);
+                    if v % 4 < 2 {
+                        p.jitter = Some(JitterParams::sample(&jitter, &mut rng));
+                        p.grayscale = rng.random::<bool>();
+                        p.blur_sigma = Some(crop::uniform(&mut rng, 0.1, 2.0));
+                        p.solarize = rng.random::<bool>();
+                    }
+                    let mut fast = vec![0.0; aug.view_len()];
+                    aug.apply(&p, &img, &mut fast).unwrap();
+                    if !p.photometric() {
+                        continue;
+                    }
+                    let mut want = vec![0.0; aug.view_len()];
+                    aug.photometric_reference(&p, &mut want);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(&fast) == bits(&want), "{side}px c{c} view {v}: {p:?}");
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases > 200, "{cases}");
+    }
+
+    fn noise(w: u32, h: u32, c: u8, rng: &mut impl Rng) -> Image {
+        let data = (0..w * h * c as u32).map(|_| rng.random::<u8>()).collect();
         Image::new(w, h, c, data)
     }
 

@@ -19,7 +19,7 @@ pub fn gaussian_kernel(k: usize, sigma: f32) -> Vec<f32> {
 
 /// Reflect index `i` (may be negative or ≥ n) into `0..n` without repeating the edge.
 #[inline]
-fn reflect(mut i: isize, n: isize) -> usize {
+pub(super) fn reflect(mut i: isize, n: isize) -> usize {
     if n == 1 {
         return 0;
     }
@@ -28,6 +28,8 @@ fn reflect(mut i: isize, n: isize) -> usize {
     (if i >= n { period - i } else { i }) as usize
 }
 
+// The reference of `super::planar` (tests only).
+#[cfg(test)]
 /// Blurs an `H×W×C` f32 buffer in place with the separable `kernel`; `scratch` is resized as
 /// needed.
 pub fn blur_f32(
@@ -40,7 +42,7 @@ pub fn blur_f32(
 ) {
     let r = (kernel.len() / 2) as isize;
     scratch.resize(data.len(), 0.0);
-    let (w, h, c) = (width as isize, height as isize, channels);
+    let (w, c) = (width as isize, channels);
     // Horizontal pass: data -> scratch. Interior pixels as one saxpy per tap over the row;
     // the `r` pixels at each end through reflected indices.
     let rr = r as usize;
@@ -74,8 +76,20 @@ pub fn blur_f32(
             }
         }
     }
-    // Vertical pass: scratch -> data, whole rows at a time.
-    let rowlen = width * c;
+    vertical_pass(data, width * c, height, kernel, scratch);
+}
+
+/// The vertical pass of the separable blur: `scratch` (rows of `rowlen` values, `height` of
+/// them) blurred along the columns into `data`, whole rows at a time, taps in kernel order.
+#[inline(always)]
+pub(super) fn vertical_pass(
+    data: &mut [f32],
+    rowlen: usize,
+    height: usize,
+    kernel: &[f32],
+    scratch: &[f32],
+) {
+    let (r, h) = ((kernel.len() / 2) as isize, height as isize);
     for y in 0..h {
         let out = &mut data[y as usize * rowlen..(y as usize + 1) * rowlen];
         out.iter_mut().for_each(|v| *v = 0.0);

@@ -10,13 +10,16 @@ pub fn hflip_u8(data: &mut [u8], width: usize, channels: usize) {
         if channels == 1 {
             r.reverse();
         } else {
-            let (mut i, mut j) = (0, width - 1);
-            while i < j {
-                for c in 0..channels {
-                    r.swap(i * channels + c, j * channels + c);
-                }
-                i += 1;
-                j -= 1;
+            // Swap pixel i with pixel width-1-i: the left half with the right half read
+            // backwards (the middle pixel of an odd width stays).
+            let half = width / 2;
+            let (left, rest) = r.split_at_mut(half * channels);
+            let right = &mut rest[(width - 2 * half) * channels..];
+            for (a, b) in left
+                .chunks_exact_mut(channels)
+                .zip(right.rchunks_exact_mut(channels))
+            {
+                a.swap_with_slice(b);
             }
         }
     }
@@ -28,18 +31,20 @@ mod tests {
 
     #[test]
     fn flip_matches_index_reference() {
-        let (w, h, c) = (5, 3, 3);
-        let src: Vec<u8> = (0..w * h * c).map(|v| v as u8).collect();
-        let mut got = src.clone();
-        hflip_u8(&mut got, w, c);
-        for y in 0..h {
-            for x in 0..w {
-                for k in 0..c {
-                    assert_eq!(got[(y * w + x) * c + k], src[(y * w + (w - 1 - x)) * c + k]);
+        for (w, h, c) in [(5, 3, 3), (4, 2, 3), (1, 2, 3), (2, 1, 3), (6, 2, 1)] {
+            let src: Vec<u8> = (0..w * h * c).map(|v| v as u8).collect();
+            let mut got = src.clone();
+            hflip_u8(&mut got, w, c);
+            for y in 0..h {
+                for x in 0..w {
+                    for k in 0..c {
+                        let want = src[(y * w + (w - 1 - x)) * c + k];
+                        assert_eq!(got[(y * w + x) * c + k], want, "{w}x{h}x{c}");
+                    }
                 }
             }
+            hflip_u8(&mut got, w, c);
+            assert_eq!(got, src);
         }
-        hflip_u8(&mut got, w, c);
-        assert_eq!(got, src);
     }
 }

@@ -9,6 +9,8 @@ pub fn luma(r: f32, g: f32, b: f32) -> f32 {
     LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
 }
 
+// The reference of `super::planar` (tests only).
+#[cfg(test)]
 /// Replaces every pixel of the `H×W×3` f32 buffer by its luma on all three channels.
 /// A 1-channel buffer is left unchanged.
 pub fn grayscale_f32(data: &mut [f32], channels: usize) {

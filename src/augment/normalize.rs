@@ -25,6 +25,8 @@ pub fn normalize_u8(src: &[u8], channels: usize, norm: &Normalize, out: &mut [f3
     }
 }
 
+// The reference of `super::planar` (tests only).
+#[cfg(test)]
 /// Writes `(v - mean) / std` of the f32 `H×W×C` image (values in `[0, 1]`) into `out`
 /// (`C×H×W`).
 pub fn normalize_f32(src: &[f32], channels: usize, norm: &Normalize, out: &mut [f32]) {

@@ -3,6 +3,8 @@
 /// Threshold on the `[0, 1]` scale (128/255 in u8 terms is ≈ 0.502; BYOL uses 0.5).
 pub const SOLARIZE_THRESHOLD: f32 = 0.5;
 
+// The reference of `super::planar` (tests only).
+#[cfg(test)]
 /// `v ≥ threshold → 1 - v`, in place.
 pub fn solarize_f32(data: &mut [f32], threshold: f32) {
     for v in data {

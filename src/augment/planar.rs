@@ -1,0 +1,361 @@
+//! The photometric half of a view on planar f32 (`C×H×W`), written so that the compiler
+//! vectorises every pass: colour jitter, grayscale, blur, solarise and normalisation.
+//!
+//! The straightforward implementations ([`super::jitter`], [`super::grayscale`],
+//! [`super::blur`], [`super::solarize`], [`super::normalize`]) work pixel by pixel on
+//! interleaved `H×W×C`, with a branchy HSV round trip per pixel; at 224 px they were the hot spot
+//! of a StrongAug view. Here each operation runs over whole planes, the HSV round trip is a
+//! branch-free select chain, and the whole pipeline is compiled a second time for AVX2
+//! (chosen at run time). Every pass does the same IEEE operations in the same order as the
+//! straightforward one (no fused multiply-adds, no reassociated sums), so the result is **bit
+//! for bit** that of the reference path (`tests` below and `tests/augment_planar.rs` check it)
+//! on any x86-64, with or without AVX2.
+
+use super::blur::{reflect, vertical_pass};
+use super::grayscale::LUMA;
+use super::jitter::JitterParams;
+use super::recipe::Normalize;
+
+/// What the photometric pipeline applies to one view (drawn in [`super::ViewParams`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Photometric<'a> {
+    pub jitter: Option<&'a JitterParams>,
+    pub grayscale: bool,
+    /// The normalised 1-D Gaussian kernel, when the view is blurred.
+    pub blur: Option<&'a [f32]>,
+    pub solarize: Option<f32>,
+    pub normalize: &'a Normalize,
+}
+
+/// Converts the u8 `H×W×C` view `pixels` to planar `[0, 1]` f32 in `out` (`C×H×W`), applies
+/// `ops` in the recipe's order (jitter, grayscale, blur, solarise) and normalises in place.
+/// `scratch` holds one plane during the blur.
+pub(super) fn apply(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+    ops: &Photometric<'_>,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    debug_assert_eq!(pixels.len(), width * height * channels);
+    debug_assert_eq!(out.len(), pixels.len());
+    scratch.resize(width * height, 0.0);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        unsafe { apply_avx2(pixels, width, height, channels, ops, out, scratch) };
+        return;
+    }
+    apply_body(pixels, width, height, channels, ops, out, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn apply_avx2(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+    ops: &Photometric<'_>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    apply_body(pixels, width, height, channels, ops, out, scratch);
+}
+
+#[inline(always)]
+fn apply_body(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+    ops: &Photometric<'_>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let n = width * height;
+    to_unit_planes(pixels, channels, n, out);
+    if let Some(j) = ops.jitter {
+        for op in j.order {
+            match op {
+                0 => brightness(out, j.brightness),
+                1 => contrast(out, channels, n, j.contrast),
+                2 if channels == 3 => saturation(out, n, j.saturation),
+                3 if channels == 3 => hue(out, n, j.hue),
+                _ => {}
+            }
+        }
+    }
+    if ops.grayscale && channels == 3 {
+        grayscale(out, n);
+    }
+    if let Some(kernel) = ops.blur {
+        for plane in out.chunks_exact_mut(n) {
+            blur_plane(plane, width, height, kernel, scratch);
+        }
+    }
+    if let Some(threshold) = ops.solarize {
+        for v in out.iter_mut() {
+            *v = if *v >= threshold { 1.0 - *v } else { *v };
+        }
+    }
+    for (c, plane) in out.chunks_exact_mut(n).enumerate() {
+        let (m, s) = ops.normalize.channel(c, channels);
+        let inv = 1.0 / s;
+        for v in plane {
+            *v = (*v - m) * inv;
+        }
+    }
+}
+
+/// `out[c·n + i] = pixels[i·C + c] / 255` (the reference's `v as f32 * (1 / 255)`).
+#[inline(always)]
+fn to_unit_planes(pixels: &[u8], channels: usize, n: usize, out: &mut [f32]) {
+    const SCALE: f32 = 1.0 / 255.0;
+    if channels == 1 {
+        for (o, &v) in out.iter_mut().zip(pixels) {
+            *o = v as f32 * SCALE;
+        }
+        return;
+    }
+    let (r, rest) = out.split_at_mut(n);
+    let (g, b) = rest.split_at_mut(n);
+    for (((px, r), g), b) in pixels.chunks_exact(3).zip(r).zip(g).zip(b) {
+        *r = px[0] as f32 * SCALE;
+        *g = px[1] as f32 * SCALE;
+        *b = px[2] as f32 * SCALE;
+    }
+}
+
+#[inline(always)]
+fn clamp01(v: f32) -> f32 {
+    v.clamp(0.0, 1.0)
+}
+
+#[inline(always)]
+fn luma(r: f32, g: f32, b: f32) -> f32 {
+    LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
+}
+
+/// The three planes of an RGB view.
+#[inline(always)]
+fn rgb(out: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    let (r, rest) = out.split_at_mut(n);
+    let (g, b) = rest.split_at_mut(n);
+    (r, g, &mut b[..n])
+}
+
+#[inline(always)]
+fn brightness(out: &mut [f32], f: f32) {
+    for v in out {
+        *v = clamp01(*v * f);
+    }
+}
+
+#[inline(always)]
+fn contrast(out: &mut [f32], channels: usize, n: usize, f: f32) {
+    // The mean luma, summed pixel by pixel in the reference's order (a sequential f32 sum).
+    let count = n.max(1) as f32;
+    let mean = if channels == 3 {
+        let (r, g, b) = rgb(out, n);
+        let mut sum = 0.0f32;
+        for ((&r, &g), &b) in r.iter().zip(g.iter()).zip(b.iter()) {
+            sum += luma(r, g, b);
+        }
+        sum / count
+    } else {
+        out.iter().sum::<f32>() / count
+    };
+    let off = (1.0 - f) * mean;
+    for v in out {
+        *v = clamp01(f * *v + off);
+    }
+}
+
+#[inline(always)]
+fn saturation(out: &mut [f32], n: usize, f: f32) {
+    let (r, g, b) = rgb(out, n);
+    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+        let off = (1.0 - f) * luma(*r, *g, *b);
+        *r = clamp01(f * *r + off);
+        *g = clamp01(f * *g + off);
+        *b = clamp01(f * *b + off);
+    }
+}
+
+#[inline(always)]
+fn grayscale(out: &mut [f32], n: usize) {
+    let (r, g, b) = rgb(out, n);
+    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+        let y = luma(*r, *g, *b);
+        *r = y;
+        *g = y;
+        *b = y;
+    }
+}
+
+/// The reference's HSV round trip (`jitter::rgb_to_hsv`, shift, `jitter::hsv_to_rgb`) as a
+/// select chain: every branch is computed and the taken one kept, which gives the same values.
+#[inline(always)]
+fn hue(out: &mut [f32], n: usize, shift: f32) {
+    let (r, g, b) = rgb(out, n);
+    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+        let (pr, pg, pb) = hue_pixel(*r, *g, *b, shift);
+        *r = pr;
+        *g = pg;
+        *b = pb;
+    }
+}
+
+#[inline(always)]
+fn pick(cond: bool, a: f32, b: f32) -> f32 {
+    if cond {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn hue_pixel(r: f32, g: f32, b: f32, shift: f32) -> (f32, f32, f32) {
+    // rgb_to_hsv
+    let maxc = r.max(g).max(b);
+    let minc = r.min(g).min(b);
+    let cr = maxc - minc;
+    let grey = cr == 0.0;
+    let s = pick(grey, 0.0, cr / maxc);
+    let rc = (maxc - r) / cr;
+    let gc = (maxc - g) / cr;
+    let bc = (maxc - b) / cr;
+    let h = pick(
+        maxc == r,
+        bc - gc,
+        pick(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc),
+    );
+    let h = h / 6.0 + 1.0;
+    let h = pick(grey, 0.0, h - h.floor());
+    let v = maxc;
+    // shift
+    let h = h + shift;
+    let h = h - h.floor();
+    // hsv_to_rgb
+    let h6 = h * 6.0;
+    let i = h6.floor();
+    let f = h6 - i;
+    let p = clamp01(v * (1.0 - s));
+    let q = clamp01(v * (1.0 - s * f));
+    let t = clamp01(v * (1.0 - s * (1.0 - f)));
+    // `(i as i32).rem_euclid(6)` of the reference; `i` is in 0..=6 here (6 only by rounding).
+    let sector = pick(i >= 6.0, i - 6.0, i);
+    let s0 = sector == 0.0;
+    let s1 = sector == 1.0;
+    let s2 = sector == 2.0;
+    let s3 = sector == 3.0;
+    let s4 = sector == 4.0;
+    // (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
+    let ro = pick(s0, v, pick(s1, q, pick(s2 || s3, p, pick(s4, t, v))));
+    let go = pick(s0, t, pick(s1 || s2, v, pick(s3, q, pick(s4, p, p))));
+    let bo = pick(s0 || s1, p, pick(s2, t, pick(s3 || s4, v, q)));
+    (ro, go, bo)
+}
+
+/// [`reflect`] for an index at most `n - 1` outside `0..n` (one reflection, no division); the
+/// general case otherwise. The border pixels of a 224-px row made `reflect`'s `rem_euclid` a
+/// tenth of a StrongAug view's time.
+#[inline(always)]
+fn reflect_once(i: isize, n: isize) -> usize {
+    if i < 0 && -i < n {
+        (-i) as usize
+    } else if i >= n && i < 2 * n - 1 {
+        (2 * (n - 1) - i) as usize
+    } else if (0..n).contains(&i) {
+        i as usize
+    } else {
+        reflect(i, n)
+    }
+}
+
+/// The reference blur (`blur::blur_f32` with one channel) on one plane: the same taps in the
+/// same order, horizontal pass into `scratch`, vertical pass back.
+#[inline(always)]
+fn blur_plane(data: &mut [f32], width: usize, height: usize, kernel: &[f32], scratch: &mut [f32]) {
+    let r = kernel.len() / 2;
+    let (wi, ri) = (width as isize, r as isize);
+    let scratch = &mut scratch[..width * height];
+    for (row, out) in data
+        .chunks_exact(width)
+        .zip(scratch.chunks_exact_mut(width))
+    {
+        let border = |x: isize, out: &mut [f32]| {
+            let mut acc = 0.0;
+            for (t, kv) in kernel.iter().enumerate() {
+                acc += kv * row[reflect_once(x + t as isize - ri, wi)];
+            }
+            out[x as usize] = acc;
+        };
+        if width > 2 * r {
+            let inner = &mut out[r..width - r];
+            inner.iter_mut().for_each(|v| *v = 0.0);
+            let len = inner.len();
+            for (t, kv) in kernel.iter().enumerate() {
+                for (o, s) in inner.iter_mut().zip(&row[t..t + len]) {
+                    *o += kv * s;
+                }
+            }
+            for x in (0..ri).chain(wi - ri..wi) {
+                border(x, out);
+            }
+        } else {
+            for x in 0..wi {
+                border(x, out);
+            }
+        }
+    }
+    vertical_pass(data, width, height, kernel, scratch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::jitter::{hsv_to_rgb, rgb_to_hsv};
+    use super::*;
+
+    /// The reference's hue shift of one pixel.
+    fn hue_reference(r: f32, g: f32, b: f32, shift: f32) -> (f32, f32, f32) {
+        let (h, s, v) = rgb_to_hsv(r, g, b);
+        let h = h + shift;
+        hsv_to_rgb(h - h.floor(), s, v)
+    }
+
+    #[test]
+    fn reflect_once_is_reflect() {
+        for n in 1..12isize {
+            for i in -40..40isize {
+                assert_eq!(reflect_once(i, n), reflect(i, n), "{i} in {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn hue_select_chain_is_the_reference_bit_for_bit() {
+        // Every u8 level on a coarse RGB grid, grey pixels, black, white, ties between
+        // channels, and shifts across the range (both signs, zero, ±0.5).
+        let levels: Vec<f32> = (0..=255).step_by(15).map(|v| v as f32 / 255.0).collect();
+        for shift in [-0.5, -0.1, -0.013, 0.0, 0.02, 0.1, 0.333, 0.5] {
+            for &r in &levels {
+                for &g in &levels {
+                    for &b in &levels {
+                        let want = hue_reference(r, g, b, shift);
+                        let got = hue_pixel(r, g, b, shift);
+                        assert_eq!(
+                            (got.0.to_bits(), got.1.to_bits(), got.2.to_bits()),
+                            (want.0.to_bits(), want.1.to_bits(), want.2.to_bits()),
+                            "rgb ({r}, {g}, {b}) shift {shift}: {got:?} vs {want:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
