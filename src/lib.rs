@@ -57,10 +57,13 @@
 //!   loaded at run time from `ORT_DYLIB_PATH` or the `onnxruntime` Python wheel.
 //! - `wgpu`: burn's wgpu backend (WGSL kernels on Vulkan / Metal / DX12; no download at build
 //!   time): `--device wgpu`. Tested on Mesa's software Vulkan driver (lavapipe) by
-//!   `scripts/test.sh --features wgpu`.
+//!   `scripts/test.sh --features wgpu`, which CI runs.
 //! - `vulkan`: the same runtime pinned to Vulkan with cubecl's SPIR-V compiler, for real GPUs:
 //!   `--device vulkan`.
 //! - `cuda`: burn's CUDA backend and ONNX Runtime's CUDA execution provider.
+//! - `fusion`, `autotune`: burn's kernel fusion and autotuning for `wgpu`, `vulkan` and `cuda`
+//!   (burn's default features, off here to keep the CI build small): turn both on for a real
+//!   GPU, `--features "vulkan fusion autotune"`.
 
 pub mod augment;
 pub mod dataset;
