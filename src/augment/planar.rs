@@ -8,11 +8,11 @@
 //! branch-free select chain, and the whole pipeline is compiled a second time for AVX2
 //! (chosen at run time). Every pass does the same IEEE operations in the same order as the
 //! straightforward one (no fused multiply-adds, no reassociated sums), so the result is **bit
-//! for bit** that of the reference path (`tests` below and `tests/augment_planar.rs` check it)
-//! on any x86-64, with or without AVX2.
+//! for bit** that of the reference path on any x86-64, with or without AVX2
+//! (`augment::tests::planar_photometric_path_is_the_reference_bit_for_bit` and the tests below).
 
 use super::blur::{reflect, vertical_pass};
-use super::grayscale::LUMA;
+use super::grayscale::luma;
 use super::jitter::JitterParams;
 use super::recipe::Normalize;
 
@@ -29,7 +29,7 @@ pub(super) struct Photometric<'a> {
 
 /// Converts the u8 `H×W×C` view `pixels` to planar `[0, 1]` f32 in `out` (`C×H×W`), applies
 /// `ops` in the recipe's order (jitter, grayscale, blur, solarise) and normalises in place.
-/// `scratch` holds one plane during the blur.
+/// `scratch` holds one plane and one padded row during the blur.
 pub(super) fn apply(
     pixels: &[u8],
     width: usize,
@@ -41,7 +41,8 @@ pub(super) fn apply(
 ) {
     debug_assert_eq!(pixels.len(), width * height * channels);
     debug_assert_eq!(out.len(), pixels.len());
-    scratch.resize(width * height, 0.0);
+    let padding = ops.blur.map_or(0, |k| k.len());
+    scratch.resize(width * height + width + padding, 0.0);
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -120,8 +121,7 @@ fn to_unit_planes(pixels: &[u8], channels: usize, n: usize, out: &mut [f32]) {
         }
         return;
     }
-    let (r, rest) = out.split_at_mut(n);
-    let (g, b) = rest.split_at_mut(n);
+    let (r, g, b) = rgb(out, n);
     for (((px, r), g), b) in pixels.chunks_exact(3).zip(r).zip(g).zip(b) {
         *r = px[0] as f32 * SCALE;
         *g = px[1] as f32 * SCALE;
@@ -132,11 +132,6 @@ fn to_unit_planes(pixels: &[u8], channels: usize, n: usize, out: &mut [f32]) {
 #[inline(always)]
 fn clamp01(v: f32) -> f32 {
     v.clamp(0.0, 1.0)
-}
-
-#[inline(always)]
-fn luma(r: f32, g: f32, b: f32) -> f32 {
-    LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
 }
 
 /// The three planes of an RGB view.
@@ -278,21 +273,22 @@ fn reflect_once(i: isize, n: isize) -> usize {
 }
 
 /// The reference blur (`blur::blur_f32` with one channel) on one plane: the same taps in the
-/// same order, horizontal pass into `scratch`, vertical pass back. Each row is first copied
-/// into `padded` with its reflected borders, so that every output pixel, border ones included,
+/// same order, horizontal pass into the first plane of `scratch`, vertical pass back. Each row is
+/// first copied into the padded row after it, with its reflected borders, so that every output pixel, border ones included,
 /// is one vectorised multiply-add per tap (`0 + k0·p0 + k1·p1 + …`, the reference's order).
 #[inline(always)]
 fn blur_plane(data: &mut [f32], width: usize, height: usize, kernel: &[f32], scratch: &mut [f32]) {
     let r = kernel.len() / 2;
     let (wi, ri) = (width as isize, r as isize);
-    let scratch = &mut scratch[..width * height];
-    let mut padded = vec![0.0f32; width + 2 * r];
+    let (scratch, padded) = scratch.split_at_mut(width * height);
+    let padded = &mut padded[..width + 2 * r];
     for (row, out) in data
         .chunks_exact(width)
         .zip(scratch.chunks_exact_mut(width))
     {
-        for (j, p) in padded.iter_mut().enumerate() {
-            *p = row[reflect_once(j as isize - ri, wi)];
+        padded[r..r + width].copy_from_slice(row);
+        for j in (0..r).chain(r + width..width + 2 * r) {
+            padded[j] = row[reflect_once(j as isize - ri, wi)];
         }
         out.iter_mut().for_each(|v| *v = 0.0);
         for (t, kv) in kernel.iter().enumerate() {
