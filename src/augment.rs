@@ -187,20 +187,63 @@ impl Augmenter {
         position: u64,
         out: &mut [f32],
     ) -> Result<ViewParams> {
+        let params = self.draw(view, image.width, image.height, seed, epoch, position);
+        self.apply(&params, image, out)?;
+        Ok(params)
+    }
+
+    /// The parameters [`augment`](Self::augment) draws for view `view` (0 = A, 1 = B) of a
+    /// `width × height` image (its full size, also when it is decoded reduced).
+    pub fn draw(
+        &self,
+        view: usize,
+        width: u32,
+        height: u32,
+        seed: u64,
+        epoch: u64,
+        position: u64,
+    ) -> ViewParams {
         let mut rng = rng_for(seed, STREAM_VIEW + view as u64, epoch, position, 0);
         let spec = if view == 0 {
             self.recipe.view_a
         } else {
             self.recipe.view_b
         };
-        let params = ViewParams::sample(&spec, image.width, image.height, &mut rng);
-        self.apply(&params, image, out)?;
-        Ok(params)
+        ViewParams::sample(&spec, width, height, &mut rng)
+    }
+
+    /// The decode reduction a view with these parameters can take: the largest `d` ∈
+    /// {1, 2, 4, 8} whose crop, decoded at `1/d`, still has at least the output's pixels in each
+    /// direction (`crop.width ≥ d · out_w` and `crop.height ≥ d · out_h`), so that the resize
+    /// only ever shrinks where the full-size path shrinks; 1 when the recipe's
+    /// [`reduced_decode`](AugRecipe::reduced_decode) is off.
+    pub fn reduction(&self, p: &ViewParams) -> u32 {
+        if !self.recipe.reduced_decode {
+            return 1;
+        }
+        let b = p.crop;
+        [8, 4, 2]
+            .into_iter()
+            .find(|&d| b.width >= d * self.out_w && b.height >= d * self.out_h)
+            .unwrap_or(1)
     }
 
     /// Applies drawn parameters to `image`, writing `C×H×W` normalised f32 into `out`
     /// (`view_len()` values).
     pub fn apply(&mut self, p: &ViewParams, image: &Image, out: &mut [f32]) -> Result<()> {
+        self.apply_reduced(p, image, 1, out)
+    }
+
+    /// [`apply`](Self::apply) to an image decoded at `1/factor` of its size
+    /// ([`crate::dataset::DataSource::get_reduced`]): the crop box, in full-size pixels, maps to
+    /// `box / factor` in `image` (fractional edges are resampled, not rounded).
+    pub fn apply_reduced(
+        &mut self,
+        p: &ViewParams,
+        image: &Image,
+        factor: u32,
+        out: &mut [f32],
+    ) -> Result<()> {
         let c = self.channels as usize;
         if out.len() != self.view_len() {
             return Err(Error::mismatch(
@@ -211,10 +254,18 @@ impl Augmenter {
         }
         let (w, h) = (image.width, image.height);
         let b = p.crop;
-        if b.width == 0 || b.height == 0 || b.left + b.width > w || b.top + b.height > h {
+        let fits = |start: u32, len: u32, side: u32| {
+            u64::from(start) + u64::from(len) <= u64::from(side) * u64::from(factor)
+        };
+        if factor == 0
+            || b.width == 0
+            || b.height == 0
+            || !fits(b.left, b.width, w)
+            || !fits(b.top, b.height, h)
+        {
             return Err(Error::invalid(
                 "crop box",
-                format!("{b:?} outside a {w}x{h} image"),
+                format!("{b:?} outside a {w}x{h} image decoded at 1/{factor}"),
             ));
         }
         let src: &[u8] = if image.channels == self.channels {
@@ -237,6 +288,7 @@ impl Augmenter {
             h,
             self.channels,
             b,
+            factor,
             &mut self.pixels,
             self.out_w,
             self.out_h,

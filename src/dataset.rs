@@ -23,6 +23,7 @@ mod fingerprint;
 mod folder;
 mod idx;
 mod image;
+pub mod jpeg;
 mod open;
 mod parquet;
 mod truncation;
@@ -64,6 +65,17 @@ pub struct Sample {
     pub image: Image,
 }
 
+/// A sample decoded at a reduced size by [`DataSource::get_reduced`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reduced {
+    /// The sample; its image is `⌈full.0 / factor⌉ × ⌈full.1 / factor⌉`.
+    pub sample: Sample,
+    /// The reduction used, ≥ 1 (1: full size).
+    pub factor: u32,
+    /// `(width, height)` of the image at full size.
+    pub full: (u32, u32),
+}
+
 /// Random-access source of [`Sample`]s.
 ///
 /// Implementations must be cheap to call from many threads at once (`&self`, `Send + Sync`).
@@ -81,6 +93,29 @@ pub trait DataSource: Send + Sync {
     /// Returns an error naming the key when the sample cannot be read or decoded, and
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) when `index` is out of range.
     fn get(&self, index: usize) -> Result<Sample>;
+
+    /// Decodes sample `index` for a caller that needs only part of its resolution.
+    /// `reduction(width, height)` receives the full size and returns the largest factor `d` the
+    /// caller can use; sources whose format can decode smaller directly (JPEG files and cells:
+    /// libjpeg-turbo's DCT scaling, `d` ∈ {1, 2, 4, 8}, see [`jpeg`](self::jpeg)) return the image at
+    /// `⌈width/d⌉ × ⌈height/d⌉`, with the factor used and the full size. `reduction` may be
+    /// called more than once, always with the full size.
+    ///
+    /// The default decodes at full size with [`get`](Self::get) (factor 1).
+    fn get_reduced(
+        &self,
+        index: usize,
+        reduction: &mut dyn FnMut(u32, u32) -> u32,
+    ) -> Result<Reduced> {
+        let sample = self.get(index)?;
+        let full = (sample.image.width, sample.image.height);
+        reduction(full.0, full.1);
+        Ok(Reduced {
+            sample,
+            factor: 1,
+            full,
+        })
+    }
 
     /// The key of sample `index` without decoding its image.
     fn key(&self, index: usize) -> Result<String>;
@@ -110,6 +145,13 @@ impl<T: DataSource + ?Sized> DataSource for Arc<T> {
     fn get(&self, index: usize) -> Result<Sample> {
         (**self).get(index)
     }
+    fn get_reduced(
+        &self,
+        index: usize,
+        reduction: &mut dyn FnMut(u32, u32) -> u32,
+    ) -> Result<Reduced> {
+        (**self).get_reduced(index, reduction)
+    }
     fn key(&self, index: usize) -> Result<String> {
         (**self).key(index)
     }
@@ -133,6 +175,13 @@ impl<T: DataSource + ?Sized> DataSource for Box<T> {
     }
     fn get(&self, index: usize) -> Result<Sample> {
         (**self).get(index)
+    }
+    fn get_reduced(
+        &self,
+        index: usize,
+        reduction: &mut dyn FnMut(u32, u32) -> u32,
+    ) -> Result<Reduced> {
+        (**self).get_reduced(index, reduction)
     }
     fn key(&self, index: usize) -> Result<String> {
         (**self).key(index)

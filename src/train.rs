@@ -56,7 +56,7 @@ pub use data::{
     SKIPPED_FILE,
 };
 pub use identity::{canonical_hash, canonical_json, RUN_IDENTITY_VERSION};
-pub use log::{read_losses, CsvLog, StepRecord, LOG_HEADER};
+pub use log::{read_log, read_losses, CsvLog, StepRecord, LOG_HEADER};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use remine::{
     mine_lists, remined_file, MinedLists, RemineConfig, DEFAULT_REMINE_MIX, META_REMINE_EPOCH,

@@ -333,21 +333,6 @@ fn gps_simclr_on_fashion_mnist_learns_on_the_gpu() {
     );
 }
 
-/// `log.csv`'s `(loss, embedding_std)` per step.
-fn logged_steps(path: &std::path::Path) -> Vec<(f32, f32)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (loss, std) = (col("loss"), col("embedding_std"));
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[loss].parse().unwrap(), f[std].parse().unwrap())
-        })
-        .collect()
-}
-
 /// The figures of the demo's per-run lines (`simclr rhflip base seed 0 kNN 25.00% 1-NN 31.25%
 /// linear 43.75% (83 s)`): every percentage, in order, without the timing.
 fn printed_figures(stdout: &str) -> Vec<(String, Vec<f64>)> {
@@ -422,7 +407,10 @@ fn cli_demo_on_wgpu_prints_the_cpu_figures() {
         assert_eq!(runs.len(), 2, "a baseline and a GPS run: {runs:?}");
         let steps: Vec<Vec<(f32, f32)>> = runs
             .iter()
-            .map(|d| logged_steps(&d.join("log.csv")))
+            .map(|d| {
+                let rows = gps_ssl::train::read_log(&d.join(gps_ssl::train::LOG_FILE)).unwrap();
+                rows.iter().map(|r| (r.loss, r.embedding_std)).collect()
+            })
             .collect();
         (printed_figures(&stdout), steps, stdout)
     };

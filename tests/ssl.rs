@@ -370,11 +370,8 @@ fn cli_train_stops_and_resumes() {
             .unwrap()
     };
     let logged_steps = || -> Vec<u64> {
-        let log = std::fs::read_to_string(out.join(gps_ssl::train::LOG_FILE)).unwrap();
-        log.lines()
-            .skip(1)
-            .map(|l| l.split(',').next().unwrap().parse().unwrap())
-            .collect()
+        let rows = gps_ssl::train::read_log(&out.join(gps_ssl::train::LOG_FILE)).unwrap();
+        rows.iter().map(|r| r.step).collect()
     };
     let first = train("byol", "2", false);
     assert!(first.status.success(), "{first:?}");

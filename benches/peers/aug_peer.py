@@ -10,7 +10,9 @@ Usage: aug_peer.py LIB RECIPE SIZE SOURCE PATH PAIRS
   LIB      torchvision | albumentations
   RECIPE   rhflip | simclr
   SIZE     output side in pixels
-  SOURCE   idx (PATH = gzip IDX images file) | jpeg (PATH = a folder of imagenet_*.jpg)
+  SOURCE   idx (PATH = gzip IDX images file) | jpeg (PATH = a folder of imagenet_*.jpg, decoded
+           up front) | jpegfile (PATH = a folder of *.jpg, each pair reads and decodes its file:
+           cv2.imread for albumentations, PIL for torchvision, as their users load images)
 Prints one JSON line: {"lib":..., "pairs_per_s":..., "pairs":...}.
 """
 import gzip
@@ -33,6 +35,8 @@ def load_images(source, path, limit=2000):
         n = min(n, limit)
         return [np.frombuffer(raw, np.uint8, h * w, 16 + i * h * w).reshape(h, w) for i in range(n)]
     from PIL import Image
+    if source == "jpegfile":
+        return [os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith(".jpg")]
     files = sorted(f for f in os.listdir(path) if f.startswith("imagenet_") and f.endswith(".jpg"))
     return [np.asarray(Image.open(os.path.join(path, f)).convert("RGB")) for f in files]
 
@@ -47,10 +51,11 @@ def torchvision_rate(recipe, size, images, pairs):
     from PIL import Image
     from torchvision import transforms as T
     torch.set_num_threads(1)
-    grey = images[0].ndim == 2
+    files = isinstance(images[0], str)
+    grey = not files and images[0].ndim == 2
     mean, std = ([sum(MEAN) / 3], [sum(STD) / 3]) if grey else (MEAN, STD)
     if recipe == "rhflip":
-        ops = [T.Resize((size, size))] if images[0].shape[0] != size else []
+        ops = [T.Resize((size, size))] if files or images[0].shape[0] != size else []
         ops += [T.RandomHorizontalFlip()]
     else:
         ops = [
@@ -61,7 +66,7 @@ def torchvision_rate(recipe, size, images, pairs):
             T.RandomApply([T.GaussianBlur(kernel_size(size), sigma=(0.1, 2.0))], p=0.5),
         ]
     tf = T.Compose(ops + [T.ToTensor(), T.Normalize(mean, std)])
-    pil = [Image.fromarray(im) for im in images]
+    pil = images if files else [Image.fromarray(im) for im in images]
 
     class Pairs(torch.utils.data.Dataset):
         def __len__(self):
@@ -69,6 +74,8 @@ def torchvision_rate(recipe, size, images, pairs):
 
         def __getitem__(self, i):
             im = pil[i % len(pil)]
+            if files:
+                im = Image.open(im).convert("RGB")
             return tf(im), tf(im)
 
     loader = torch.utils.data.DataLoader(Pairs(), batch_size=64, num_workers=0)
@@ -81,10 +88,13 @@ def torchvision_rate(recipe, size, images, pairs):
 def albumentations_rate(recipe, size, images, pairs):
     import albumentations as A
     import numpy as np
-    grey = images[0].ndim == 2
+    files = isinstance(images[0], str)
+    if files:
+        import cv2
+    grey = not files and images[0].ndim == 2
     mean, std = ((sum(MEAN) / 3,), (sum(STD) / 3,)) if grey else (MEAN, STD)
     if recipe == "rhflip":
-        ops = [A.Resize(size, size)] if images[0].shape[0] != size else []
+        ops = [A.Resize(size, size)] if files or images[0].shape[0] != size else []
         ops += [A.HorizontalFlip(p=0.5)]
     else:
         k = kernel_size(size)
@@ -106,6 +116,8 @@ def albumentations_rate(recipe, size, images, pairs):
     batch = []
     for i in range(pairs):
         im = images[i % len(images)]
+        if files:
+            im = cv2.cvtColor(cv2.imread(im, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         batch.append((view(im), view(im)))
         if len(batch) == 64:
             np.stack([a for a, _ in batch]); np.stack([b for _, b in batch])

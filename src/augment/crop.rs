@@ -83,7 +83,9 @@ pub(crate) fn uniform(rng: &mut impl Rng, lo: f32, hi: f32) -> f32 {
 
 /// Crops `bx` out of the u8 `H×W×C` image `src` (`width × height`, `channels` ∈ {1, 3}) and
 /// resizes it bilinearly to `out_w × out_h` into `dst` (`out_h * out_w * channels` bytes).
-/// A crop already of the output size is copied exactly.
+/// `src` may be the image decoded at `1/factor` of its size: `bx` is in full-size pixels and
+/// maps to `bx / factor` in `src`. A crop already of the output size (at factor 1) is copied
+/// exactly.
 #[allow(clippy::too_many_arguments)]
 pub fn crop_resize(
     resizer: &mut Resizer,
@@ -92,12 +94,13 @@ pub fn crop_resize(
     height: u32,
     channels: u8,
     bx: CropBox,
+    factor: u32,
     dst: &mut [u8],
     out_w: u32,
     out_h: u32,
 ) -> Result<()> {
     let c = channels as usize;
-    if bx.width == out_w && bx.height == out_h {
+    if factor == 1 && bx.width == out_w && bx.height == out_h {
         let row = out_w as usize * c;
         for y in 0..out_h as usize {
             let s = ((bx.top as usize + y) * width as usize + bx.left as usize) * c;
@@ -113,13 +116,14 @@ pub fn crop_resize(
     let fail = |e: &dyn std::fmt::Display| Error::invalid("crop_resize", e.to_string());
     let src_img = ImageRef::new(width, height, src, pixel).map_err(|e| fail(&e))?;
     let mut dst_img = FirImage::from_slice_u8(out_w, out_h, dst, pixel).map_err(|e| fail(&e))?;
+    let f = f64::from(factor);
     let opts = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
         .crop(
-            bx.left as f64,
-            bx.top as f64,
-            bx.width as f64,
-            bx.height as f64,
+            bx.left as f64 / f,
+            bx.top as f64 / f,
+            bx.width as f64 / f,
+            bx.height as f64 / f,
         );
     resizer
         .resize(&src_img, &mut dst_img, &opts)
@@ -165,7 +169,7 @@ mod tests {
             width: 4,
         };
         let mut dst = vec![0u8; 3 * 4 * 3];
-        crop_resize(&mut Resizer::new(), &src, w, h, 3, bx, &mut dst, 4, 3).unwrap();
+        crop_resize(&mut Resizer::new(), &src, w, h, 3, bx, 1, &mut dst, 4, 3).unwrap();
         for y in 0..3 {
             for x in 0..4 {
                 for c in 0..3 {
@@ -186,7 +190,7 @@ mod tests {
             height: 4,
             width: 7,
         };
-        crop_resize(&mut Resizer::new(), &src, 10, 6, 1, bx, &mut dst, 16, 16).unwrap();
+        crop_resize(&mut Resizer::new(), &src, 10, 6, 1, bx, 1, &mut dst, 16, 16).unwrap();
         assert!(dst.iter().all(|&v| v == 77));
     }
 }

@@ -120,6 +120,14 @@ pub struct AugRecipe {
     pub view_a: ViewRecipe,
     /// Pipeline of the second view (the partner's).
     pub view_b: ViewRecipe,
+    /// Decode a JPEG at 1/2, 1/4 or 1/8 of its size (libjpeg-turbo's DCT scaling) when the
+    /// views made from it crop at least that many times the output size in each direction (see
+    /// [`crate::augment::Augmenter::reduction`]): the resize then starts from fewer pixels, and
+    /// the decode skips most of the inverse DCT and colour conversion. `false` decodes every
+    /// image at full size. `true` in every recipe this crate makes; `false` when absent from a
+    /// saved recipe (runs saved before it existed decoded at full size).
+    #[serde(default)]
+    pub reduced_decode: bool,
 }
 
 const SIMCLR_JITTER: JitterSpec = JitterSpec {
@@ -167,6 +175,7 @@ impl AugRecipe {
             normalize: Normalize::imagenet(),
             view_a: view,
             view_b: view,
+            reduced_decode: true,
         }
     }
 
@@ -181,6 +190,7 @@ impl AugRecipe {
             normalize: Normalize::imagenet(),
             view_a: strong_view(0.5, 0.0),
             view_b: strong_view(0.5, 0.0),
+            reduced_decode: true,
         }
     }
 
@@ -194,12 +204,19 @@ impl AugRecipe {
             normalize: Normalize::imagenet(),
             view_a: strong_view(1.0, 0.0),
             view_b: strong_view(0.1, 0.2),
+            reduced_decode: true,
         }
     }
 
     /// Sets the output `[height, width]`.
     pub fn with_output_size(mut self, height: u32, width: u32) -> Self {
         self.output_size = Some([height, width]);
+        self
+    }
+
+    /// Sets [`reduced_decode`](Self::reduced_decode) (`false`: every image at full size).
+    pub fn with_reduced_decode(mut self, reduced: bool) -> Self {
+        self.reduced_decode = reduced;
         self
     }
 

@@ -20,7 +20,7 @@
 
 use super::fingerprint::{sha256_file, Fingerprinter};
 use super::truncation::check_complete;
-use super::{DataSource, Image, Sample};
+use super::{DataSource, Image, Reduced, Sample};
 use crate::{Error, Result};
 use image::DynamicImage;
 use rayon::prelude::*;
@@ -210,6 +210,18 @@ pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 /// marker, a PNG without its `IEND` chunk) is an error, as in Pillow, never decoded into grey
 /// fill.
 pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
+    decode_image_reduced(bytes, key, &mut |_, _| 1).map(|(image, _, _)| image)
+}
+
+/// [`decode_image`], JPEGs decoded at the reduction `reduction(width, height)` asks for (see
+/// [`DataSource::get_reduced`]): the image, the factor used and the full size. JPEGs go through
+/// libjpeg-turbo ([`super::jpeg`]); PNGs, and JPEGs it cannot take to RGB, through `image` at
+/// full size. `reduction` may be called more than once, always with the full size.
+pub(crate) fn decode_image_reduced(
+    bytes: &[u8],
+    key: &str,
+    reduction: &mut dyn FnMut(u32, u32) -> u32,
+) -> Result<(Image, u32, (u32, u32))> {
     let decoded = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::Decode {
@@ -231,11 +243,19 @@ pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
         key: key.to_string(),
         detail,
     })?;
+    if format == image::ImageFormat::Jpeg && super::jpeg::is_jpeg(bytes) {
+        if let Some(done) = super::jpeg::decode(bytes, reduction) {
+            return Ok(done);
+        }
+    }
     let img = decoded.decode().map_err(|e| Error::Decode {
         key: key.to_string(),
         detail: e.to_string(),
     })?;
-    Ok(to_image(img))
+    let image = to_image(img);
+    let full = (image.width, image.height);
+    reduction(full.0, full.1);
+    Ok((image, 1, full))
 }
 
 /// Converts a decoded image to u8 grey (1 channel) or RGB (3 channels).
@@ -268,21 +288,35 @@ impl DataSource for ImageFolderSource {
     }
 
     fn get(&self, index: usize) -> Result<Sample> {
+        self.get_reduced(index, &mut |_, _| 1).map(|r| r.sample)
+    }
+
+    fn get_reduced(
+        &self,
+        index: usize,
+        reduction: &mut dyn FnMut(u32, u32) -> u32,
+    ) -> Result<Reduced> {
         let entry = self.entry(index)?;
         let path = self.root.join(&entry.key);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let image = decode_image(&bytes, &entry.key).map_err(|e| match e {
-            Error::Decode { key, detail } => Error::Decode {
-                key,
-                detail: format!("{}: {detail}", path.display()),
-            },
-            other => other,
-        })?;
-        Ok(Sample {
+        let (image, factor, full) =
+            decode_image_reduced(&bytes, &entry.key, reduction).map_err(|e| match e {
+                Error::Decode { key, detail } => Error::Decode {
+                    key,
+                    detail: format!("{}: {detail}", path.display()),
+                },
+                other => other,
+            })?;
+        let sample = Sample {
             id: index as u64,
             key: entry.key.clone(),
             label: Some(i64::from(entry.label)),
             image,
+        };
+        Ok(Reduced {
+            sample,
+            factor,
+            full,
         })
     }
 

@@ -16,8 +16,8 @@
 //! **Keys** are `"<file stem>#<row in file>"` (`train-00000-of-00001#17`).
 
 use super::fingerprint::{sha256_file, Fingerprinter};
-use super::folder::decode_image;
-use super::{DataSource, Sample};
+use super::folder::decode_image_reduced;
+use super::{DataSource, Reduced, Sample};
 use crate::{Error, Result};
 use ::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -439,6 +439,14 @@ impl DataSource for ParquetImageSource {
     }
 
     fn get(&self, index: usize) -> Result<Sample> {
+        self.get_reduced(index, &mut |_, _| 1).map(|r| r.sample)
+    }
+
+    fn get_reduced(
+        &self,
+        index: usize,
+        reduction: &mut dyn FnMut(u32, u32) -> u32,
+    ) -> Result<Reduced> {
         let (fi, rg, in_rg, in_file) = self.locate(index)?;
         let key = format!("{}#{in_file}", self.files[fi].stem);
         let arr = self.row_group(fi, rg)?;
@@ -452,18 +460,24 @@ impl DataSource for ParquetImageSource {
                 ),
             });
         }
-        let image = decode_image(arr.value(in_rg), &key).map_err(|e| match e {
-            Error::Decode { key, detail } => Error::Decode {
-                key,
-                detail: format!("{}: {detail}", self.files[fi].path.display()),
-            },
-            other => other,
-        })?;
-        Ok(Sample {
+        let (image, factor, full) = decode_image_reduced(arr.value(in_rg), &key, reduction)
+            .map_err(|e| match e {
+                Error::Decode { key, detail } => Error::Decode {
+                    key,
+                    detail: format!("{}: {detail}", self.files[fi].path.display()),
+                },
+                other => other,
+            })?;
+        let sample = Sample {
             id: index as u64,
             key,
             label: self.labels.as_ref().and_then(|l| l[index]),
             image,
+        };
+        Ok(Reduced {
+            sample,
+            factor,
+            full,
         })
     }
 

@@ -9,7 +9,11 @@
 use super::builder::PARTNER_REDRAWS;
 use super::{PairBatch, Plan};
 use crate::augment::Augmenter;
-use crate::{dataset::Sample, embed::BadSample, Error, Result};
+use crate::{
+    dataset::{Reduced, Sample},
+    embed::BadSample,
+    Error, Result,
+};
 use crossbeam::channel::{bounded, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -274,8 +278,11 @@ impl BatchMaker {
         let mut labels = Vec::with_capacity(n);
         let mut bad: Vec<BadSample> = Vec::new();
         let (seed, epoch) = (plan.seed, self.epoch);
-        let mut cached: Option<Sample> = None;
+        // The anchor's decode, reused by consecutive pairs of one anchor (several positives)
+        // when they ask for the same reduction.
+        let mut cached: Option<(Reduced, u32)> = None;
         let mut bad_anchor: Option<u32> = None;
+        self.augmenter()?;
         for t in items {
             if self
                 .stop
@@ -289,27 +296,56 @@ impl BatchMaker {
             if bad_anchor == Some(anchor) {
                 continue;
             }
-            // Consecutive pairs of one anchor (several positives) reuse its decoded sample.
-            let a = match cached.take() {
-                Some(s) if s.id == anchor as u64 => s,
-                _ => match load(&*plan.dataset, anchor) {
-                    Ok(s) => s,
-                    Err(e) if plan.skip_bad => {
-                        note_bad(&mut bad, &*plan.dataset, anchor, &e);
-                        bad_anchor = Some(anchor);
-                        continue;
+            let Some(aug) = self.aug.as_mut() else {
+                return Err(Error::Worker("augmenter missing".into()));
+            };
+            // The sampler's first draw for slot t % m; the anchor itself means plain SSL, whose
+            // two views share one decode, at the reduction both allow.
+            let first = plan.sampler.partner(anchor, seed, epoch, pos as u64, t % m);
+            let shared = first == anchor;
+            let position = t as u64;
+            let wanted = |aug: &Augmenter, w: u32, h: u32| {
+                let d = aug.reduction(&aug.draw(0, w, h, seed, epoch, position));
+                if shared {
+                    d.min(aug.reduction(&aug.draw(1, w, h, seed, epoch, position)))
+                } else {
+                    d
+                }
+            };
+            let reuse = cached.take().filter(|(r, asked)| {
+                let want = wanted(aug, r.full.0, r.full.1);
+                r.sample.id == anchor as u64 && (r.factor == want || *asked == want)
+            });
+            let (a, asked_a) = match reuse {
+                Some(c) => c,
+                None => {
+                    let mut asked = 1;
+                    let loaded = load(&*plan.dataset, anchor, &mut |w, h| {
+                        asked = wanted(aug, w, h);
+                        asked
+                    });
+                    match loaded {
+                        Ok(r) => (r, asked),
+                        Err(e) if plan.skip_bad => {
+                            note_bad(&mut bad, &*plan.dataset, anchor, &e);
+                            bad_anchor = Some(anchor);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
-                },
+                }
             };
             // The partner: the sampler's draw for slot t % m; a bad one is redrawn from
             // further slots, and after PARTNER_REDRAWS failures the anchor pairs with itself.
             let mut partner = anchor;
-            let mut pb = None;
+            let mut pb: Option<Reduced> = None;
             for r in 0..=PARTNER_REDRAWS {
-                let p = plan
-                    .sampler
-                    .partner(anchor, seed, epoch, pos as u64, t % m + r * m);
+                let p = if r == 0 {
+                    first
+                } else {
+                    plan.sampler
+                        .partner(anchor, seed, epoch, pos as u64, t % m + r * m)
+                };
                 if p as usize >= plan.dataset.len() {
                     return Err(Error::invalid(
                         "partner id",
@@ -319,7 +355,10 @@ impl BatchMaker {
                 if p == anchor {
                     break;
                 }
-                match load(&*plan.dataset, p) {
+                let loaded = load(&*plan.dataset, p, &mut |w, h| {
+                    aug.reduction(&aug.draw(1, w, h, seed, epoch, position))
+                });
+                match loaded {
                     Ok(s) => {
                         (partner, pb) = (p, Some(s));
                         break;
@@ -328,22 +367,32 @@ impl BatchMaker {
                     Err(e) => return Err(e),
                 }
             }
+            // An anchor paired with itself after failed redraws: view B needs the anchor at a
+            // reduction its own crop allows.
+            if pb.is_none() && !shared {
+                let need = aug.reduction(&aug.draw(1, a.full.0, a.full.1, seed, epoch, position));
+                if a.factor > need {
+                    pb = Some(load(&*plan.dataset, anchor, &mut |_, _| need)?);
+                }
+            }
             let i = anchor_ids.len();
-            let aug = self.augmenter()?;
             let (lo, hi) = (i * view_len, (i + 1) * view_len);
             let wrap = |key: &str, e: Error| Error::Decode {
                 key: key.to_string(),
                 detail: e.to_string(),
             };
-            aug.augment(&a.image, 0, seed, epoch, t as u64, &mut view_a[lo..hi])
-                .map_err(|e| wrap(&a.key, e))?;
+            let (s, f) = (&a.sample, a.factor);
+            let pa = aug.draw(0, a.full.0, a.full.1, seed, epoch, position);
+            aug.apply_reduced(&pa, &s.image, f, &mut view_a[lo..hi])
+                .map_err(|e| wrap(&s.key, e))?;
             let p = pb.as_ref().unwrap_or(&a);
-            aug.augment(&p.image, 1, seed, epoch, t as u64, &mut view_b[lo..hi])
-                .map_err(|e| wrap(&p.key, e))?;
+            let pp = aug.draw(1, p.full.0, p.full.1, seed, epoch, position);
+            aug.apply_reduced(&pp, &p.sample.image, p.factor, &mut view_b[lo..hi])
+                .map_err(|e| wrap(&p.sample.key, e))?;
             anchor_ids.push(anchor as u64);
             partner_ids.push(partner as u64);
-            labels.push(a.label);
-            cached = Some(a);
+            labels.push(a.sample.label);
+            cached = Some((a, asked_a));
         }
         let kept = anchor_ids.len();
         view_a.truncate(kept * view_len);
@@ -366,11 +415,34 @@ impl BatchMaker {
     }
 }
 
-/// Reads sample `id` and checks its buffer (a bad sample is an error naming its key).
-fn load(dataset: &dyn crate::dataset::DataSource, id: u32) -> Result<Sample> {
-    let s = dataset.get(id as usize)?;
-    check_image(&s)?;
-    Ok(s)
+/// Reads sample `id` at the reduction `reduction(width, height)` asks for and checks its buffer
+/// (a bad sample is an error naming its key).
+fn load(
+    dataset: &dyn crate::dataset::DataSource,
+    id: u32,
+    reduction: &mut dyn FnMut(u32, u32) -> u32,
+) -> Result<Reduced> {
+    let r = dataset.get_reduced(id as usize, reduction)?;
+    check_image(&r.sample)?;
+    let (w, h) = r.full;
+    let d = r.factor.max(1);
+    if r.factor == 0
+        || r.sample.image.width != w.div_ceil(d)
+        || r.sample.image.height != h.div_ceil(d)
+    {
+        return Err(Error::Decode {
+            key: r.sample.key.clone(),
+            detail: format!(
+                "decoded {}x{} at 1/{} of {w}x{h}, expected {}x{}",
+                r.sample.image.width,
+                r.sample.image.height,
+                r.factor,
+                w.div_ceil(d),
+                h.div_ceil(d)
+            ),
+        });
+    }
+    Ok(r)
 }
 
 /// Records bad sample `id` (once per batch) and logs it.

@@ -73,11 +73,12 @@ impl CsvLog {
     }
 }
 
-/// Reads the loss column of a `log.csv` written by [`CsvLog`], in step order: the whole run's
-/// curve, also after a resume (whose [`crate::train::Trainer::fit`] returns only the steps it took).
+/// Reads back the rows of a `log.csv` written by [`CsvLog`], in step order: the whole run, also
+/// after a resume (whose [`crate::train::Trainer::fit`] returns only the steps it took).
 ///
-/// Errors name the file and the 1-based line of a row that is not `step,…,loss,…`.
-pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
+/// Errors name the file and the 1-based line of a row that is not the eight columns of
+/// [`LOG_HEADER`] (integers for `step,epoch,batch`, numbers for the rest).
+pub fn read_log(path: &Path) -> Result<Vec<StepRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
     if lines.next() != Some(LOG_HEADER) {
@@ -88,24 +89,42 @@ pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
     }
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let parsed = match (fields.first(), fields.get(5)) {
-            (Some(step), Some(loss)) => step.parse::<u64>().ok().zip(loss.parse::<f32>().ok()),
-            _ => None,
-        };
-        let (step, loss) = parsed.ok_or_else(|| {
+        let row = parse_row(line).ok_or_else(|| {
             Error::format(
                 path,
                 format!(
-                    "line {}: expected an integer step and a float loss (column 6), got `{line}`",
+                    "line {}: expected `{LOG_HEADER}` (integer step, epoch and batch, then \
+                     numbers), got `{line}`",
                     i + 2
                 ),
             )
         })?;
-        rows.push((step, loss));
+        rows.push(row);
     }
-    rows.sort_by_key(|&(step, _)| step);
-    Ok(rows.into_iter().map(|(_, loss)| loss).collect())
+    rows.sort_by_key(|r| r.step);
+    Ok(rows)
+}
+
+/// The loss column of [`read_log`], in step order.
+pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
+    Ok(read_log(path)?.into_iter().map(|r| r.loss).collect())
+}
+
+fn parse_row(line: &str) -> Option<StepRecord> {
+    let f: Vec<&str> = line.split(',').collect();
+    if f.len() != 8 {
+        return None;
+    }
+    Some(StepRecord {
+        step: f[0].parse().ok()?,
+        epoch: f[1].parse().ok()?,
+        batch: f[2].parse().ok()?,
+        lr: f[3].parse().ok()?,
+        momentum: f[4].parse().ok()?,
+        loss: f[5].parse().ok()?,
+        embedding_std: f[6].parse().ok()?,
+        seconds: f[7].parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -140,6 +159,12 @@ mod tests {
         log.write(&record(3, 0.125)).unwrap();
         drop(log);
         assert_eq!(read_losses(&path).unwrap(), vec![10.0, 9.0, 0.25, 0.125]);
+        let rows = read_log(&path).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.step).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        assert_eq!(rows[2], record(2, 0.25));
     }
 
     #[test]
