@@ -243,7 +243,7 @@ pub(crate) fn decode_image_reduced(
         key: key.to_string(),
         detail,
     })?;
-    if format == image::ImageFormat::Jpeg && super::jpeg::is_jpeg(bytes) {
+    if format == image::ImageFormat::Jpeg {
         if let Some(done) = super::jpeg::decode(bytes, reduction) {
             return Ok(done);
         }
@@ -256,6 +256,23 @@ pub(crate) fn decode_image_reduced(
     let full = (image.width, image.height);
     reduction(full.0, full.1);
     Ok((image, 1, full))
+}
+
+/// [`decode_image_reduced`] of bytes read from `path` (a file, or a Parquet file's cell): a
+/// decode error also names `path`.
+pub(super) fn decode_from(
+    bytes: &[u8],
+    key: &str,
+    path: &Path,
+    reduction: &mut dyn FnMut(u32, u32) -> u32,
+) -> Result<(Image, u32, (u32, u32))> {
+    decode_image_reduced(bytes, key, reduction).map_err(|e| match e {
+        Error::Decode { key, detail } => Error::Decode {
+            key,
+            detail: format!("{}: {detail}", path.display()),
+        },
+        other => other,
+    })
 }
 
 /// Converts a decoded image to u8 grey (1 channel) or RGB (3 channels).
@@ -299,14 +316,7 @@ impl DataSource for ImageFolderSource {
         let entry = self.entry(index)?;
         let path = self.root.join(&entry.key);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let (image, factor, full) =
-            decode_image_reduced(&bytes, &entry.key, reduction).map_err(|e| match e {
-                Error::Decode { key, detail } => Error::Decode {
-                    key,
-                    detail: format!("{}: {detail}", path.display()),
-                },
-                other => other,
-            })?;
+        let (image, factor, full) = decode_from(&bytes, &entry.key, &path, reduction)?;
         let sample = Sample {
             id: index as u64,
             key: entry.key.clone(),

@@ -16,7 +16,7 @@
 //! **Keys** are `"<file stem>#<row in file>"` (`train-00000-of-00001#17`).
 
 use super::fingerprint::{sha256_file, Fingerprinter};
-use super::folder::decode_image_reduced;
+use super::folder::decode_from;
 use super::{DataSource, Reduced, Sample};
 use crate::{Error, Result};
 use ::parquet::arrow::arrow_reader::{
@@ -460,14 +460,8 @@ impl DataSource for ParquetImageSource {
                 ),
             });
         }
-        let (image, factor, full) = decode_image_reduced(arr.value(in_rg), &key, reduction)
-            .map_err(|e| match e {
-                Error::Decode { key, detail } => Error::Decode {
-                    key,
-                    detail: format!("{}: {detail}", self.files[fi].path.display()),
-                },
-                other => other,
-            })?;
+        let (image, factor, full) =
+            decode_from(arr.value(in_rg), &key, &self.files[fi].path, reduction)?;
         let sample = Sample {
             id: index as u64,
             key,

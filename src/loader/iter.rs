@@ -313,8 +313,10 @@ impl BatchMaker {
                 }
             };
             let reuse = cached.take().filter(|(r, asked)| {
-                let want = wanted(aug, r.full.0, r.full.1);
-                r.sample.id == anchor as u64 && (r.factor == want || *asked == want)
+                r.sample.id == anchor as u64 && {
+                    let want = wanted(aug, r.full.0, r.full.1);
+                    r.factor == want || *asked == want
+                }
             });
             let (a, asked_a) = match reuse {
                 Some(c) => c,
