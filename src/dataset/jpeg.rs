@@ -1,8 +1,9 @@
 //! JPEG decoding with libjpeg-turbo (the `turbojpeg` crate, which builds its bundled 3.1 source
 //! with SIMD), at full size or DCT-scaled to 1/2, 1/4 or 1/8.
 //!
-//! libjpeg-turbo is what OpenCV, Pillow and torchvision decode with; here it decodes 512-px
-//! baseline JPEGs 1.4× faster than `image`'s zune-jpeg, and its DCT scaling (an `8/d`-point
+//! libjpeg-turbo is what OpenCV, Pillow and torchvision decode with; it was faster than
+//! `image`'s zune-jpeg on 512-px baseline JPEGs (a rough comparison, `benches/loader.md`), and
+//! its DCT scaling (an `8/d`-point
 //! inverse DCT per block, then colour conversion of `1/d²` of the pixels) decodes only the
 //! resolution a view needs. A reduced image is `⌈width/d⌉ × ⌈height/d⌉`, its pixel `(x, y)`
 //! covering the source pixels `[d·x, d·x + d) × [d·y, d·y + d)`; it is the image Pillow's
