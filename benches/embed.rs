@@ -2,39 +2,36 @@
 //! model (EfficientNet-Lite0), same resolution and ONNX Runtime thread count, in one run.
 //!
 //! `cargo bench --bench embed` (env: `GPS_BENCH_N` images, default 1024; `GPS_BENCH_SIZE` px,
-//! default 112; `GPS_BENCH_THREADS`, default all cores; `GPS_BENCH_BATCH`, default 64).
-//! The images are foolbox's 20 Fashion-MNIST 28×28 PNGs, cycled to N files on disk, so both sides
-//! decode PNGs, upsample to the resolution, normalise, run the prior and L2-normalise; the Rust
-//! side also writes the Parquet output.
+//! default 112, or 224 for `imagenet`; `GPS_BENCH_THREADS`, default all cores; `GPS_BENCH_BATCH`,
+//! default 64; `GPS_BENCH_IMAGES`, `fashion` or `imagenet`).
+//!
+//! - `fashion` (default): foolbox's 20 Fashion-MNIST 28×28 PNGs, cycled to N files on disk.
+//! - `imagenet`: foolbox's 20 ImageNet JPEGs (mostly 512×512), re-encoded by Pillow as baseline
+//!   4:2:0 quality 90 (what ImageNet's training JPEGs are), cycled to N files.
+//!
+//! Both sides decode the files (Rust: [`gps_ssl::dataset::decode_image`], libjpeg-turbo for
+//! JPEGs; Python: Pillow), resize to the resolution (the same Pillow bilinear filter), normalise,
+//! run the prior and L2-normalise; the Rust side also writes the Parquet output.
 
 use gps_ssl::{
-    dataset::{DataSource, Image, Sample},
+    dataset::{decode_image, DataSource, Image, Sample},
     embed::{EmbedJob, Embedder, PriorManifest},
     progress::NoProgress,
 };
 use std::path::PathBuf;
 use std::time::Instant;
 
-struct PngFiles(Vec<PathBuf>);
+struct Files(Vec<PathBuf>);
 
-impl DataSource for PngFiles {
+impl DataSource for Files {
     fn len(&self) -> usize {
         self.0.len()
     }
     fn get(&self, index: usize) -> gps_ssl::Result<Sample> {
         let path = &self.0[index];
         let key = path.display().to_string();
-        let img = image::open(path).map_err(|e| gps_ssl::Error::Decode {
-            key: key.clone(),
-            detail: e.to_string(),
-        })?;
-        let image = if img.color().channel_count() == 1 {
-            let g = img.to_luma8();
-            Image::new(g.width(), g.height(), 1, g.into_raw())
-        } else {
-            let c = img.to_rgb8();
-            Image::new(c.width(), c.height(), 3, c.into_raw())
-        };
+        let bytes = std::fs::read(path).map_err(|e| gps_ssl::Error::io(path, e))?;
+        let image = decode_image(&bytes, &key)?;
         Ok(Sample {
             id: index as u64,
             key,
@@ -52,7 +49,7 @@ impl DataSource for PngFiles {
         format!("bench-{}", self.0.len())
     }
     fn describe(&self) -> String {
-        format!("{} PNG files", self.0.len())
+        format!("{} image files", self.0.len())
     }
 }
 
@@ -68,27 +65,49 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let imagenet = std::env::var("GPS_BENCH_IMAGES").is_ok_and(|v| v == "imagenet");
     let n = env_or("GPS_BENCH_N", 1024);
-    let size = env_or("GPS_BENCH_SIZE", 112) as u32;
+    let size = env_or("GPS_BENCH_SIZE", if imagenet { 224 } else { 112 }) as u32;
     let threads = env_or("GPS_BENCH_THREADS", cores);
     let batch = env_or("GPS_BENCH_BATCH", 64);
+    let python = root.join(".venv/bin/python");
 
     let foolbox = root.join(".cache/assets/foolbox/data");
+    let prefix = if imagenet {
+        "imagenet_"
+    } else {
+        "fashionMNIST_"
+    };
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&foolbox)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", foolbox.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("fashionMNIST_")
-        })
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .collect();
     sources.sort();
     let dir = tempfile::tempdir().unwrap();
+    if imagenet {
+        // Baseline re-encodes, as the loader bench makes them.
+        let base = dir.path().join("baseline");
+        std::fs::create_dir_all(&base).unwrap();
+        let script = "import os, sys\nfrom PIL import Image\nout = sys.argv[1]\n\
+            for f in sys.argv[2:]:\n    Image.open(f).convert('RGB').save(os.path.join(out, \
+            os.path.basename(f)), quality=90, subsampling=2, progressive=False)\n";
+        let ok = std::process::Command::new(&python)
+            .args(["-c", script])
+            .arg(&base)
+            .args(&sources)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "Pillow re-encode failed (run scripts/setup.sh)");
+        sources = sources
+            .iter()
+            .map(|p| base.join(p.file_name().unwrap()))
+            .collect();
+    }
+    let ext = if imagenet { "jpg" } else { "png" };
     let files: Vec<PathBuf> = (0..n)
         .map(|i| {
-            let f = dir.path().join(format!("{i:06}.png"));
+            let f = dir.path().join(format!("{i:06}.{ext}"));
             std::fs::copy(&sources[i % sources.len()], &f).unwrap();
             f
         })
@@ -107,10 +126,10 @@ fn main() {
         .build()
         .unwrap();
     let warm: Vec<Image> = (0..batch)
-        .map(|i| PngFiles(files.clone()).get(i % n).unwrap().image)
+        .map(|i| Files(files.clone()).get(i % n).unwrap().image)
         .collect();
     embedder.embed_images(&warm).unwrap();
-    let source = PngFiles(files.clone());
+    let source = Files(files.clone());
     let out = dir.path().join("e.parquet");
     let t = Instant::now();
     EmbedJob::new(&out)
@@ -119,7 +138,6 @@ fn main() {
     let rust = n as f64 / t.elapsed().as_secs_f64();
 
     // Python peer, same files, model, resolution, threads, batch size.
-    let python = root.join(".venv/bin/python");
     let output = std::process::Command::new(&python)
         .arg(root.join("benches/peers/embed_peer.py"))
         .arg(&onnx)
@@ -140,7 +158,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .expect("peer printed no images_per_s");
 
-    println!("embed/lite0/{n}x28px->{size}px/threads{threads}/batch{batch}");
+    let what = if imagenet {
+        "imagenet-jpeg"
+    } else {
+        "fashion-png-28px"
+    };
+    println!("embed/lite0/{n}x{what}->{size}px/threads{threads}/batch{batch}");
     println!("{:<40} {:>12}", "implementation", "images/s");
     println!("{:<40} {:>12.1}", "gps-ssl (Rust, ort, EmbedJob)", rust);
     println!("{:<40} {:>12.1}", "Python onnxruntime + Pillow loop", peer);

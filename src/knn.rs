@@ -26,6 +26,7 @@
 //! ```
 
 mod exact;
+mod graph;
 mod hnsw;
 mod hybrid;
 mod index;
@@ -33,6 +34,7 @@ mod lists;
 mod metric;
 mod purity;
 mod radius;
+mod simd;
 mod topk;
 
 pub use exact::{ExactIndex, EXACT_TILE};
@@ -40,7 +42,9 @@ pub use hnsw::{
     HnswIndex, HnswParams, Insertion, DEFAULT_HNSW_EF_CONSTRUCTION, DEFAULT_HNSW_EF_SEARCH,
     DEFAULT_HNSW_M,
 };
-pub use hybrid::{estimate_seconds, KnnMethod, EXACT_FLOPS, HNSW_SECONDS_PER_POINT_DIM};
+pub use hybrid::{
+    estimate_seconds, KnnMethod, AUTO_EXACT_SECONDS, EXACT_FLOPS, HNSW_SECONDS_PER_POINT_DIM,
+};
 pub use index::{
     KnnIndex, KnnOutput, KnnSummary, NeighbourBuilder, NeighbourSearch, DEFAULT_KNN_INCLUDE_SELF,
     DEFAULT_KNN_K, DEFAULT_KNN_METHOD, DEFAULT_KNN_METRIC, DEFAULT_KNN_RECALL_SAMPLE,

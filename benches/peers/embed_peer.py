@@ -1,6 +1,6 @@
 """Python peer for benches/embed.rs: a plain onnxruntime + Pillow embedding loop.
 
-Same work as the Rust side: decode each PNG with Pillow, convert to RGB, resize to SIZE with
+Same work as the Rust side: decode each file (PNG or JPEG) with Pillow, convert to RGB, resize to SIZE with
 BILINEAR, (x - mean) / std, NCHW float32, batches of BATCH, run the prior's output, L2-normalise.
 Prints `images_per_s=<float>` on its last line.
 

@@ -1,28 +1,36 @@
-//! Approximate k-NN with a hierarchical navigable small-world graph (`hnsw_rs`).
+//! Approximate k-NN with a hierarchical navigable small-world graph ([`super::graph`]).
 //!
-//! `hnsw_rs` needs non-negative distances, so the graph is built over a prepared copy of the
-//! vectors: unit-normalised for cosine (`1 - a·b`), unchanged for L2 (squared distance), and
-//! for dot products the classic MIPS → L2 reduction (each point gets an extra coordinate
-//! `sqrt(M² - ||x||²)`, queries a 0, so the L2 order equals the inner-product order).
-//! Returned candidates are always re-scored exactly with the original vectors and metric, so
-//! the distances in the output are exact and sorted by `(distance, id)`.
+//! The graph is built over a prepared copy of the vectors: unit-normalised for cosine
+//! (`1 - a·b`), unchanged for L2 (squared distance), and for dot products the classic MIPS → L2
+//! reduction (each point gets an extra coordinate `sqrt(M² - ||x||²)`, queries a 0, so the L2
+//! order equals the inner-product order). Returned candidates are always re-scored exactly with
+//! the original vectors and metric, so the distances in the output are exact and sorted by
+//! `(distance, id)`.
 //!
-//! Reproducibility: `hnsw_rs` draws node levels from one seeded generator behind a mutex, so
-//! the graph depends only on the order in which points are inserted. With parallel insertion
-//! (the default) that order races between threads and the graph, hence the lists, can differ
-//! between runs in a few rows; recall is measured and reported instead. A *deterministic*
-//! build ([`Insertion::Sequential`], CLI `--deterministic`) inserts points one by one in id
-//! order: the same vectors and parameters give the same lists bit for bit, for any thread count
-//! (searching the finished graph is read-only and runs in parallel either way).
+//! Reproducibility: node levels come from a hash of the node id (not from insertion order), so
+//! the graph depends only on the order in which points are linked. With parallel insertion (the
+//! default) that order races between threads and the graph, hence the lists, can differ between
+//! runs in a few rows; recall is measured and reported instead. A *deterministic* build
+//! ([`Insertion::Sequential`], CLI `--deterministic`) inserts points one by one in id order: the
+//! same vectors and parameters give the same lists bit for bit, for any thread count, on one
+//! CPU (the graph's distance kernel is chosen for the CPU at run time; searching the finished
+//! graph is read-only and runs in parallel either way).
 
-use hnsw_rs::prelude::{Distance, Hnsw};
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::exact::ExactIndex;
+use super::graph::{lock, Graph, GraphDistance, Scratch};
 use super::metric::{dot, Metric};
 use super::topk::Candidate;
 use crate::{progress::Progress, Error, Result};
+
+/// Seed of the node levels (fixed: the levels are part of the graph, not a user choice).
+const LEVEL_SEED: u64 = 0x6770_732d_7373_6c00;
+/// Queries handed to a rayon task at a time (one search scratch each).
+const SEARCH_CHUNK: usize = 64;
 
 /// Default [`HnswParams::m`].
 pub const DEFAULT_HNSW_M: usize = 16;
@@ -54,7 +62,7 @@ impl Default for HnswParams {
 }
 
 impl HnswParams {
-    /// Checks the ranges `hnsw_rs` accepts.
+    /// Checks the ranges the graph accepts.
     pub fn validate(&self) -> Result<()> {
         if !(2..=255).contains(&self.m) {
             return Err(Error::invalid(
@@ -83,36 +91,12 @@ pub enum Insertion {
     Sequential,
 }
 
-/// Non-negative distances over the prepared vectors.
-#[derive(Debug, Clone, Copy)]
-enum GraphDistance {
-    /// `max(0, 1 - a·b)` over unit vectors.
-    UnitDot,
-    /// `||a - b||²`.
-    SquaredL2,
-}
-
-impl Distance<f32> for GraphDistance {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        let d = match self {
-            GraphDistance::UnitDot => 1.0 - dot(a, b),
-            GraphDistance::SquaredL2 => Metric::L2.distance(a, b),
-        };
-        if d > 0.0 {
-            d
-        } else {
-            0.0
-        }
-    }
-}
-
 /// An HNSW graph over borrowed vectors `[n, dim]`, plus an exact index used to re-score.
 pub struct HnswIndex<'a> {
     exact: ExactIndex<'a>,
-    graph: Hnsw<'static, f32, GraphDistance>,
-    /// Prepared vectors `[n, pdim]` in graph space (queries use the same rows; for dot the
+    /// The graph over the prepared vectors `[n, pdim]` (queries use the same rows; for dot the
     /// query form replaces the last coordinate by 0).
-    prepared: Vec<f32>,
+    graph: Graph,
     pdim: usize,
     params: HnswParams,
 }
@@ -143,27 +127,25 @@ impl<'a> HnswIndex<'a> {
         let exact = ExactIndex::new(vectors, dim, metric)?;
         let n = exact.len();
         let (prepared, pdim, dist) = prepare(vectors, dim, metric);
-        let graph = Hnsw::new(params.m, n.max(1), 16, params.ef_construction, dist);
+        let graph = Graph::new(
+            prepared,
+            pdim,
+            params.m,
+            params.ef_construction,
+            dist,
+            LEVEL_SEED,
+        );
         progress.start("hnsw insert", n as u64);
-        let chunk = 4096;
-        for start in (0..n).step_by(chunk) {
-            let end = (start + chunk).min(n);
-            let items: Vec<(&[f32], usize)> = (start..end)
-                .map(|i| (&prepared[i * pdim..(i + 1) * pdim], i))
-                .collect();
-            match insertion {
-                Insertion::Parallel => graph.parallel_insert_slice(&items),
-                Insertion::Sequential => items.iter().for_each(|&item| graph.insert_slice(item)),
-            }
-            progress.advance((end - start) as u64);
-        }
+        let ids: Vec<u32> = (0..n as u32).collect();
+        graph.insert_all(&ids, insertion == Insertion::Parallel, &|done| {
+            progress.advance(done as u64)
+        });
         progress.finish();
         let mut graph = graph;
-        graph.set_searching_mode(true);
+        graph.freeze();
         Ok(HnswIndex {
             exact,
             graph,
-            prepared,
             pdim,
             params,
         })
@@ -172,6 +154,11 @@ impl<'a> HnswIndex<'a> {
     /// The parameters the graph was built with.
     pub fn params(&self) -> HnswParams {
         self.params
+    }
+
+    /// Changes the search width of later searches (the graph is unchanged); 0 is taken as 1.
+    pub fn set_ef_search(&mut self, ef_search: usize) {
+        self.params.ef_search = ef_search.max(1);
     }
 
     /// The exact index over the same vectors (used for re-scoring and recall checks).
@@ -192,31 +179,41 @@ impl<'a> HnswIndex<'a> {
         let want = candidates.max(k) + 1; // +1: the point itself is usually returned
         let ef = self.params.ef_search.max(want);
         progress.start("hnsw search", n as u64);
+        let pool = Mutex::new(Vec::new());
         let mut rows: Vec<Vec<Candidate>> = (0..n)
             .into_par_iter()
-            .map(|i| {
-                let mut q = self.prepared[i * self.pdim..(i + 1) * self.pdim].to_vec();
-                if self.pdim != self.exact.dim() {
-                    if let Some(last) = q.last_mut() {
-                        *last = 0.0;
-                    }
-                }
-                let hits = self.graph.search(&q, want, ef);
-                let mut c: Vec<Candidate> = hits
+            .chunks(SEARCH_CHUNK)
+            .flat_map_iter(|chunk| {
+                let mut s = lock(&pool).pop().unwrap_or_else(|| Scratch::new(n));
+                let mut q = Vec::with_capacity(self.pdim);
+                let out: Vec<Vec<Candidate>> = chunk
                     .iter()
-                    .filter(|h| h.d_id != i && h.d_id < n)
-                    .map(|h| Candidate {
-                        dist: self.exact.pair_distance(i, h.d_id),
-                        id: h.d_id as u32,
+                    .map(|&i| {
+                        self.graph.row(i, &mut q);
+                        if self.pdim != self.exact.dim() {
+                            if let Some(last) = q.last_mut() {
+                                *last = 0.0;
+                            }
+                        }
+                        let mut c: Vec<Candidate> = self
+                            .graph
+                            .search(&q, want, ef, &mut s)
+                            .iter()
+                            .filter(|h| h.id as usize != i)
+                            .map(|h| Candidate {
+                                dist: self.exact.pair_distance(i, h.id as usize),
+                                id: h.id,
+                            })
+                            .collect();
+                        c.sort();
+                        c.dedup_by_key(|x| x.id);
+                        c.truncate(k);
+                        c
                     })
                     .collect();
-                c.sort();
-                c.dedup_by_key(|x| x.id);
-                c.truncate(k);
-                if i % 1024 == 0 {
-                    progress.advance(1024.min((n - i) as u64));
-                }
-                c
+                lock(&pool).push(s);
+                progress.advance(chunk.len() as u64);
+                out
             })
             .collect();
         progress.finish();

@@ -10,10 +10,14 @@
 //! hnsw_seconds  = n · dim · HNSW_SECONDS_PER_POINT_DIM
 //! ```
 //!
-//! and [`KnnMethod::Auto`] takes the cheaper one; the crossover is
-//! `n* = EXACT_FLOPS · HNSW_SECONDS_PER_POINT_DIM` points whatever `dim` is. The constants were
-//! measured on the 2-core development machine with `cargo bench --bench knn` (see
-//! `benches/knn.rs`); they only decide the method, never the results.
+//! and [`KnnMethod::Auto`] takes the cheaper one, except that it searches exactly whenever the
+//! exact estimate is at most [`AUTO_EXACT_SECONDS`]: exact lists have recall 1 and are the same
+//! bit for bit on every run, which an HNSW graph built in parallel is not. The crossover is
+//! `n* = EXACT_FLOPS · HNSW_SECONDS_PER_POINT_DIM` ≈ 90 000 points whatever `dim` is; the floor
+//! also keeps exact search up to `√(AUTO_EXACT_SECONDS · EXACT_FLOPS / dim)` points, ≈ 108 000 at
+//! 512 dimensions and ≈ 216 000 at 128. The constants were measured on the 2-core development machine with
+//! `cargo bench --bench knn` (see `benches/knn.rs`); they only decide the method, never the
+//! results.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,12 +32,18 @@ use super::topk::Candidate;
 use crate::{Error, Result};
 
 /// Measured exact-search throughput, FLOP/s (`n² · dim` per all-points search), on the 2-core
-/// dev box: 20 000 × 1280, k = 20 took 14.8 s → 3.5e10.
-pub const EXACT_FLOPS: f64 = 3.5e10;
+/// dev box: 20 000 × 1280, k = 20 took 2.50 s → 2.0e11 (2026-12-04, this crate at opt-level 3
+/// without debug assertions, as in a release build; the 14.8 s measured before was a dev build
+/// with them, on a busy machine).
+pub const EXACT_FLOPS: f64 = 2.0e11;
 /// Measured HNSW (build + search, default params, k = 10) cost in seconds per point per
-/// dimension on the 2-core dev box: 20 000 × 512 took 36.4 s → 3.5e-6. With [`EXACT_FLOPS`]
-/// the crossover is about 120 000 points.
-pub const HNSW_SECONDS_PER_POINT_DIM: f64 = 3.5e-6;
+/// dimension on the 2-core dev box: 1 000 000 × 512 took 121 s to build and 110 s to search at
+/// ef 64 (2026-12-04, `knn::graph`) → 4.5e-7. Per point it grows slowly with `n` (100 000 ×
+/// 512 took 3.1e-7), so the 1M figure is the conservative one.
+pub const HNSW_SECONDS_PER_POINT_DIM: f64 = 4.5e-7;
+/// [`KnnMethod::Auto`] searches exactly whenever that is estimated to take at most this many
+/// seconds, even where HNSW would be quicker (exact lists are exact and reproducible).
+pub const AUTO_EXACT_SECONDS: f64 = 30.0;
 
 /// Which search to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -58,13 +68,13 @@ impl KnnMethod {
         }
     }
 
-    /// Resolves [`KnnMethod::Auto`] for `n` points of dimension `dim`; other methods are returned
-    /// unchanged.
+    /// Resolves [`KnnMethod::Auto`] for `n` points of dimension `dim` (see the module doc's cost
+    /// model); other methods are returned unchanged.
     pub fn resolve(self, n: usize, dim: usize) -> KnnMethod {
         match self {
             KnnMethod::Auto
                 if estimate_seconds(KnnMethod::Exact, n, dim)
-                    <= estimate_seconds(KnnMethod::Hnsw, n, dim) =>
+                    <= estimate_seconds(KnnMethod::Hnsw, n, dim).max(AUTO_EXACT_SECONDS) =>
             {
                 KnnMethod::Exact
             }
@@ -157,6 +167,14 @@ mod tests {
         assert_eq!(KnnMethod::Auto.resolve(10_000, 512), KnnMethod::Exact);
         assert_eq!(KnnMethod::Auto.resolve(10_000_000, 512), KnnMethod::Hnsw);
         assert_eq!(KnnMethod::Hnsw.resolve(10, 2), KnnMethod::Hnsw);
+        // HNSW is estimated quicker at 150 000 × 64 (4.3 s against 7.2 s), but exact is under
+        // the 30 s floor; at 200 000 × 512 (102 s against 46 s) it is not.
+        assert!(
+            estimate_seconds(KnnMethod::Hnsw, 150_000, 64)
+                < estimate_seconds(KnnMethod::Exact, 150_000, 64)
+        );
+        assert_eq!(KnnMethod::Auto.resolve(150_000, 64), KnnMethod::Exact);
+        assert_eq!(KnnMethod::Auto.resolve(200_000, 512), KnnMethod::Hnsw);
         assert_eq!("flat".parse::<KnnMethod>().ok(), Some(KnnMethod::Exact));
         assert!("ivf".parse::<KnnMethod>().is_err());
         let hybrid = "hybrid".parse::<KnnMethod>().unwrap_err().to_string();

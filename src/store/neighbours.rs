@@ -312,8 +312,11 @@ impl NeighbourTable {
             ),
         );
         let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        // One row group per batch: the writer flushes each batch to the file instead of
+        // buffering up to parquet's default 1M rows, so writing holds one batch beyond the lists.
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(WRITE_BATCH_ROWS))
             .build();
         let pq = |e| Error::parquet(tmp, e);
         let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq)?;
