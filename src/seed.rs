@@ -16,8 +16,8 @@ pub(crate) const STREAM_MIX: u64 = 0x4D49_5853;
 /// Stream tag for view augmentations (the view index is added).
 pub(crate) const STREAM_VIEW: u64 = 0x5649_4557;
 
-/// SplitMix64 finaliser.
-fn mix(mut z: u64) -> u64 {
+/// SplitMix64 finaliser (also the HNSW graph's level hash, `knn::graph`).
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

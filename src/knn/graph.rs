@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use super::simd::{to_f16, Kernel};
 use super::topk::Candidate;
+use crate::seed::mix;
 
 /// Highest level a node can get (levels are `0..=MAX_LEVEL`).
 const MAX_LEVEL: usize = 16;
@@ -104,6 +105,33 @@ impl Scratch {
     }
 }
 
+/// Search scratches shared by the tasks of one parallel pass: a task takes one (or makes one)
+/// and gives it back, so a pass allocates about one per thread, not one per task.
+pub(crate) struct ScratchPool {
+    n: usize,
+    free: Mutex<Vec<Scratch>>,
+}
+
+impl ScratchPool {
+    /// A pool of scratches for graphs of `n` nodes.
+    pub(crate) fn new(n: usize) -> Self {
+        ScratchPool {
+            n,
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` with a scratch from the pool.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        let mut s = lock(&self.free)
+            .pop()
+            .unwrap_or_else(|| Scratch::new(self.n));
+        let out = f(&mut s);
+        lock(&self.free).push(s);
+        out
+    }
+}
+
 /// Entry point: the node on the highest level, and that level.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -135,19 +163,12 @@ pub(crate) struct Graph {
 }
 
 /// Locks `m`, ignoring poisoning (a panicking holder never leaves a half-written list).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// SplitMix64: the level of node `id` comes from `mix(seed ^ id)`.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The level of node `id`: `floor(-ln(u) / ln(m))`, `u` uniform in `(0, 1]`, capped.
+/// The level of node `id`: `floor(-ln(u) / ln(m))`, `u` uniform in `(0, 1]` from the SplitMix64
+/// hash `mix(seed ^ id)`, capped.
 fn level_of(id: usize, m: usize, seed: u64) -> u8 {
     let u = ((mix(seed ^ id as u64) >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
     let l = (-u.ln() / (m as f64).ln()).floor();
@@ -314,28 +335,28 @@ impl Graph {
         }
     }
 
-    /// Inserts nodes `ids` (each once), in parallel on the current rayon pool or in order on
-    /// this thread; `done(count)` is called as chunks finish.
-    pub(crate) fn insert_all(&self, ids: &[u32], parallel: bool, done: &(dyn Fn(usize) + Sync)) {
-        let Some((&first, rest)) = ids.split_first() else {
+    /// Inserts every node in id order, node 0 first, then the rest in parallel on the current
+    /// rayon pool or in order on this thread; `done(count)` is called as chunks finish.
+    pub(crate) fn insert_all(&self, parallel: bool, done: &(dyn Fn(usize) + Sync)) {
+        if self.n == 0 {
             return;
-        };
-        let mut scratch = Scratch::new(self.n);
-        self.insert(first, &mut scratch);
+        }
+        let pool = ScratchPool::new(self.n);
+        pool.with(|s| self.insert(0, s));
         done(1);
+        let chunks = (1..self.n as u32).step_by(INSERT_CHUNK);
+        let insert_chunk = |start: u32, s: &mut Scratch| {
+            let end = (start + INSERT_CHUNK as u32).min(self.n as u32);
+            (start..end).for_each(|i| self.insert(i, s));
+            done((end - start) as usize);
+        };
         if parallel {
-            let pool = Mutex::new(vec![scratch]);
-            rest.par_chunks(INSERT_CHUNK).for_each(|chunk| {
-                let mut s = lock(&pool).pop().unwrap_or_else(|| Scratch::new(self.n));
-                chunk.iter().for_each(|&i| self.insert(i, &mut s));
-                lock(&pool).push(s);
-                done(chunk.len());
-            });
+            chunks
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .for_each(|start| pool.with(|s| insert_chunk(start, s)));
         } else {
-            for chunk in rest.chunks(INSERT_CHUNK) {
-                chunk.iter().for_each(|&i| self.insert(i, &mut scratch));
-                done(chunk.len());
-            }
+            pool.with(|s| chunks.for_each(|start| insert_chunk(start, s)));
         }
     }
 
@@ -584,8 +605,7 @@ mod tests {
             .flat_map(|i| [(i % 20) as f32, (i / 20) as f32])
             .collect();
         let g = Graph::new(data, 2, 4, 32, GraphDistance::SquaredL2, 1);
-        let ids: Vec<u32> = (0..400).collect();
-        g.insert_all(&ids, false, &|_| {});
+        g.insert_all(false, &|_| {});
         let mut s = Scratch::new(400);
         let mut q = Vec::new();
         for i in 0..400 {

@@ -16,13 +16,11 @@
 //! CPU (the graph's distance kernel is chosen for the CPU at run time; searching the finished
 //! graph is read-only and runs in parallel either way).
 
-use std::sync::Mutex;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::exact::ExactIndex;
-use super::graph::{lock, Graph, GraphDistance, Scratch};
+use super::graph::{Graph, GraphDistance, ScratchPool};
 use super::metric::{dot, Metric};
 use super::topk::Candidate;
 use crate::{progress::Progress, Error, Result};
@@ -127,7 +125,7 @@ impl<'a> HnswIndex<'a> {
         let exact = ExactIndex::new(vectors, dim, metric)?;
         let n = exact.len();
         let (prepared, pdim, dist) = prepare(vectors, dim, metric);
-        let graph = Graph::new(
+        let mut graph = Graph::new(
             prepared,
             pdim,
             params.m,
@@ -136,12 +134,10 @@ impl<'a> HnswIndex<'a> {
             LEVEL_SEED,
         );
         progress.start("hnsw insert", n as u64);
-        let ids: Vec<u32> = (0..n as u32).collect();
-        graph.insert_all(&ids, insertion == Insertion::Parallel, &|done| {
+        graph.insert_all(insertion == Insertion::Parallel, &|done| {
             progress.advance(done as u64)
         });
         progress.finish();
-        let mut graph = graph;
         graph.freeze();
         Ok(HnswIndex {
             exact,
@@ -179,39 +175,39 @@ impl<'a> HnswIndex<'a> {
         let want = candidates.max(k) + 1; // +1: the point itself is usually returned
         let ef = self.params.ef_search.max(want);
         progress.start("hnsw search", n as u64);
-        let pool = Mutex::new(Vec::new());
+        let pool = ScratchPool::new(n);
         let mut rows: Vec<Vec<Candidate>> = (0..n)
             .into_par_iter()
             .chunks(SEARCH_CHUNK)
             .flat_map_iter(|chunk| {
-                let mut s = lock(&pool).pop().unwrap_or_else(|| Scratch::new(n));
                 let mut q = Vec::with_capacity(self.pdim);
-                let out: Vec<Vec<Candidate>> = chunk
-                    .iter()
-                    .map(|&i| {
-                        self.graph.row(i, &mut q);
-                        if self.pdim != self.exact.dim() {
-                            if let Some(last) = q.last_mut() {
-                                *last = 0.0;
+                let out: Vec<Vec<Candidate>> = pool.with(|s| {
+                    chunk
+                        .iter()
+                        .map(|&i| {
+                            self.graph.row(i, &mut q);
+                            if self.pdim != self.exact.dim() {
+                                if let Some(last) = q.last_mut() {
+                                    *last = 0.0;
+                                }
                             }
-                        }
-                        let mut c: Vec<Candidate> = self
-                            .graph
-                            .search(&q, want, ef, &mut s)
-                            .iter()
-                            .filter(|h| h.id as usize != i)
-                            .map(|h| Candidate {
-                                dist: self.exact.pair_distance(i, h.id as usize),
-                                id: h.id,
-                            })
-                            .collect();
-                        c.sort();
-                        c.dedup_by_key(|x| x.id);
-                        c.truncate(k);
-                        c
-                    })
-                    .collect();
-                lock(&pool).push(s);
+                            let mut c: Vec<Candidate> = self
+                                .graph
+                                .search(&q, want, ef, s)
+                                .iter()
+                                .filter(|h| h.id as usize != i)
+                                .map(|h| Candidate {
+                                    dist: self.exact.pair_distance(i, h.id as usize),
+                                    id: h.id,
+                                })
+                                .collect();
+                            c.sort();
+                            c.dedup_by_key(|x| x.id);
+                            c.truncate(k);
+                            c
+                        })
+                        .collect()
+                });
                 progress.advance(chunk.len() as u64);
                 out
             })
