@@ -11,7 +11,8 @@
 //! re-encoded by Pillow as baseline 4:2:0 quality 90, what ImageNet's training JPEGs are. Their
 //! `full-decode` line is gps-ssl with `reduced_decode` off.
 //! Environment: `GPS_FASHION_IDX` (images .gz), `GPS_FOOLBOX_DIR` (folder of imagenet_*.jpg),
-//! `GPS_BENCH_PAIRS` (pairs per Rust measurement, default 4000), `GPS_BENCH_QUICK=1` (skip peers).
+//! `GPS_BENCH_PAIRS` (pairs per Rust measurement, default 4000), `GPS_BENCH_QUICK=1` (skip peers),
+//! `GPS_BENCH_ONLY=<text>` (only the rows whose case name contains it, e.g. `jpeg-baseline`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -127,6 +128,9 @@ fn peer(
         .arg(pairs.to_string())
         .env("OMP_NUM_THREADS", "1")
         .env("MKL_NUM_THREADS", "1")
+        // The allocator setting of `gps_ssl::train::reuse_freed_memory` (which `main` makes for
+        // the Rust side, as the `gps-ssl` binary does), through glibc's tunables.
+        .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -145,6 +149,10 @@ fn peer(
     v["pairs_per_s"].as_f64()
 }
 
+/// `gps_ssl::train::reuse_freed_memory` as glibc tunables, for the Python peers.
+const GLIBC_TUNABLES: &str =
+    "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=2147483647";
+
 fn fmt(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.0}"))
 }
@@ -154,6 +162,10 @@ fn ratio(a: f64, b: Option<f64>) -> String {
 }
 
 fn main() {
+    // Freed batches stay in the heap for the next one instead of being unmapped and faulted in
+    // again, as in `gps-ssl train` (its `main` makes the same call); the peers get the same
+    // setting through GLIBC_TUNABLES.
+    gps_ssl::train::reuse_freed_memory();
     let fashion_path = std::env::var("GPS_FASHION_IDX")
         .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz".into());
     let foolbox = std::env::var("GPS_FOOLBOX_DIR").unwrap_or_else(|_| {
@@ -164,6 +176,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4000);
     let quick = std::env::var("GPS_BENCH_QUICK").is_ok();
+    let only = std::env::var("GPS_BENCH_ONLY").unwrap_or_default();
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let venv = venv.to_string_lossy().to_string();
 
@@ -198,6 +211,13 @@ fn main() {
             } else {
                 (fm.clone(), "idx", fashion_path.clone())
             };
+            let name = format!(
+                "{recipe_name}/{size}px/{}",
+                if size == 224 { "imagenet" } else { "fmnist" }
+            );
+            if !name.contains(&only) {
+                continue;
+            }
             let n = if size >= 96 { pairs / 8 } else { pairs };
             let recipe = make().with_output_size(size, size);
             let rust = rust_rate(data, recipe, n);
@@ -226,10 +246,6 @@ fn main() {
                     ),
                 )
             };
-            let name = format!(
-                "{recipe_name}/{size}px/{}",
-                if size == 224 { "imagenet" } else { "fmnist" }
-            );
             println!(
                 "{:<32} {:>10.0} {:>12} {:>8} {:>14} {:>8}",
                 name,
@@ -244,6 +260,9 @@ fn main() {
             .iter()
             .flat_map(|f| [("progressive", &f[0]), ("baseline", &f[1])])
         {
+            if !format!("{recipe_name}/224px/jpeg-{kind}").contains(&only) {
+                continue;
+            }
             let root = folder.parent().expect("folder/img");
             let data: Arc<dyn DataSource> =
                 Arc::new(ImageFolderSource::open(root).expect("jpeg folder"));

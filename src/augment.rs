@@ -25,6 +25,9 @@
 
 mod blur;
 mod crop;
+// The flip happens while a view's pixels are read (`normalize`, `planar`); this in-place flip
+// of the u8 view is their tests' reference.
+#[cfg(test)]
 mod flip;
 mod grayscale;
 mod jitter;
@@ -32,7 +35,7 @@ mod normalize;
 mod planar;
 mod recipe;
 
-pub use blur::{gaussian_kernel, kernel_size};
+pub use blur::{gaussian_kernel, kernel_size, trimmed_gaussian_kernel};
 pub use crop::{sample_rrc, CropBox};
 pub use grayscale::LUMA;
 pub use jitter::JitterParams;
@@ -244,7 +247,38 @@ impl Augmenter {
         factor: u32,
         out: &mut [f32],
     ) -> Result<()> {
-        let c = self.channels as usize;
+        self.check_view(out)?;
+        self.crop_resize(p, image, factor)?;
+        self.finish(p, out);
+        Ok(())
+    }
+
+    /// Both views of one image, as plain SSL pairs them: [`apply_reduced`](Self::apply_reduced)
+    /// with `pa` into `out_a`, then with `pb` into `out_b`, the same bytes. When the two crops
+    /// are the same box (RHFlipAug's full-image views) and view A has no photometric operation,
+    /// the crop-resize runs once and both views are normalised from it.
+    pub fn apply_pair_reduced(
+        &mut self,
+        pa: &ViewParams,
+        pb: &ViewParams,
+        image: &Image,
+        factor: u32,
+        out_a: &mut [f32],
+        out_b: &mut [f32],
+    ) -> Result<()> {
+        self.check_view(out_a)?;
+        self.check_view(out_b)?;
+        self.crop_resize(pa, image, factor)?;
+        self.finish(pa, out_a);
+        // `finish` leaves the crop-resized pixels as they are.
+        if pb.crop != pa.crop {
+            self.crop_resize(pb, image, factor)?;
+        }
+        self.finish(pb, out_b);
+        Ok(())
+    }
+
+    fn check_view(&self, out: &[f32]) -> Result<()> {
         if out.len() != self.view_len() {
             return Err(Error::mismatch(
                 "view buffer length",
@@ -252,6 +286,13 @@ impl Augmenter {
                 out.len(),
             ));
         }
+        Ok(())
+    }
+
+    /// Crops `p.crop` out of `image` (decoded at `1/factor`) and resizes it into `self.pixels`
+    /// (`out_h × out_w × C` u8, not flipped).
+    fn crop_resize(&mut self, p: &ViewParams, image: &Image, factor: u32) -> Result<()> {
+        let c = self.channels as usize;
         let (w, h) = (image.width, image.height);
         let b = p.crop;
         let fits = |start: u32, len: u32, side: u32| {
@@ -292,20 +333,25 @@ impl Augmenter {
             &mut self.pixels,
             self.out_w,
             self.out_h,
-        )?;
-        if p.flip {
-            flip::hflip_u8(&mut self.pixels, self.out_w as usize, c);
-        }
-        if !p.photometric() {
-            normalize::normalize_u8(&self.pixels, c, &self.recipe.normalize, out);
-            return Ok(());
-        }
+        )
+    }
+
+    /// Flips and normalises the crop-resized `self.pixels` into `out`, through the photometric
+    /// operations when the view has any; `self.pixels` is left as it is (the flip happens while
+    /// the pixels are read).
+    fn finish(&mut self, p: &ViewParams, out: &mut [f32]) {
+        let c = self.channels as usize;
         let (ow, oh) = (self.out_w as usize, self.out_h as usize);
+        if !p.photometric() {
+            normalize::normalize_u8(&self.pixels, ow, c, &self.recipe.normalize, p.flip, out);
+            return;
+        }
         let kernel = p.blur_sigma.map(|sigma| {
             let k = blur::kernel_size(p.blur_kernel_frac, self.out_h.min(self.out_w));
-            blur::gaussian_kernel(k, sigma)
+            blur::trimmed_gaussian_kernel(k, sigma)
         });
         let ops = planar::Photometric {
+            flip: p.flip,
             jitter: p.jitter.as_ref(),
             grayscale: p.grayscale,
             blur: kernel.as_deref(),
@@ -313,20 +359,19 @@ impl Augmenter {
             normalize: &self.recipe.normalize,
         };
         planar::apply(&self.pixels, ow, oh, c, &ops, out, &mut self.scratch);
-        Ok(())
     }
 
     /// The photometric operations of [`Augmenter::apply`] the straightforward way: pixel by
     /// pixel on interleaved f32, then normalised into `C×H×W`. The reference the planar path
-    /// must equal bit for bit; `self.pixels` holds the cropped, flipped u8 view.
+    /// must equal bit for bit; `self.pixels` holds the cropped u8 view, flipped here first.
     #[cfg(test)]
     fn photometric_reference(&mut self, p: &ViewParams, out: &mut [f32]) {
         let c = self.channels as usize;
-        let mut work: Vec<f32> = self
-            .pixels
-            .iter()
-            .map(|&v| v as f32 * (1.0 / 255.0))
-            .collect();
+        let mut pixels = self.pixels.clone();
+        if p.flip {
+            flip::hflip_u8(&mut pixels, self.out_w as usize, c);
+        }
+        let mut work: Vec<f32> = pixels.iter().map(|&v| v as f32 * (1.0 / 255.0)).collect();
         if let Some(j) = &p.jitter {
             j.apply(&mut work, c);
         }
@@ -335,7 +380,7 @@ impl Augmenter {
         }
         if let Some(sigma) = p.blur_sigma {
             let k = blur::kernel_size(p.blur_kernel_frac, self.out_h.min(self.out_w));
-            let kernel = blur::gaussian_kernel(k, sigma);
+            let kernel = blur::trimmed_gaussian_kernel(k, sigma);
             let (ow, oh) = (self.out_w as usize, self.out_h as usize);
             let mut scratch = Vec::new();
             blur::blur_f32(&mut work, ow, oh, c, &kernel, &mut scratch);
@@ -442,6 +487,41 @@ mod tests {
             }
         }
         assert!(cases > 200, "{cases}");
+    }
+
+    /// Both views of one image at once are the two views made one by one, bit for bit: a
+    /// shared crop (RHFlipAug) resized once, and different crops (SimCLR), flipped or not.
+    #[test]
+    fn pair_of_one_image_is_its_two_views() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x7061_6972);
+        for (recipe, c) in [
+            (AugRecipe::rhflip(), 3u8),
+            (AugRecipe::rhflip(), 1),
+            (AugRecipe::simclr(), 3),
+        ] {
+            let recipe = recipe.with_output_size(24, 24).with_rgb(c == 3);
+            let img = noise(61, 45, c, &mut rng);
+            let mut aug = Augmenter::new(recipe, c, 24, 24).unwrap();
+            let mut shared = 0;
+            for position in 0..24 {
+                let pa = aug.draw(0, img.width, img.height, 3, 1, position);
+                let pb = aug.draw(1, img.width, img.height, 3, 1, position);
+                shared += usize::from(pa.crop == pb.crop && pa.flip != pb.flip);
+                let n = aug.view_len();
+                let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+                aug.apply_pair_reduced(&pa, &pb, &img, 1, &mut a, &mut b)
+                    .unwrap();
+                let (mut wa, mut wb) = (vec![0.0; n], vec![0.0; n]);
+                aug.apply(&pa, &img, &mut wa).unwrap();
+                aug.apply(&pb, &img, &mut wb).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!((bits(&a), bits(&b)), (bits(&wa), bits(&wb)), "{position}");
+            }
+            if aug.recipe.name == "rhflip" {
+                assert!(shared > 0, "no shared crop with different flips drawn");
+            }
+        }
     }
 
     fn noise(w: u32, h: u32, c: u8, rng: &mut impl Rng) -> Image {

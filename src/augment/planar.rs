@@ -11,14 +11,17 @@
 //! for bit** that of the reference path on any x86-64, with or without AVX2
 //! (`augment::tests::planar_photometric_path_is_the_reference_bit_for_bit` and the tests below).
 
-use super::blur::{reflect, vertical_pass};
+use super::blur::reflect;
 use super::grayscale::luma;
-use super::jitter::JitterParams;
+use super::jitter::{JitterParams, SUM_LANES};
+use super::normalize::to_planes;
 use super::recipe::Normalize;
 
 /// What the photometric pipeline applies to one view (drawn in [`super::ViewParams`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Photometric<'a> {
+    /// Mirror the view left-right (done while the u8 pixels are read).
+    pub flip: bool,
     pub jitter: Option<&'a JitterParams>,
     pub grayscale: bool,
     /// The normalised 1-D Gaussian kernel, when the view is blurred.
@@ -77,7 +80,7 @@ fn apply_body(
     scratch: &mut [f32],
 ) {
     let n = width * height;
-    to_unit_planes(pixels, channels, n, out);
+    to_unit_planes(pixels, ops.flip, width, channels, out);
     if let Some(j) = ops.jitter {
         for op in j.order {
             match op {
@@ -111,22 +114,12 @@ fn apply_body(
     }
 }
 
-/// `out[c·n + i] = pixels[i·C + c] / 255` (the reference's `v as f32 * (1 / 255)`).
+/// `out[c·n + i] = pixels[i·C + c] / 255` (the reference's `v as f32 * (1 / 255)`), each row
+/// mirrored when `flip` (the reference flips the u8 view first).
 #[inline(always)]
-fn to_unit_planes(pixels: &[u8], channels: usize, n: usize, out: &mut [f32]) {
+fn to_unit_planes(pixels: &[u8], flip: bool, width: usize, channels: usize, out: &mut [f32]) {
     const SCALE: f32 = 1.0 / 255.0;
-    if channels == 1 {
-        for (o, &v) in out.iter_mut().zip(pixels) {
-            *o = v as f32 * SCALE;
-        }
-        return;
-    }
-    let (r, g, b) = rgb(out, n);
-    for (((px, r), g), b) in pixels.chunks_exact(3).zip(r).zip(g).zip(b) {
-        *r = px[0] as f32 * SCALE;
-        *g = px[1] as f32 * SCALE;
-        *b = px[2] as f32 * SCALE;
-    }
+    to_planes(pixels, width, channels, flip, out, |_, v| v as f32 * SCALE);
 }
 
 #[inline(always)]
@@ -151,22 +144,38 @@ fn brightness(out: &mut [f32], f: f32) {
 
 #[inline(always)]
 fn contrast(out: &mut [f32], channels: usize, n: usize, f: f32) {
-    // The mean luma, summed pixel by pixel in the reference's order (a sequential f32 sum).
+    // The mean luma, summed in the reference's order (`jitter::lane_sum`), SUM_LANES pixels at
+    // a time in registers.
     let count = n.max(1) as f32;
     let mean = if channels == 3 {
         let (r, g, b) = rgb(out, n);
-        let mut sum = 0.0f32;
-        for ((&r, &g), &b) in r.iter().zip(g.iter()).zip(b.iter()) {
-            sum += luma(r, g, b);
-        }
-        sum / count
+        lane_sum(&[r, g, b], |v| luma(v[0], v[1], v[2]))
     } else {
-        out.iter().sum::<f32>() / count
-    };
+        lane_sum(&[out], |v| v[0])
+    } / count;
     let off = (1.0 - f) * mean;
     for v in out {
         *v = clamp01(f * *v + off);
     }
+}
+
+/// `jitter::lane_sum` over the pixels of `planes` (each pixel's value `value([p0, p1, …])`),
+/// a vector of partial sums at a time.
+#[inline(always)]
+fn lane_sum<const P: usize>(planes: &[&mut [f32]; P], value: impl Fn([f32; P]) -> f32) -> f32 {
+    let n = planes[0].len();
+    let mut lanes = [0f32; SUM_LANES];
+    let full = n - n % SUM_LANES;
+    for start in (0..full).step_by(SUM_LANES) {
+        let chunk: [&[f32]; P] = std::array::from_fn(|p| &planes[p][start..start + SUM_LANES]);
+        for (l, acc) in lanes.iter_mut().enumerate() {
+            *acc += value(std::array::from_fn(|p| chunk[p][l]));
+        }
+    }
+    for (l, acc) in lanes.iter_mut().enumerate().take(n - full) {
+        *acc += value(std::array::from_fn(|p| planes[p][full + l]));
+    }
+    lanes.iter().sum()
 }
 
 #[inline(always)]
@@ -274,8 +283,9 @@ fn reflect_once(i: isize, n: isize) -> usize {
 
 /// The reference blur (`blur::blur_f32` with one channel) on one plane: the same taps in the
 /// same order, horizontal pass into the first plane of `scratch`, vertical pass back. Each row is
-/// first copied into the padded row after it, with its reflected borders, so that every output pixel, border ones included,
-/// is one vectorised multiply-add per tap (`0 + k0·p0 + k1·p1 + …`, the reference's order).
+/// first copied into the padded row after it, with its reflected borders, so that every output
+/// pixel, border ones included, is the same sum of products (`0 + k0·p0 + k1·p1 + …`, the
+/// reference's order); [`convolve`] computes 32 outputs at a time in registers.
 #[inline(always)]
 fn blur_plane(data: &mut [f32], width: usize, height: usize, kernel: &[f32], scratch: &mut [f32]) {
     let r = kernel.len() / 2;
@@ -290,14 +300,49 @@ fn blur_plane(data: &mut [f32], width: usize, height: usize, kernel: &[f32], scr
         for j in (0..r).chain(r + width..width + 2 * r) {
             padded[j] = row[reflect_once(j as isize - ri, wi)];
         }
-        out.iter_mut().for_each(|v| *v = 0.0);
-        for (t, kv) in kernel.iter().enumerate() {
-            for (o, s) in out.iter_mut().zip(&padded[t..t + width]) {
-                *o += kv * s;
+        convolve(out, kernel, |t| &padded[t..t + width]);
+    }
+    // Vertical pass: row `y` sums the rows `reflect(y + t - r)` of the horizontal pass.
+    let mut rows = vec![0usize; kernel.len()];
+    for (y, out) in data.chunks_exact_mut(width).enumerate() {
+        for (t, start) in rows.iter_mut().enumerate() {
+            *start = reflect(y as isize + t as isize - ri, height as isize) * width;
+        }
+        convolve(out, kernel, |t| &scratch[rows[t]..rows[t] + width]);
+    }
+}
+
+/// `out[x] = 0 + k[0]·tap(0)[x] + k[1]·tap(1)[x] + …`, the taps in kernel order (the
+/// reference's sums, bit for bit), 32 outputs at a time held in registers so that each tap costs
+/// one load and one multiply and add per vector instead of a pass over the row. `tap(t)` is the
+/// source row tap `t` reads, at least `out.len()` long.
+#[inline(always)]
+fn convolve<'a>(out: &mut [f32], kernel: &[f32], tap: impl Fn(usize) -> &'a [f32]) {
+    const LANES: usize = 32;
+    let n = out.len();
+    let mut chunks = out.chunks_exact_mut(LANES);
+    let mut x = 0;
+    for o in &mut chunks {
+        let mut acc = [0f32; LANES];
+        for (t, &kv) in kernel.iter().enumerate() {
+            let src = &tap(t)[x..x + LANES];
+            for (a, &v) in acc.iter_mut().zip(src) {
+                *a += kv * v;
             }
         }
+        o.copy_from_slice(&acc);
+        x += LANES;
     }
-    vertical_pass(data, width, height, kernel, scratch);
+    let rest = chunks.into_remainder();
+    if rest.is_empty() {
+        return;
+    }
+    rest.fill(0.0);
+    for (t, &kv) in kernel.iter().enumerate() {
+        for (a, &v) in rest.iter_mut().zip(&tap(t)[x..n]) {
+            *a += kv * v;
+        }
+    }
 }
 
 #[cfg(test)]

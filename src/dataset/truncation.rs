@@ -76,7 +76,7 @@ fn jpeg_complete(bytes: &[u8]) -> Result<(), String> {
             // Entropy-coded data: runs until a marker other than a stuffed 0xFF (FF 00) or a
             // restart marker (FF D0–D7).
             loop {
-                let Some(off) = bytes[i..].iter().position(|&b| b == 0xFF) else {
+                let Some(off) = memchr::memchr(0xFF, &bytes[i..]) else {
                     return truncated(n, "inside the scan data");
                 };
                 let mut j = i + off + 1;

@@ -178,6 +178,7 @@ fn level_of(id: usize, m: usize, seed: u64) -> u8 {
 impl Graph {
     /// An empty graph over `data` (`[n, dim]`, row `i` is node `i`); nothing is linked until
     /// [`Graph::insert_all`].
+    #[cfg(test)]
     pub(crate) fn new(
         data: Vec<f32>,
         dim: usize,
@@ -187,13 +188,51 @@ impl Graph {
         seed: u64,
     ) -> Self {
         let n = data.len().checked_div(dim).unwrap_or(0);
-        let max = data.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let row = |i: usize, out: &mut [f32]| out.copy_from_slice(&data[i * dim..(i + 1) * dim]);
+        Self::from_rows(n, dim, &row, m, ef_construction, distance, seed)
+    }
+
+    /// An empty graph over `n` rows of `dim` floats that `row(i, out)` writes into `out` on
+    /// demand (twice each: once for the largest |coordinate|, once to store the row as f16), so
+    /// that no f32 copy of the whole data set is held next to the f16 rows; nothing is linked
+    /// until [`Graph::insert_all`].
+    pub(crate) fn from_rows(
+        n: usize,
+        dim: usize,
+        row: &(dyn Fn(usize, &mut [f32]) + Sync),
+        m: usize,
+        ef_construction: usize,
+        distance: GraphDistance,
+        seed: u64,
+    ) -> Self {
+        let n = if dim == 0 { 0 } else { n };
+        let max = (0..n)
+            .into_par_iter()
+            .map_init(
+                || vec![0f32; dim],
+                |buf, i| {
+                    row(i, buf);
+                    buf.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+                },
+            )
+            .reduce(|| 0.0, f32::max);
         let scale = if max > 0.0 && max.is_finite() {
             1.0 / max
         } else {
             1.0
         };
-        let data: Vec<u16> = data.par_iter().map(|&x| to_f16(x * scale)).collect();
+        let mut data = vec![0u16; n * dim];
+        if n > 0 {
+            data.par_chunks_exact_mut(dim).enumerate().for_each_init(
+                || vec![0f32; dim],
+                |buf, (i, out)| {
+                    row(i, buf);
+                    for (o, &x) in out.iter_mut().zip(buf.iter()) {
+                        *o = to_f16(x * scale);
+                    }
+                },
+            );
+        }
         let levels: Vec<u8> = (0..n).map(|i| level_of(i, m, seed)).collect();
         let links = levels
             .iter()
@@ -221,6 +260,12 @@ impl Graph {
             distance,
             kernel: Kernel::detect(),
         }
+    }
+
+    /// The stored rows, `[n, dim]` f16 bits.
+    #[cfg(test)]
+    pub(crate) fn data(&self) -> &[u16] {
+        &self.data
     }
 
     /// Row `i` in graph space, f16 bits.

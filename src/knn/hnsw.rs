@@ -124,15 +124,18 @@ impl<'a> HnswIndex<'a> {
         params.validate()?;
         let exact = ExactIndex::new(vectors, dim, metric)?;
         let n = exact.len();
-        let (prepared, pdim, dist) = prepare(vectors, dim, metric);
-        let mut graph = Graph::new(
-            prepared,
+        let prepared = Prepared::new(vectors, dim, metric);
+        let pdim = prepared.dim();
+        let mut graph = Graph::from_rows(
+            n,
             pdim,
+            &|i, out| prepared.row(i, out),
             params.m,
             params.ef_construction,
-            dist,
+            prepared.distance(),
             LEVEL_SEED,
         );
+        drop(prepared);
         progress.start("hnsw insert", n as u64);
         graph.insert_all(insertion == Insertion::Parallel, &|done| {
             progress.advance(done as u64)
@@ -230,29 +233,137 @@ impl<'a> HnswIndex<'a> {
     }
 }
 
-/// Maps vectors into graph space; returns `(prepared [n, pdim], pdim, distance)`.
-fn prepare(vectors: &[f32], dim: usize, metric: Metric) -> (Vec<f32>, usize, GraphDistance) {
-    match metric {
-        Metric::Cosine => {
-            let mut p = vectors.to_vec();
-            p.par_chunks_exact_mut(dim).for_each(|v| {
-                let norm = dot(v, v).sqrt();
-                if norm > 0.0 {
-                    v.iter_mut().for_each(|x| *x /= norm);
-                }
-            });
-            (p, dim, GraphDistance::UnitDot)
-        }
-        Metric::L2 => (vectors.to_vec(), dim, GraphDistance::SquaredL2),
-        Metric::Dot => {
-            let sq: Vec<f32> = vectors.par_chunks_exact(dim).map(|v| dot(v, v)).collect();
-            let max = sq.iter().copied().fold(0.0f32, f32::max);
-            let mut p = Vec::with_capacity(vectors.len() + sq.len());
-            for (v, s) in vectors.chunks_exact(dim).zip(&sq) {
-                p.extend_from_slice(v);
-                p.push((max - s).max(0.0).sqrt());
+/// The input rows in graph space, made one row at a time ([`Graph::from_rows`]): cosine rows
+/// divided by their norm (the graph ranks them by dot product), L2 rows as they are, and dot
+/// rows lifted with one more coordinate `sqrt(max‖x‖² − ‖x‖²)` (maximum inner product as L2).
+/// Holds one float per row at most, where a prepared copy of the input would hold all of them
+/// (2 GiB at 10^6 × 512, next to the graph's 1 GiB of f16 rows).
+struct Prepared<'a> {
+    vectors: &'a [f32],
+    dim: usize,
+    form: Form,
+}
+
+enum Form {
+    Same,
+    /// Each row's norm.
+    Unit(Vec<f32>),
+    /// Each row's squared norm, and their maximum.
+    Lifted(Vec<f32>, f32),
+}
+
+impl<'a> Prepared<'a> {
+    fn new(vectors: &'a [f32], dim: usize, metric: Metric) -> Self {
+        let form = match metric {
+            Metric::Cosine => Form::Unit(
+                vectors
+                    .par_chunks_exact(dim)
+                    .map(|v| dot(v, v).sqrt())
+                    .collect(),
+            ),
+            Metric::L2 => Form::Same,
+            Metric::Dot => {
+                let sq: Vec<f32> = vectors.par_chunks_exact(dim).map(|v| dot(v, v)).collect();
+                let max = sq.iter().copied().fold(0.0f32, f32::max);
+                Form::Lifted(sq, max)
             }
-            (p, dim + 1, GraphDistance::SquaredL2)
+        };
+        Prepared { vectors, dim, form }
+    }
+
+    /// Floats a graph row has.
+    fn dim(&self) -> usize {
+        match self.form {
+            Form::Lifted(..) => self.dim + 1,
+            _ => self.dim,
+        }
+    }
+
+    fn distance(&self) -> GraphDistance {
+        match self.form {
+            Form::Unit(_) => GraphDistance::UnitDot,
+            _ => GraphDistance::SquaredL2,
+        }
+    }
+
+    /// Row `i` in graph space into `out` (`self.dim()` floats).
+    fn row(&self, i: usize, out: &mut [f32]) {
+        let d = self.dim;
+        let v = &self.vectors[i * d..(i + 1) * d];
+        out[..d].copy_from_slice(v);
+        match &self.form {
+            Form::Same => {}
+            Form::Unit(norms) => {
+                let norm = norms[i];
+                if norm > 0.0 {
+                    out[..d].iter_mut().for_each(|x| *x /= norm);
+                }
+            }
+            Form::Lifted(sq, max) => out[d] = (max - sq[i]).max(0.0).sqrt(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The whole-copy preparation `Prepared` replaced: the reference its rows must equal.
+    fn prepare_copy(vectors: &[f32], dim: usize, metric: Metric) -> (Vec<f32>, usize) {
+        match metric {
+            Metric::Cosine => {
+                let mut p = vectors.to_vec();
+                for v in p.chunks_exact_mut(dim) {
+                    let norm = dot(v, v).sqrt();
+                    if norm > 0.0 {
+                        v.iter_mut().for_each(|x| *x /= norm);
+                    }
+                }
+                (p, dim)
+            }
+            Metric::L2 => (vectors.to_vec(), dim),
+            Metric::Dot => {
+                let sq: Vec<f32> = vectors.chunks_exact(dim).map(|v| dot(v, v)).collect();
+                let max = sq.iter().copied().fold(0.0f32, f32::max);
+                let mut p = Vec::new();
+                for (v, s) in vectors.chunks_exact(dim).zip(&sq) {
+                    p.extend_from_slice(v);
+                    p.push((max - s).max(0.0).sqrt());
+                }
+                (p, dim + 1)
+            }
+        }
+    }
+
+    #[test]
+    fn rows_made_on_demand_store_the_same_f16_rows_as_a_prepared_copy() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x0066_3136);
+        let (n, dim) = (301, 37);
+        let mut vectors: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-3.0..3.0)).collect();
+        vectors[5 * dim..6 * dim].fill(0.0); // a zero row: no division
+        for metric in [Metric::Cosine, Metric::L2, Metric::Dot] {
+            let (copy, pdim) = prepare_copy(&vectors, dim, metric);
+            let prepared = Prepared::new(&vectors, dim, metric);
+            assert_eq!(prepared.dim(), pdim);
+            // The stored form: every value scaled by 1 / max |x| over all rows, then f16.
+            let scale = 1.0 / copy.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let direct: Vec<u16> = copy
+                .iter()
+                .map(|&x| crate::knn::simd::to_f16(x * scale))
+                .collect();
+            let want = Graph::new(copy, pdim, 8, 32, prepared.distance(), 1);
+            assert_eq!(want.data(), &direct[..]);
+            let got = Graph::from_rows(
+                n,
+                pdim,
+                &|i, out| prepared.row(i, out),
+                8,
+                32,
+                prepared.distance(),
+                1,
+            );
+            assert_eq!(got.data(), want.data(), "{metric:?}");
         }
     }
 }

@@ -271,8 +271,8 @@ impl BatchMaker {
         let n = items.len();
         let m = plan.sampler.positives_per_anchor();
         let view_len = plan.channels as usize * plan.out_h as usize * plan.out_w as usize;
-        let mut view_a = vec![0f32; n * view_len];
-        let mut view_b = vec![0f32; n * view_len];
+        let mut view_a: Vec<f32> = Vec::with_capacity(n * view_len);
+        let mut view_b: Vec<f32> = Vec::with_capacity(n * view_len);
         let mut anchor_ids = Vec::with_capacity(n);
         let mut partner_ids = Vec::with_capacity(n);
         let mut labels = Vec::with_capacity(n);
@@ -383,14 +383,28 @@ impl BatchMaker {
                 key: key.to_string(),
                 detail: e.to_string(),
             };
+            // Filled here, where the view is written next, rather than zeroed up front: the
+            // batch's pages are touched once, while in cache.
+            view_a.resize(hi, 0.0);
+            view_b.resize(hi, 0.0);
             let (s, f) = (&a.sample, a.factor);
             let pa = aug.draw(0, a.full.0, a.full.1, seed, epoch, position);
-            aug.apply_reduced(&pa, &s.image, f, &mut view_a[lo..hi])
-                .map_err(|e| wrap(&s.key, e))?;
-            let p = pb.as_ref().unwrap_or(&a);
-            let pp = aug.draw(1, p.full.0, p.full.1, seed, epoch, position);
-            aug.apply_reduced(&pp, &p.sample.image, p.factor, &mut view_b[lo..hi])
-                .map_err(|e| wrap(&p.sample.key, e))?;
+            match &pb {
+                // Both views from the anchor's one decode: a shared crop is resized once.
+                None => {
+                    let pp = aug.draw(1, a.full.0, a.full.1, seed, epoch, position);
+                    let (va, vb) = (&mut view_a[lo..hi], &mut view_b[lo..hi]);
+                    aug.apply_pair_reduced(&pa, &pp, &s.image, f, va, vb)
+                        .map_err(|e| wrap(&s.key, e))?;
+                }
+                Some(p) => {
+                    aug.apply_reduced(&pa, &s.image, f, &mut view_a[lo..hi])
+                        .map_err(|e| wrap(&s.key, e))?;
+                    let pp = aug.draw(1, p.full.0, p.full.1, seed, epoch, position);
+                    aug.apply_reduced(&pp, &p.sample.image, p.factor, &mut view_b[lo..hi])
+                        .map_err(|e| wrap(&p.sample.key, e))?;
+                }
+            }
             anchor_ids.push(anchor as u64);
             partner_ids.push(partner as u64);
             labels.push(a.sample.label);
