@@ -12,7 +12,10 @@
 //! `full-decode` line is gps-ssl with `reduced_decode` off.
 //! Environment: `GPS_FASHION_IDX` (images .gz), `GPS_FOOLBOX_DIR` (folder of imagenet_*.jpg),
 //! `GPS_BENCH_PAIRS` (pairs per Rust measurement, default 4000), `GPS_BENCH_QUICK=1` (skip peers),
-//! `GPS_BENCH_ONLY=<text>` (only the rows whose case name contains it, e.g. `jpeg-baseline`).
+//! `GPS_BENCH_ONLY=<text>` (only the rows whose case name contains it, e.g. `jpeg-baseline`),
+//! `GPS_BENCH_WORKERS=1,2` (the JPEG rows on 16 copies of each file, so that an epoch has 5
+//! batches, on the calling thread and then with that many loader threads, and their speed-up; the
+//! machine's cores bound it).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -87,12 +90,35 @@ fn jpeg_folders(foolbox: &Path, root: &Path, python: &str) -> Option<[PathBuf; 2
     (n > 0 && ok).then_some([prog, base])
 }
 
-/// Pairs/s with one worker thread assembling batches of 64 (the calling thread only waits).
+/// `copies` copies of every file of `from` in `to` (created; `name` becomes `name.k.jpg`).
+fn replicate(from: &Path, to: &Path, copies: usize) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let stem = name.trim_end_matches(".jpg");
+        for k in 0..copies {
+            std::fs::copy(e.path(), to.join(format!("{stem}.{k}.jpg")))?;
+        }
+    }
+    Ok(to.to_path_buf())
+}
+
+/// Pairs/s of batches of 64 assembled on the calling thread (`workers(0)`: one core).
 fn rust_rate(data: Arc<dyn DataSource>, recipe: AugRecipe, pairs: usize) -> f64 {
+    rust_rate_workers(data, recipe, pairs, 0)
+}
+
+/// Pairs/s of batches of 64 with `workers` loader threads (0: on the calling thread).
+fn rust_rate_workers(
+    data: Arc<dyn DataSource>,
+    recipe: AugRecipe,
+    pairs: usize,
+    workers: usize,
+) -> f64 {
     let loader = PairLoaderBuilder::new(data)
         .recipe(recipe)
         .batch_size(64)
-        .workers(0)
+        .workers(workers)
         .seed(7)
         .build()
         .expect("loader");
@@ -177,6 +203,11 @@ fn main() {
         .unwrap_or(4000);
     let quick = std::env::var("GPS_BENCH_QUICK").is_ok();
     let only = std::env::var("GPS_BENCH_ONLY").unwrap_or_default();
+    let workers: Vec<usize> = std::env::var("GPS_BENCH_WORKERS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let venv = venv.to_string_lossy().to_string();
 
@@ -269,6 +300,30 @@ fn main() {
             let n = pairs / 8;
             let recipe = make().with_output_size(224, 224);
             let rust = rust_rate(data.clone(), recipe.clone(), n);
+            if !workers.is_empty() {
+                // The 20 foolbox files make one batch an epoch, which one thread assembles: the
+                // worker rows read 16 copies of each (5 batches an epoch).
+                let many = replicate(folder, &tmp.path().join(format!("{kind}-x16/img")), 16)
+                    .expect("copies of the JPEG folder");
+                let many: Arc<dyn DataSource> = Arc::new(
+                    ImageFolderSource::open(many.parent().expect("folder/img")).expect("copies"),
+                );
+                let one = rust_rate(many.clone(), recipe.clone(), n);
+                println!(
+                    "{:<32} {:>10.0}   (16 copies of each file, on the calling thread)",
+                    format!("{recipe_name}/224px/jpeg-{kind}/x16"),
+                    one
+                );
+                for &w in &workers {
+                    let rate = rust_rate_workers(many.clone(), recipe.clone(), n * w.max(1), w);
+                    println!(
+                        "{:<32} {:>10.0}   ({:.2}x the x16 row)",
+                        format!("{recipe_name}/224px/jpeg-{kind}/x16/workers={w}"),
+                        rate,
+                        rate / one
+                    );
+                }
+            }
             let full = rust_rate(data, recipe.with_reduced_decode(false), n);
             let (tv, alb) = if quick {
                 (None, None)
