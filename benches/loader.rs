@@ -15,7 +15,8 @@
 //! `GPS_BENCH_ONLY=<text>` (only the rows whose case name contains it, e.g. `jpeg-baseline`),
 //! `GPS_BENCH_WORKERS=1,2` (the JPEG rows on 16 copies of each file, so that an epoch has 5
 //! batches, on the calling thread and then with that many loader threads, and their speed-up; the
-//! machine's cores bound it).
+//! machine's cores bound it), `GPS_BENCH_GPS=1` (the JPEG rows with GPS pairs: each image with
+//! one of its 5 next files, two decodes a pair; no peer).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -24,7 +25,9 @@ use common::VecSource;
 use gps_ssl::{
     augment::AugRecipe,
     dataset::{DataSource, Image, ImageFolderSource},
+    knn::NeighbourLists,
     loader::PairLoaderBuilder,
+    sampler::GpsSampler,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -115,7 +118,24 @@ fn rust_rate_workers(
     pairs: usize,
     workers: usize,
 ) -> f64 {
-    let loader = PairLoaderBuilder::new(data)
+    rate_of(PairLoaderBuilder::new(data), recipe, pairs, workers)
+}
+
+/// Pairs/s of GPS pairs (each image with one of its 5 next images, two decodes a pair) on the
+/// calling thread.
+fn gps_rate(data: Arc<dyn DataSource>, recipe: AugRecipe, pairs: usize) -> f64 {
+    let n = data.len() as u32;
+    let k = 5;
+    let ids: Vec<u32> = (0..n)
+        .flat_map(|i| (1..=k).map(move |j| (i + j) % n))
+        .collect();
+    let lists = NeighbourLists::new(k as usize, ids, vec![0.0; (n * k) as usize]).expect("lists");
+    let builder = PairLoaderBuilder::new(data).sampler(GpsSampler::new(Arc::new(lists)));
+    rate_of(builder, recipe, pairs, 0)
+}
+
+fn rate_of(builder: PairLoaderBuilder, recipe: AugRecipe, pairs: usize, workers: usize) -> f64 {
+    let loader = builder
         .recipe(recipe)
         .batch_size(64)
         .workers(workers)
@@ -321,6 +341,18 @@ fn main() {
                         format!("{recipe_name}/224px/jpeg-{kind}/x16/workers={w}"),
                         rate,
                         rate / one
+                    );
+                }
+            }
+            if std::env::var("GPS_BENCH_GPS").is_ok() {
+                for (label, r) in [
+                    ("gps", recipe.clone()),
+                    ("gps/full-decode", recipe.clone().with_reduced_decode(false)),
+                ] {
+                    println!(
+                        "{:<32} {:>10.0}   (GPS pairs: two images, two decodes a pair)",
+                        format!("{recipe_name}/224px/jpeg-{kind}/{label}"),
+                        gps_rate(data.clone(), r, n)
                     );
                 }
             }

@@ -47,7 +47,10 @@ pub use solarize::SOLARIZE_THRESHOLD;
 mod solarize;
 
 use crate::seed::{rng_for, STREAM_VIEW};
-use crate::{dataset::Image, Error, Result};
+use crate::{
+    dataset::{Image, Region},
+    Error, Result,
+};
 use fast_image_resize::Resizer;
 use rand::Rng;
 
@@ -247,35 +250,79 @@ impl Augmenter {
         factor: u32,
         out: &mut [f32],
     ) -> Result<()> {
+        self.apply_part(p, image, factor, (0, 0), out)
+    }
+
+    /// [`apply_reduced`](Self::apply_reduced) to the part of the image decoded at `1/factor`
+    /// that starts at `origin` (its pixels; [`crate::dataset::DataSource::get_region`]), which
+    /// must hold the view's [`region`](Self::region).
+    pub fn apply_part(
+        &mut self,
+        p: &ViewParams,
+        image: &Image,
+        factor: u32,
+        origin: (u32, u32),
+        out: &mut [f32],
+    ) -> Result<()> {
         self.check_view(out)?;
-        self.crop_resize(p, image, factor)?;
+        self.crop_resize(p, image, factor, origin)?;
         self.finish(p, out);
         Ok(())
     }
 
-    /// Both views of one image, as plain SSL pairs them: [`apply_reduced`](Self::apply_reduced)
-    /// with `pa` into `out_a`, then with `pb` into `out_b`, the same bytes. When the two crops
-    /// are the same box (RHFlipAug's full-image views) and view A has no photometric operation,
-    /// the crop-resize runs once and both views are normalised from it.
-    pub fn apply_pair_reduced(
+    /// Both views of one image, as plain SSL pairs them: [`apply_part`](Self::apply_part) with
+    /// `pa` into `out_a`, then with `pb` into `out_b`, the same bytes. When the two crops are the
+    /// same box (RHFlipAug's full-image views) the crop-resize runs once for both.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_pair(
         &mut self,
         pa: &ViewParams,
         pb: &ViewParams,
         image: &Image,
         factor: u32,
+        origin: (u32, u32),
         out_a: &mut [f32],
         out_b: &mut [f32],
     ) -> Result<()> {
         self.check_view(out_a)?;
         self.check_view(out_b)?;
-        self.crop_resize(pa, image, factor)?;
+        self.crop_resize(pa, image, factor, origin)?;
         self.finish(pa, out_a);
         // `finish` leaves the crop-resized pixels as they are.
         if pb.crop != pa.crop {
-            self.crop_resize(pb, image, factor)?;
+            self.crop_resize(pb, image, factor, origin)?;
         }
         self.finish(pb, out_b);
         Ok(())
+    }
+
+    /// The part of a `full`-size image that views with these parameters read when it is decoded
+    /// at `1/factor`: the union of their crop boxes, widened by the bilinear resize's reach (its
+    /// support, one source pixel scaled by the shrink factor, plus two pixels) and clamped to the
+    /// image. What the loader asks [`crate::dataset::DataSource::get_region`] for.
+    pub fn region(&self, views: &[&ViewParams], factor: u32, full: (u32, u32)) -> Region {
+        let f = factor.max(1);
+        let reach = |len: u32, out: u32| {
+            let scale = f64::from(len) / f64::from(f) / f64::from(out.max(1));
+            (scale.max(1.0).ceil() as u32 + 2) * f
+        };
+        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0u32, 0u32);
+        for p in views {
+            let b = p.crop;
+            let (mx, my) = (reach(b.width, self.out_w), reach(b.height, self.out_h));
+            x0 = x0.min(b.left.saturating_sub(mx));
+            y0 = y0.min(b.top.saturating_sub(my));
+            x1 = x1.max(b.left.saturating_add(b.width).saturating_add(mx));
+            y1 = y1.max(b.top.saturating_add(b.height).saturating_add(my));
+        }
+        let (x1, y1) = (x1.min(full.0), y1.min(full.1));
+        let (x0, y0) = (x0.min(x1), y0.min(y1));
+        Region {
+            left: x0,
+            top: y0,
+            width: (x1 - x0).max(1),
+            height: (y1 - y0).max(1),
+        }
     }
 
     fn check_view(&self, out: &[f32]) -> Result<()> {
@@ -289,24 +336,35 @@ impl Augmenter {
         Ok(())
     }
 
-    /// Crops `p.crop` out of `image` (decoded at `1/factor`) and resizes it into `self.pixels`
-    /// (`out_h × out_w × C` u8, not flipped).
-    fn crop_resize(&mut self, p: &ViewParams, image: &Image, factor: u32) -> Result<()> {
+    /// Crops `p.crop` out of `image` (decoded at `1/factor`, the part starting at `origin`) and
+    /// resizes it into `self.pixels` (`out_h × out_w × C` u8, not flipped).
+    fn crop_resize(
+        &mut self,
+        p: &ViewParams,
+        image: &Image,
+        factor: u32,
+        origin: (u32, u32),
+    ) -> Result<()> {
         let c = self.channels as usize;
         let (w, h) = (image.width, image.height);
         let b = p.crop;
-        let fits = |start: u32, len: u32, side: u32| {
-            u64::from(start) + u64::from(len) <= u64::from(side) * u64::from(factor)
+        // The box, in full-size pixels, inside the part: [o·f, (o + side)·f).
+        let fits = |start: u32, len: u32, o: u32, side: u32| {
+            let (f, o) = (u64::from(factor), u64::from(o));
+            u64::from(start) >= o * f
+                && u64::from(start) + u64::from(len) <= (o + u64::from(side)) * f
         };
         if factor == 0
             || b.width == 0
             || b.height == 0
-            || !fits(b.left, b.width, w)
-            || !fits(b.top, b.height, h)
+            || !fits(b.left, b.width, origin.0, w)
+            || !fits(b.top, b.height, origin.1, h)
         {
             return Err(Error::invalid(
                 "crop box",
-                format!("{b:?} outside a {w}x{h} image decoded at 1/{factor}"),
+                format!(
+                    "{b:?} outside a {w}x{h} part at {origin:?} of an image decoded at 1/{factor}"
+                ),
             ));
         }
         let src: &[u8] = if image.channels == self.channels {
@@ -330,6 +388,7 @@ impl Augmenter {
             self.channels,
             b,
             factor,
+            origin,
             &mut self.pixels,
             self.out_w,
             self.out_h,
@@ -510,7 +569,7 @@ mod tests {
                 shared += usize::from(pa.crop == pb.crop && pa.flip != pb.flip);
                 let n = aug.view_len();
                 let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-                aug.apply_pair_reduced(&pa, &pb, &img, 1, &mut a, &mut b)
+                aug.apply_pair(&pa, &pb, &img, 1, (0, 0), &mut a, &mut b)
                     .unwrap();
                 let (mut wa, mut wb) = (vec![0.0; n], vec![0.0; n]);
                 aug.apply(&pa, &img, &mut wa).unwrap();
@@ -522,6 +581,46 @@ mod tests {
                 assert!(shared > 0, "no shared crop with different flips drawn");
             }
         }
+    }
+
+    /// A view made from the part of an image its [`Augmenter::region`] names is the view made
+    /// from the whole image, bit for bit: the crop-resize reads nothing outside the region and
+    /// its coefficients do not depend on where the part starts. Random crops (SimCLR's random
+    /// resized crop, shrinking and enlarging), whole and reduced images, odd sizes.
+    #[test]
+    fn a_view_from_its_region_is_the_view_from_the_whole_image() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x7061_7274);
+        let mut partial = 0;
+        for (out, factor) in [(24u32, 1u32), (64, 1), (24, 2), (37, 4)] {
+            let recipe = AugRecipe::simclr().with_output_size(out, out);
+            let mut aug = Augmenter::new(recipe, 3, out, out).unwrap();
+            let full = (331u32, 251u32);
+            let (rw, rh) = (full.0.div_ceil(factor), full.1.div_ceil(factor));
+            let img = noise(rw, rh, 3, &mut rng);
+            for position in 0..150 {
+                let p = aug.draw(position as usize % 2, full.0, full.1, 5, 0, position);
+                let g = aug.region(&[&p], factor, full);
+                let (x0, y0) = (g.left / factor, g.top / factor);
+                let x1 = (g.left + g.width).div_ceil(factor).min(rw);
+                let y1 = (g.top + g.height).div_ceil(factor).min(rh);
+                let mut part = Vec::new();
+                for y in y0..y1 {
+                    let at = ((y * rw + x0) * 3) as usize;
+                    part.extend_from_slice(&img.data[at..at + ((x1 - x0) * 3) as usize]);
+                }
+                let part = Image::new(x1 - x0, y1 - y0, 3, part);
+                partial += usize::from(part.width * part.height < rw * rh);
+                let n = aug.view_len();
+                let (mut want, mut got) = (vec![0.0; n], vec![0.0; n]);
+                aug.apply_reduced(&p, &img, factor, &mut want).unwrap();
+                aug.apply_part(&p, &part, factor, (x0, y0), &mut got)
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(bits(&got) == bits(&want), "{out}px 1/{factor} {p:?} {g:?}");
+            }
+        }
+        assert!(partial > 300, "{partial}");
     }
 
     fn noise(w: u32, h: u32, c: u8, rng: &mut impl Rng) -> Image {

@@ -65,15 +65,52 @@ pub struct Sample {
     pub image: Image,
 }
 
-/// A sample decoded at a reduced size by [`DataSource::get_reduced`].
+/// A sample decoded at a reduced size by [`DataSource::get_reduced`], or a part of it by
+/// [`DataSource::get_region`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reduced {
-    /// The sample; its image is `⌈full.0 / factor⌉ × ⌈full.1 / factor⌉`.
+    /// The sample; its image is the whole image decoded at `1/factor`
+    /// (`⌈full.0 / factor⌉ × ⌈full.1 / factor⌉`), or the part of it at `origin`.
     pub sample: Sample,
     /// The reduction used, ≥ 1 (1: full size).
     pub factor: u32,
     /// `(width, height)` of the image at full size.
     pub full: (u32, u32),
+    /// Where `sample.image` starts in the whole image decoded at `1/factor`, `(x, y)` in its
+    /// pixels: `(0, 0)` for the whole image.
+    pub origin: (u32, u32),
+}
+
+/// A rectangle of an image, in full-size pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Left edge.
+    pub left: u32,
+    /// Top edge.
+    pub top: u32,
+    /// Width, ≥ 1.
+    pub width: u32,
+    /// Height, ≥ 1.
+    pub height: u32,
+}
+
+/// What a caller of [`DataSource::get_region`] needs of an image of a given full size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeAsk {
+    /// The largest reduction the caller can use (1, 2, 4 or 8; rounded down to one of those).
+    pub factor: u32,
+    /// The part of the image the caller reads, with any margin it needs; `None`: all of it.
+    pub region: Option<Region>,
+}
+
+impl DecodeAsk {
+    /// The whole image at reduction `factor`.
+    pub const fn whole(factor: u32) -> Self {
+        DecodeAsk {
+            factor,
+            region: None,
+        }
+    }
 }
 
 /// Random-access source of [`Sample`]s.
@@ -101,19 +138,36 @@ pub trait DataSource: Send + Sync {
     /// `⌈width/d⌉ × ⌈height/d⌉`, with the factor used and the full size. `reduction` may be
     /// called more than once, always with the full size.
     ///
-    /// The default decodes at full size with [`get`](Self::get) (factor 1).
+    /// The default is [`get_region`](Self::get_region) for the whole image.
     fn get_reduced(
         &self,
         index: usize,
         reduction: &mut dyn FnMut(u32, u32) -> u32,
     ) -> Result<Reduced> {
+        self.get_region(index, &mut |w, h| DecodeAsk::whole(reduction(w, h)))
+    }
+
+    /// [`get_reduced`](Self::get_reduced) for a caller that also reads only a part of the image:
+    /// `ask(width, height)` gets the full size and returns the reduction and the region
+    /// ([`DecodeAsk`]). Sources that can decode a part directly (JPEG: libjpeg-turbo's cropped
+    /// decoding, rows below the region not decoded at all) return at least that part of the
+    /// image decoded at `1/factor`, with its `origin`; the pixels are those of the whole decode at
+    /// the same factor. `ask` may be called more than once, always with the full size.
+    ///
+    /// The default decodes the whole image at full size with [`get`](Self::get) (factor 1).
+    fn get_region(
+        &self,
+        index: usize,
+        ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
+    ) -> Result<Reduced> {
         let sample = self.get(index)?;
         let full = (sample.image.width, sample.image.height);
-        reduction(full.0, full.1);
+        ask(full.0, full.1);
         Ok(Reduced {
             sample,
             factor: 1,
             full,
+            origin: (0, 0),
         })
     }
 
@@ -138,64 +192,47 @@ pub trait DataSource: Send + Sync {
     }
 }
 
-impl<T: DataSource + ?Sized> DataSource for Arc<T> {
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn get(&self, index: usize) -> Result<Sample> {
-        (**self).get(index)
-    }
-    fn get_reduced(
-        &self,
-        index: usize,
-        reduction: &mut dyn FnMut(u32, u32) -> u32,
-    ) -> Result<Reduced> {
-        (**self).get_reduced(index, reduction)
-    }
-    fn key(&self, index: usize) -> Result<String> {
-        (**self).key(index)
-    }
-    fn label(&self, index: usize) -> Result<Option<i64>> {
-        (**self).label(index)
-    }
-    fn fingerprint(&self) -> String {
-        (**self).fingerprint()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn class_names(&self) -> Option<Vec<String>> {
-        (**self).class_names()
-    }
+/// `DataSource` for a pointer to one (`Arc`, `Box`): every method forwarded.
+macro_rules! forward_data_source {
+    ($($ptr:ident),*) => {$(
+        impl<T: DataSource + ?Sized> DataSource for $ptr<T> {
+            fn len(&self) -> usize {
+                (**self).len()
+            }
+            fn get(&self, index: usize) -> Result<Sample> {
+                (**self).get(index)
+            }
+            fn get_reduced(
+                &self,
+                index: usize,
+                reduction: &mut dyn FnMut(u32, u32) -> u32,
+            ) -> Result<Reduced> {
+                (**self).get_reduced(index, reduction)
+            }
+            fn get_region(
+                &self,
+                index: usize,
+                ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
+            ) -> Result<Reduced> {
+                (**self).get_region(index, ask)
+            }
+            fn key(&self, index: usize) -> Result<String> {
+                (**self).key(index)
+            }
+            fn label(&self, index: usize) -> Result<Option<i64>> {
+                (**self).label(index)
+            }
+            fn fingerprint(&self) -> String {
+                (**self).fingerprint()
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn class_names(&self) -> Option<Vec<String>> {
+                (**self).class_names()
+            }
+        }
+    )*};
 }
 
-impl<T: DataSource + ?Sized> DataSource for Box<T> {
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn get(&self, index: usize) -> Result<Sample> {
-        (**self).get(index)
-    }
-    fn get_reduced(
-        &self,
-        index: usize,
-        reduction: &mut dyn FnMut(u32, u32) -> u32,
-    ) -> Result<Reduced> {
-        (**self).get_reduced(index, reduction)
-    }
-    fn key(&self, index: usize) -> Result<String> {
-        (**self).key(index)
-    }
-    fn label(&self, index: usize) -> Result<Option<i64>> {
-        (**self).label(index)
-    }
-    fn fingerprint(&self) -> String {
-        (**self).fingerprint()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn class_names(&self) -> Option<Vec<String>> {
-        (**self).class_names()
-    }
-}
+forward_data_source!(Arc, Box);

@@ -13,7 +13,7 @@
 
 use gps_ssl::{
     augment::{AugRecipe, Augmenter},
-    dataset::{DataSource, ImageFolderSource},
+    dataset::{DataSource, DecodeAsk, ImageFolderSource},
     loader::PairLoaderBuilder,
 };
 use std::path::Path;
@@ -182,7 +182,7 @@ fn loader_views_from_reduced_decodes_are_the_straightforward_ones() {
     let mut aug_full = Augmenter::new(full_recipe, 3, 24, 24).unwrap();
     let mut aug = Augmenter::new(recipe.clone(), 3, 24, 24).unwrap();
     let n = aug.view_len();
-    let (mut reduced_views, mut factors) = (0, Vec::new());
+    let (mut reduced_views, mut factors, mut partial) = (0, Vec::new(), 0);
     for (t, &id) in perm.iter().enumerate() {
         let (b, i) = (t / 4, t % 4);
         let image = src.get(id as usize).unwrap().image;
@@ -207,6 +207,28 @@ fn loader_views_from_reduced_decodes_are_the_straightforward_ones() {
                 .unwrap();
             let got = &got_on[i * n..(i + 1) * n];
             assert_eq!(got, &want_on[..], "pair {t} view {view} at 1/{d}");
+            // What the loader decodes: only the part of the image both views read
+            // (`get_region`), which gives the same view bit for bit.
+            let ask = DecodeAsk {
+                factor: d,
+                region: Some(aug.region(&[&pa, &pb], d, (w, h))),
+            };
+            let part = src.get_region(id as usize, &mut |_, _| ask).unwrap();
+            let mut from_part = vec![0.0; n];
+            aug.apply_part(
+                &p,
+                &part.sample.image,
+                part.factor,
+                part.origin,
+                &mut from_part,
+            )
+            .unwrap();
+            assert_eq!(from_part, want_on, "pair {t} view {view} from {ask:?}");
+            if part.sample.image.width * part.sample.image.height
+                < r.sample.image.width * r.sample.image.height
+            {
+                partial += 1;
+            }
             // And it shows the same crop as the full decode (the box maps to box / d): close to
             // the full-size view, and much closer than to the full-size view of the crop moved
             // by a quarter of its width.
@@ -234,6 +256,10 @@ fn loader_views_from_reduced_decodes_are_the_straightforward_ones() {
         }
     }
     assert!(reduced_views >= 4, "{factors:?}");
+    assert!(
+        partial >= 4,
+        "{partial} views decoded from a part of their image"
+    );
     assert!(factors.contains(&4), "{factors:?}");
 
     // Any worker count, the same bytes.

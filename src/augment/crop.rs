@@ -83,9 +83,9 @@ pub(crate) fn uniform(rng: &mut impl Rng, lo: f32, hi: f32) -> f32 {
 
 /// Crops `bx` out of the u8 `H×W×C` image `src` (`width × height`, `channels` ∈ {1, 3}) and
 /// resizes it bilinearly to `out_w × out_h` into `dst` (`out_h * out_w * channels` bytes).
-/// `src` may be the image decoded at `1/factor` of its size: `bx` is in full-size pixels and
-/// maps to `bx / factor` in `src`. A crop already of the output size (at factor 1) is copied
-/// exactly.
+/// `src` may be the image decoded at `1/factor` of its size, or the part of it starting at
+/// `origin` (in its pixels): `bx` is in full-size pixels and maps to `bx / factor - origin` in
+/// `src`. A crop already of the output size (at factor 1) is copied exactly.
 #[allow(clippy::too_many_arguments)]
 pub fn crop_resize(
     resizer: &mut Resizer,
@@ -95,6 +95,7 @@ pub fn crop_resize(
     channels: u8,
     bx: CropBox,
     factor: u32,
+    origin: (u32, u32),
     dst: &mut [u8],
     out_w: u32,
     out_h: u32,
@@ -103,7 +104,8 @@ pub fn crop_resize(
     if factor == 1 && bx.width == out_w && bx.height == out_h {
         let row = out_w as usize * c;
         for y in 0..out_h as usize {
-            let s = ((bx.top as usize + y) * width as usize + bx.left as usize) * c;
+            let (top, left) = ((bx.top - origin.1) as usize, (bx.left - origin.0) as usize);
+            let s = ((top + y) * width as usize + left) * c;
             dst[y * row..(y + 1) * row].copy_from_slice(&src[s..s + row]);
         }
         return Ok(());
@@ -120,8 +122,8 @@ pub fn crop_resize(
     let opts = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
         .crop(
-            bx.left as f64 / f,
-            bx.top as f64 / f,
+            bx.left as f64 / f - f64::from(origin.0),
+            bx.top as f64 / f - f64::from(origin.1),
             bx.width as f64 / f,
             bx.height as f64 / f,
         );
@@ -169,7 +171,20 @@ mod tests {
             width: 4,
         };
         let mut dst = vec![0u8; 3 * 4 * 3];
-        crop_resize(&mut Resizer::new(), &src, w, h, 3, bx, 1, &mut dst, 4, 3).unwrap();
+        crop_resize(
+            &mut Resizer::new(),
+            &src,
+            w,
+            h,
+            3,
+            bx,
+            1,
+            (0, 0),
+            &mut dst,
+            4,
+            3,
+        )
+        .unwrap();
         for y in 0..3 {
             for x in 0..4 {
                 for c in 0..3 {
@@ -190,7 +205,20 @@ mod tests {
             height: 4,
             width: 7,
         };
-        crop_resize(&mut Resizer::new(), &src, 10, 6, 1, bx, 1, &mut dst, 16, 16).unwrap();
+        crop_resize(
+            &mut Resizer::new(),
+            &src,
+            10,
+            6,
+            1,
+            bx,
+            1,
+            (0, 0),
+            &mut dst,
+            16,
+            16,
+        )
+        .unwrap();
         assert!(dst.iter().all(|&v| v == 77));
     }
 }

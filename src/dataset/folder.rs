@@ -20,7 +20,7 @@
 
 use super::fingerprint::{sha256_file, Fingerprinter};
 use super::truncation::check_complete;
-use super::{DataSource, Image, Reduced, Sample};
+use super::{DataSource, DecodeAsk, Image, Reduced, Sample};
 use crate::{Error, Result};
 use image::DynamicImage;
 use rayon::prelude::*;
@@ -210,18 +210,44 @@ pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 /// marker, a PNG without its `IEND` chunk) is an error, as in Pillow, never decoded into grey
 /// fill.
 pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
-    decode_image_reduced(bytes, key, &mut |_, _| 1).map(|(image, _, _)| image)
+    decode_image_reduced(bytes, key, &mut |_, _| DecodeAsk::whole(1)).map(|d| d.image)
 }
 
-/// [`decode_image`], JPEGs decoded at the reduction `reduction(width, height)` asks for (see
-/// [`DataSource::get_reduced`]): the image, the factor used and the full size. JPEGs go through
-/// libjpeg-turbo ([`super::jpeg`]); PNGs, and JPEGs it cannot take to RGB, through `image` at
-/// full size. `reduction` may be called more than once, always with the full size.
+impl Decoded {
+    /// The decoded image as sample `index` of a source.
+    pub(super) fn reduced(self, index: usize, key: String, label: Option<i64>) -> Reduced {
+        Reduced {
+            sample: Sample {
+                id: index as u64,
+                key,
+                label,
+                image: self.image,
+            },
+            factor: self.factor,
+            full: self.full,
+            origin: self.origin,
+        }
+    }
+}
+
+/// An image decoded by [`decode_image_reduced`]: at `1/factor` of the `full` size, the part of
+/// it starting at `origin` (in the reduced image's pixels; `(0, 0)` when whole).
+pub(crate) struct Decoded {
+    pub image: Image,
+    pub factor: u32,
+    pub full: (u32, u32),
+    pub origin: (u32, u32),
+}
+
+/// [`decode_image`], JPEGs decoded at the reduction and region `ask(width, height)` asks for
+/// (see [`DataSource::get_region`]). JPEGs go through libjpeg-turbo ([`super::jpeg`]); PNGs, and
+/// JPEGs it cannot take to RGB, through `image`, whole and at full size. `ask` may be called
+/// more than once, always with the full size.
 pub(crate) fn decode_image_reduced(
     bytes: &[u8],
     key: &str,
-    reduction: &mut dyn FnMut(u32, u32) -> u32,
-) -> Result<(Image, u32, (u32, u32))> {
+    ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
+) -> Result<Decoded> {
     let decoded = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::Decode {
@@ -244,7 +270,7 @@ pub(crate) fn decode_image_reduced(
         detail,
     })?;
     if format == image::ImageFormat::Jpeg {
-        if let Some(done) = super::jpeg::decode(bytes, reduction) {
+        if let Some(done) = super::jpeg::decode(bytes, ask) {
             return Ok(done);
         }
     }
@@ -254,8 +280,13 @@ pub(crate) fn decode_image_reduced(
     })?;
     let image = to_image(img);
     let full = (image.width, image.height);
-    reduction(full.0, full.1);
-    Ok((image, 1, full))
+    ask(full.0, full.1);
+    Ok(Decoded {
+        image,
+        factor: 1,
+        full,
+        origin: (0, 0),
+    })
 }
 
 /// [`decode_image_reduced`] of bytes read from `path` (a file, or a Parquet file's cell): a
@@ -264,9 +295,9 @@ pub(super) fn decode_from(
     bytes: &[u8],
     key: &str,
     path: &Path,
-    reduction: &mut dyn FnMut(u32, u32) -> u32,
-) -> Result<(Image, u32, (u32, u32))> {
-    decode_image_reduced(bytes, key, reduction).map_err(|e| match e {
+    ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
+) -> Result<Decoded> {
+    decode_image_reduced(bytes, key, ask).map_err(|e| match e {
         Error::Decode { key, detail } => Error::Decode {
             key,
             detail: format!("{}: {detail}", path.display()),
@@ -308,26 +339,16 @@ impl DataSource for ImageFolderSource {
         self.get_reduced(index, &mut |_, _| 1).map(|r| r.sample)
     }
 
-    fn get_reduced(
+    fn get_region(
         &self,
         index: usize,
-        reduction: &mut dyn FnMut(u32, u32) -> u32,
+        ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
     ) -> Result<Reduced> {
         let entry = self.entry(index)?;
         let path = self.root.join(&entry.key);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let (image, factor, full) = decode_from(&bytes, &entry.key, &path, reduction)?;
-        let sample = Sample {
-            id: index as u64,
-            key: entry.key.clone(),
-            label: Some(i64::from(entry.label)),
-            image,
-        };
-        Ok(Reduced {
-            sample,
-            factor,
-            full,
-        })
+        let d = decode_from(&bytes, &entry.key, &path, ask)?;
+        Ok(d.reduced(index, entry.key.clone(), Some(i64::from(entry.label))))
     }
 
     fn key(&self, index: usize) -> Result<String> {

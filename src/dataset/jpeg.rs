@@ -1,5 +1,6 @@
 //! JPEG decoding with libjpeg-turbo (the `turbojpeg` crate, which builds its bundled 3.1 source
-//! with SIMD), at full size or DCT-scaled to 1/2, 1/4 or 1/8.
+//! with SIMD), at full size or DCT-scaled to 1/2, 1/4 or 1/8, whole or only a region (cropped
+//! decoding through the C API, `turbojpeg::raw`, which the crate's safe API does not wrap).
 //!
 //! libjpeg-turbo is what OpenCV, Pillow and torchvision decode with; it was faster than
 //! `image`'s zune-jpeg on 512-px baseline JPEGs (a rough comparison, `benches/loader.md`), and
@@ -11,23 +12,30 @@
 //!
 //! Defaults are libjpeg's: the accurate integer IDCT and "fancy" (triangular) chroma upsampling.
 
-use super::Image;
-use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
+use super::folder::Decoded;
+use super::{DecodeAsk, Image};
+use std::ffi::c_int;
+use turbojpeg::{raw, Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 /// The reduction factors libjpeg-turbo's DCT scaling offers that this crate uses.
 pub const REDUCTIONS: [u32; 4] = [1, 2, 4, 8];
 
-/// Decodes `bytes` (a JPEG) with libjpeg-turbo: `reduction(width, height)` gets the full size and
-/// returns the wanted factor (rounded down to one of [`REDUCTIONS`]); the image comes back at
-/// that scale, with the factor used and the full size.
+/// Decodes `bytes` (a JPEG) with libjpeg-turbo: `ask(width, height)` gets the full size and
+/// returns the wanted factor (rounded down to one of [`REDUCTIONS`]) and the region the caller
+/// reads; the image comes back at that scale, whole or the part around the region (below), with
+/// the factor used, the full size and where the part starts.
+///
+/// A region is decoded with libjpeg-turbo's cropping (`tj3SetCroppingRegion`): rows above it are
+/// entropy-decoded and skipped, rows below it are not decoded at all, and only the columns of
+/// the region get the IDCT, upsampling and colour conversion. Its edges are widened by one iMCU
+/// on every side (then aligned to the iMCU grid as libjpeg-turbo requires), because "fancy"
+/// chroma upsampling treats the edge of a cropped region as an image edge: inside the widened
+/// part the pixels are those of the whole decode, byte for byte (tested).
 ///
 /// Grey JPEGs decode to 1 channel, the others (YCbCr, RGB) to RGB. `None` when libjpeg-turbo
 /// cannot decode the file to those (CMYK / YCCK, a corrupt stream): the caller falls back to the
 /// `image` crate, which decodes CMYK and words its own errors.
-pub(crate) fn decode(
-    bytes: &[u8],
-    reduction: &mut dyn FnMut(u32, u32) -> u32,
-) -> Option<(Image, u32, (u32, u32))> {
+pub(crate) fn decode(bytes: &[u8], ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -> Option<Decoded> {
     let mut dec = Decompressor::new().ok()?;
     let header = dec.read_header(bytes).ok()?;
     let (format, channels) = match header.colorspace {
@@ -39,18 +47,48 @@ pub(crate) fn decode(
         u32::try_from(header.width).ok()?,
         u32::try_from(header.height).ok()?,
     );
-    let wanted = reduction(full.0, full.1);
-    // Lossless JPEGs have no DCT to scale.
-    let wanted = if header.is_lossless { 1 } else { wanted };
+    let wanted = ask(full.0, full.1);
+    // Lossless JPEGs have no DCT to scale or crop.
+    let (wanted_factor, region) = if header.is_lossless {
+        (1, None)
+    } else {
+        (wanted.factor, wanted.region)
+    };
     let d = REDUCTIONS
         .iter()
         .rev()
         .copied()
-        .find(|&d| d <= wanted)
+        .find(|&d| d <= wanted_factor)
         .unwrap_or(1);
     let factor = ScalingFactor::new(1, d as usize);
-    dec.set_scaling_factor(factor).ok()?;
     let scaled = header.scaled(factor);
+    let (sw, sh) = (
+        u32::try_from(scaled.width).ok()?,
+        u32::try_from(scaled.height).ok()?,
+    );
+    if let Some(r) = region {
+        let mcu = (
+            header.subsamp.mcu_width() as u32,
+            header.subsamp.mcu_height() as u32,
+        );
+        let (x0, y0, x1, y1) = scaled_region(r, d, mcu, (sw, sh));
+        if (x0, y0, x1, y1) != (0, 0, sw, sh) {
+            let px = if channels == 1 {
+                raw::TJPF_TJPF_GRAY
+            } else {
+                raw::TJPF_TJPF_RGB
+            };
+            let data = decompress_region(bytes, d, px, channels, (x0, y0, x1 - x0, y1 - y0))?;
+            let image = Image::new(x1 - x0, y1 - y0, channels, data);
+            return Some(Decoded {
+                image,
+                factor: d,
+                full,
+                origin: (x0, y0),
+            });
+        }
+    }
+    dec.set_scaling_factor(factor).ok()?;
     let pitch = scaled.width * channels as usize;
     let mut data = vec![0u8; pitch * scaled.height];
     let out = turbojpeg::Image {
@@ -61,18 +99,106 @@ pub(crate) fn decode(
         format,
     };
     dec.decompress(bytes, out).ok()?;
-    let image = Image::new(
-        u32::try_from(scaled.width).ok()?,
-        u32::try_from(scaled.height).ok()?,
-        channels,
-        data,
-    );
-    Some((image, d, full))
+    let image = Image::new(sw, sh, channels, data);
+    Some(Decoded {
+        image,
+        factor: d,
+        full,
+        origin: (0, 0),
+    })
+}
+
+/// The part of an image decoded at `1/d` (`sw × sh`) that holds the full-size region `r`:
+/// `[x0, x1) × [y0, y1)`, widened by one scaled iMCU (`mcu` is its full-size width and height)
+/// on every side, `x0` aligned down to the scaled iMCU width (libjpeg-turbo's requirement), all
+/// clamped to the image.
+fn scaled_region(
+    r: super::Region,
+    d: u32,
+    mcu: (u32, u32),
+    (sw, sh): (u32, u32),
+) -> (u32, u32, u32, u32) {
+    let (mw, mh) = ((mcu.0 / d).max(1), (mcu.1 / d).max(1));
+    let x0 = (r.left / d).saturating_sub(mw) / mw * mw;
+    let y0 = (r.top / d).saturating_sub(mh);
+    let x1 = (r.left.saturating_add(r.width).div_ceil(d) + mw).min(sw);
+    let y1 = (r.top.saturating_add(r.height).div_ceil(d) + mh).min(sh);
+    (x0.min(x1), y0.min(y1), x1, y1)
+}
+
+/// libjpeg-turbo through its C API: decodes `bytes` at `1/d`, the scaled-pixel region
+/// `(x, y, w, h)` only (`x` on the scaled iMCU grid), as `pixel_format` with `channels` bytes a
+/// pixel. `None` on any libjpeg-turbo error.
+fn decompress_region(
+    bytes: &[u8],
+    d: u32,
+    pixel_format: raw::TJPF,
+    channels: u8,
+    (x, y, w, h): (u32, u32, u32, u32),
+) -> Option<Vec<u8>> {
+    /// A TurboJPEG decompressor, destroyed on drop.
+    struct Handle(raw::tjhandle);
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            // SAFETY: `self.0` came from `tj3Init`, is not null, and is destroyed once.
+            unsafe { raw::tj3Destroy(self.0) }
+        }
+    }
+    let int = |v: u32| c_int::try_from(v).ok();
+    let (xi, yi, wi, hi) = (int(x)?, int(y)?, int(w)?, int(h)?);
+    let len = raw::size_t::try_from(bytes.len()).ok()?;
+    let pitch = (w as usize).checked_mul(channels as usize)?;
+    let mut data = vec![0u8; pitch.checked_mul(h as usize)?];
+    // SAFETY: the handle is valid (checked not null) for the calls below and dropped after them;
+    // `bytes` is read within its length; `data` holds `pitch · h` bytes, exactly the `w × h`
+    // region at `pitch` bytes a row that tj3Decompress8 writes once the cropping region is set
+    // (a failed call returns -1 and we return None).
+    unsafe {
+        let ptr = raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as c_int);
+        if ptr.is_null() {
+            return None;
+        }
+        let handle = Handle(ptr);
+        if raw::tj3DecompressHeader(handle.0, bytes.as_ptr(), len) != 0 {
+            return None;
+        }
+        let scale = raw::tjscalingfactor {
+            num: 1,
+            denom: int(d)?,
+        };
+        if raw::tj3SetScalingFactor(handle.0, scale) != 0 {
+            return None;
+        }
+        let region = raw::tjregion {
+            x: xi,
+            y: yi,
+            w: wi,
+            h: hi,
+        };
+        if raw::tj3SetCroppingRegion(handle.0, region) != 0 {
+            return None;
+        }
+        let done = raw::tj3Decompress8(
+            handle.0,
+            bytes.as_ptr(),
+            len,
+            data.as_mut_ptr(),
+            int(u32::try_from(pitch).ok()?)?,
+            pixel_format as c_int,
+        );
+        if done != 0 {
+            return None;
+        }
+    }
+    Some(data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::Region;
+    use rand::{Rng, SeedableRng};
+    use turbojpeg::Subsamp;
 
     fn encode(w: u32, h: u32, grey: bool) -> Vec<u8> {
         let c = if grey { 1 } else { 3 };
@@ -97,22 +223,101 @@ mod tests {
             (4, 4, (10, 6)),
             (99, 8, (5, 3)),
         ] {
-            let (img, got, full) = decode(&bytes, &mut |_, _| want).unwrap();
-            assert_eq!(
-                (got, full, (img.width, img.height), img.channels),
-                (d, (37, 21), (w, h), 3)
-            );
+            let got = decode(&bytes, &mut |_, _| DecodeAsk::whole(want)).unwrap();
+            let img = &got.image;
+            assert_eq!((got.factor, got.full, got.origin), (d, (37, 21), (0, 0)));
+            assert_eq!(((img.width, img.height), img.channels), ((w, h), 3));
             assert_eq!(img.data.len(), (w * h * 3) as usize);
         }
-        let (img, _, _) = decode(&encode(9, 9, true), &mut |_, _| 1).unwrap();
-        assert_eq!(img.channels, 1);
+        let grey = decode(&encode(9, 9, true), &mut |_, _| DecodeAsk::whole(1)).unwrap();
+        assert_eq!(grey.image.channels, 1);
+    }
+
+    /// A region's pixels are the whole decode's, byte for byte, at every reduction, for 4:2:0,
+    /// 4:2:2, 4:4:4 and grey JPEGs (fancy upsampling included), random regions and sizes that
+    /// are not multiples of the iMCU; the part decoded is smaller than the whole when the region
+    /// is.
+    #[test]
+    fn a_region_decodes_to_the_whole_decodes_pixels() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x7265_6769);
+        let mut smaller = 0;
+        for (subsamp, grey) in [
+            (Subsamp::Sub2x2, false),
+            (Subsamp::Sub2x1, false),
+            (Subsamp::None, false),
+            (Subsamp::Gray, true),
+        ] {
+            let (w, h) = (203u32, 157u32);
+            let c = if grey { 1 } else { 3 };
+            // Smooth content with noise, so that chroma upsampling has something to blend.
+            let px: Vec<u8> = (0..w * h * c)
+                .map(|i| {
+                    let (x, y) = ((i / c) % w, (i / c) / w);
+                    ((x * 3 + y * 2 + (i % c) * 40) % 256) as u8 ^ rng.random::<u8>() & 15
+                })
+                .collect();
+            let format = if grey {
+                PixelFormat::GRAY
+            } else {
+                PixelFormat::RGB
+            };
+            let img = turbojpeg::Image {
+                pixels: &px[..],
+                width: w as usize,
+                pitch: (w * c) as usize,
+                height: h as usize,
+                format,
+            };
+            let bytes = turbojpeg::compress(img, 90, subsamp).unwrap().to_vec();
+            for d in REDUCTIONS {
+                let all = decode(&bytes, &mut |_, _| DecodeAsk::whole(d)).unwrap();
+                for _ in 0..12 {
+                    let left = rng.random_range(0..w - 1);
+                    let top = rng.random_range(0..h - 1);
+                    let r = Region {
+                        left,
+                        top,
+                        width: rng.random_range(1..=w - left),
+                        height: rng.random_range(1..=h - top),
+                    };
+                    let ask = DecodeAsk {
+                        factor: d,
+                        region: Some(r),
+                    };
+                    let part = decode(&bytes, &mut |_, _| ask).unwrap();
+                    assert_eq!((part.factor, part.full), (d, (w, h)));
+                    let (ox, oy) = part.origin;
+                    let (pw, ph) = (part.image.width, part.image.height);
+                    smaller += usize::from(pw * ph < all.image.width * all.image.height);
+                    // The region in the reduced image; it must lie inside the part.
+                    let (x0, y0) = (left / d, top / d);
+                    let x1 = (left + r.width).div_ceil(d).min(all.image.width);
+                    let y1 = (top + r.height).div_ceil(d).min(all.image.height);
+                    assert!(ox <= x0 && oy <= y0 && ox + pw >= x1 && oy + ph >= y1);
+                    for y in y0..y1 {
+                        let row = |img: &Image, x: u32, y: u32| {
+                            let at = ((y * img.width + x) * c) as usize;
+                            img.data[at..at + ((x1 - x0) * c) as usize].to_vec()
+                        };
+                        assert_eq!(
+                            row(&part.image, x0 - ox, y - oy),
+                            row(&all.image, x0, y),
+                            "{subsamp:?} 1/{d} {r:?} row {y}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(smaller > 100, "{smaller}");
     }
 
     #[test]
     fn the_full_size_decode_is_close_to_image_crate_decode() {
         // Two IDCT implementations of the same file: a pixel or two of rounding apart.
         let bytes = encode(64, 48, false);
-        let (ours, _, _) = decode(&bytes, &mut |_, _| 1).unwrap();
+        let ours = decode(&bytes, &mut |_, _| DecodeAsk::whole(1))
+            .unwrap()
+            .image;
         let theirs = image::load_from_memory(&bytes)
             .unwrap()
             .to_rgb8()
@@ -129,6 +334,6 @@ mod tests {
 
     #[test]
     fn not_a_jpeg_is_none() {
-        assert!(decode(b"\xFF\xD8\xFFgarbage", &mut |_, _| 1).is_none());
+        assert!(decode(b"\xFF\xD8\xFFgarbage", &mut |_, _| DecodeAsk::whole(1)).is_none());
     }
 }

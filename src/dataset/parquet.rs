@@ -17,7 +17,7 @@
 
 use super::fingerprint::{sha256_file, Fingerprinter};
 use super::folder::decode_from;
-use super::{DataSource, Reduced, Sample};
+use super::{DataSource, DecodeAsk, Reduced, Sample};
 use crate::{Error, Result};
 use ::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -442,10 +442,10 @@ impl DataSource for ParquetImageSource {
         self.get_reduced(index, &mut |_, _| 1).map(|r| r.sample)
     }
 
-    fn get_reduced(
+    fn get_region(
         &self,
         index: usize,
-        reduction: &mut dyn FnMut(u32, u32) -> u32,
+        ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
     ) -> Result<Reduced> {
         let (fi, rg, in_rg, in_file) = self.locate(index)?;
         let key = format!("{}#{in_file}", self.files[fi].stem);
@@ -460,19 +460,9 @@ impl DataSource for ParquetImageSource {
                 ),
             });
         }
-        let (image, factor, full) =
-            decode_from(arr.value(in_rg), &key, &self.files[fi].path, reduction)?;
-        let sample = Sample {
-            id: index as u64,
-            key,
-            label: self.labels.as_ref().and_then(|l| l[index]),
-            image,
-        };
-        Ok(Reduced {
-            sample,
-            factor,
-            full,
-        })
+        let d = decode_from(arr.value(in_rg), &key, &self.files[fi].path, ask)?;
+        let label = self.labels.as_ref().and_then(|l| l[index]);
+        Ok(d.reduced(index, key, label))
     }
 
     fn key(&self, index: usize) -> Result<String> {

@@ -10,7 +10,8 @@ use super::builder::PARTNER_REDRAWS;
 use super::{PairBatch, Plan};
 use crate::augment::Augmenter;
 use crate::{
-    dataset::{Reduced, Sample},
+    augment::ViewParams,
+    dataset::{DecodeAsk, Reduced, Region, Sample},
     embed::BadSample,
     Error, Result,
 };
@@ -280,7 +281,7 @@ impl BatchMaker {
         let (seed, epoch) = (plan.seed, self.epoch);
         // The anchor's decode, reused by consecutive pairs of one anchor (several positives)
         // when they ask for the same reduction.
-        let mut cached: Option<(Reduced, u32)> = None;
+        let mut cached: Option<(Reduced, DecodeAsk)> = None;
         let mut bad_anchor: Option<u32> = None;
         self.augmenter()?;
         for t in items {
@@ -304,24 +305,28 @@ impl BatchMaker {
             let first = plan.sampler.partner(anchor, seed, epoch, pos as u64, t % m);
             let shared = first == anchor;
             let position = t as u64;
+            // What the anchor's decode must hold: view A, and view B too for plain SSL.
             let wanted = |aug: &Augmenter, w: u32, h: u32| {
-                let d = aug.reduction(&aug.draw(0, w, h, seed, epoch, position));
+                let pa = aug.draw(0, w, h, seed, epoch, position);
                 if shared {
-                    d.min(aug.reduction(&aug.draw(1, w, h, seed, epoch, position)))
+                    let pb = aug.draw(1, w, h, seed, epoch, position);
+                    let d = aug.reduction(&pa).min(aug.reduction(&pb));
+                    ask(aug, &[&pa, &pb], d, (w, h))
                 } else {
-                    d
+                    ask(aug, &[&pa], aug.reduction(&pa), (w, h))
                 }
             };
             let reuse = cached.take().filter(|(r, asked)| {
                 r.sample.id == anchor as u64 && {
                     let want = wanted(aug, r.full.0, r.full.1);
-                    r.factor == want || *asked == want
+                    (r.factor == want.factor || asked.factor == want.factor)
+                        && holds(r, want.region)
                 }
             });
             let (a, asked_a) = match reuse {
                 Some(c) => c,
                 None => {
-                    let mut asked = 1;
+                    let mut asked = DecodeAsk::whole(1);
                     let loaded = load(&*plan.dataset, anchor, &mut |w, h| {
                         asked = wanted(aug, w, h);
                         asked
@@ -358,7 +363,8 @@ impl BatchMaker {
                     break;
                 }
                 let loaded = load(&*plan.dataset, p, &mut |w, h| {
-                    aug.reduction(&aug.draw(1, w, h, seed, epoch, position))
+                    let pp = aug.draw(1, w, h, seed, epoch, position);
+                    ask(aug, &[&pp], aug.reduction(&pp), (w, h))
                 });
                 match loaded {
                     Ok(s) => {
@@ -372,8 +378,9 @@ impl BatchMaker {
             // An anchor paired with itself after failed redraws: view B needs the anchor at a
             // reduction its own crop allows.
             if pb.is_none() && !shared {
-                let need = aug.reduction(&aug.draw(1, a.full.0, a.full.1, seed, epoch, position));
-                if a.factor > need {
+                let pp = aug.draw(1, a.full.0, a.full.1, seed, epoch, position);
+                let need = ask(aug, &[&pp], aug.reduction(&pp), a.full);
+                if a.factor > need.factor || !holds(&a, need.region) {
                     pb = Some(load(&*plan.dataset, anchor, &mut |_, _| need)?);
                 }
             }
@@ -387,21 +394,22 @@ impl BatchMaker {
             // batch's pages are touched once, while in cache.
             view_a.resize(hi, 0.0);
             view_b.resize(hi, 0.0);
-            let (s, f) = (&a.sample, a.factor);
+            let (s, f, o) = (&a.sample, a.factor, a.origin);
             let pa = aug.draw(0, a.full.0, a.full.1, seed, epoch, position);
             match &pb {
                 // Both views from the anchor's one decode: a shared crop is resized once.
                 None => {
                     let pp = aug.draw(1, a.full.0, a.full.1, seed, epoch, position);
                     let (va, vb) = (&mut view_a[lo..hi], &mut view_b[lo..hi]);
-                    aug.apply_pair_reduced(&pa, &pp, &s.image, f, va, vb)
+                    aug.apply_pair(&pa, &pp, &s.image, f, o, va, vb)
                         .map_err(|e| wrap(&s.key, e))?;
                 }
                 Some(p) => {
-                    aug.apply_reduced(&pa, &s.image, f, &mut view_a[lo..hi])
+                    aug.apply_part(&pa, &s.image, f, o, &mut view_a[lo..hi])
                         .map_err(|e| wrap(&s.key, e))?;
                     let pp = aug.draw(1, p.full.0, p.full.1, seed, epoch, position);
-                    aug.apply_reduced(&pp, &p.sample.image, p.factor, &mut view_b[lo..hi])
+                    let (im, pf, po) = (&p.sample.image, p.factor, p.origin);
+                    aug.apply_part(&pp, im, pf, po, &mut view_b[lo..hi])
                         .map_err(|e| wrap(&p.sample.key, e))?;
                 }
             }
@@ -431,30 +439,56 @@ impl BatchMaker {
     }
 }
 
-/// Reads sample `id` at the reduction `reduction(width, height)` asks for and checks its buffer
-/// (a bad sample is an error naming its key).
+/// The decode that views `views` of a `full`-size image need at reduction `factor`: the part of
+/// the image they read, or all of it when the recipe decodes whole images
+/// ([`AugRecipe::reduced_decode`](crate::augment::AugRecipe::reduced_decode) off).
+fn ask(aug: &Augmenter, views: &[&ViewParams], factor: u32, full: (u32, u32)) -> DecodeAsk {
+    let region = aug
+        .recipe()
+        .reduced_decode
+        .then(|| aug.region(views, factor, full));
+    DecodeAsk { factor, region }
+}
+
+/// Whether decode `r` holds `region` (the whole image when `None`).
+fn holds(r: &Reduced, region: Option<Region>) -> bool {
+    let d = r.factor.max(1);
+    let (ox, oy) = r.origin;
+    let (w, h) = (r.sample.image.width, r.sample.image.height);
+    match region {
+        None => r.origin == (0, 0) && (w, h) == (r.full.0.div_ceil(d), r.full.1.div_ceil(d)),
+        Some(g) => {
+            g.left / d >= ox
+                && g.top / d >= oy
+                && (g.left + g.width).div_ceil(d) <= ox + w
+                && (g.top + g.height).div_ceil(d) <= oy + h
+        }
+    }
+}
+
+/// Reads sample `id` with the reduction and region `ask(width, height)` asks for and checks its
+/// buffer (a bad sample is an error naming its key).
 fn load(
     dataset: &dyn crate::dataset::DataSource,
     id: u32,
-    reduction: &mut dyn FnMut(u32, u32) -> u32,
+    ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
 ) -> Result<Reduced> {
-    let r = dataset.get_reduced(id as usize, reduction)?;
+    let r = dataset.get_region(id as usize, ask)?;
     check_image(&r.sample)?;
     let (w, h) = r.full;
     let d = r.factor.max(1);
+    let (pw, ph) = (w.div_ceil(d), h.div_ceil(d));
+    let (ox, oy) = r.origin;
+    let (iw, ih) = (r.sample.image.width, r.sample.image.height);
     if r.factor == 0
-        || r.sample.image.width != w.div_ceil(d)
-        || r.sample.image.height != h.div_ceil(d)
+        || u64::from(ox) + u64::from(iw) > u64::from(pw)
+        || u64::from(oy) + u64::from(ih) > u64::from(ph)
     {
         return Err(Error::Decode {
             key: r.sample.key.clone(),
             detail: format!(
-                "decoded {}x{} at 1/{} of {w}x{h}, expected {}x{}",
-                r.sample.image.width,
-                r.sample.image.height,
-                r.factor,
-                w.div_ceil(d),
-                h.div_ceil(d)
+                "decoded {iw}x{ih} at ({ox}, {oy}) of {w}x{h} at 1/{}, which is {pw}x{ph}",
+                r.factor
             ),
         });
     }
