@@ -255,7 +255,11 @@ impl Augmenter {
 
     /// [`apply_reduced`](Self::apply_reduced) to the part of the image decoded at `1/factor`
     /// that starts at `origin` (its pixels; [`crate::dataset::DataSource::get_region`]), which
-    /// must hold the view's [`region`](Self::region).
+    /// must hold the view's [`region`](Self::region). The view is the one the whole image gives,
+    /// bit for bit in every tested case
+    /// (`a_view_from_its_region_is_the_view_from_the_whole_image`); in principle the resize's
+    /// f64 sample positions, shifted by `origin`, could round differently and move a pixel by one
+    /// level.
     pub fn apply_part(
         &mut self,
         p: &ViewParams,

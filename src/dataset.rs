@@ -138,7 +138,8 @@ pub trait DataSource: Send + Sync {
     /// `⌈width/d⌉ × ⌈height/d⌉`, with the factor used and the full size. `reduction` may be
     /// called more than once, always with the full size.
     ///
-    /// The default is [`get_region`](Self::get_region) for the whole image.
+    /// The default is [`get_region`](Self::get_region) for the whole image. The pair loader
+    /// calls `get_region`: a source that can decode smaller overrides that one.
     fn get_reduced(
         &self,
         index: usize,

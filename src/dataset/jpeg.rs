@@ -15,7 +15,7 @@
 use super::folder::Decoded;
 use super::{DecodeAsk, Image};
 use std::ffi::c_int;
-use turbojpeg::{raw, Colorspace, Decompressor, PixelFormat, ScalingFactor};
+use turbojpeg::{raw, Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
 /// The reduction factors libjpeg-turbo's DCT scaling offers that this crate uses.
 pub const REDUCTIONS: [u32; 4] = [1, 2, 4, 8];
@@ -66,26 +66,31 @@ pub(crate) fn decode(bytes: &[u8], ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -
         u32::try_from(scaled.width).ok()?,
         u32::try_from(scaled.height).ok()?,
     );
-    if let Some(r) = region {
+    // A region of a file whose subsampling TurboJPEG cannot name is decoded whole, as is one
+    // whose cropped decode fails (libjpeg-turbo's own iMCU alignment can be wider than
+    // TurboJPEG's for unusual sampling factors): the same pixels either way, from the same
+    // decoder.
+    if let Some(r) = region.filter(|_| header.subsamp != Subsamp::Unknown) {
         let mcu = (
             header.subsamp.mcu_width() as u32,
             header.subsamp.mcu_height() as u32,
         );
         let (x0, y0, x1, y1) = scaled_region(r, d, mcu, (sw, sh));
-        if (x0, y0, x1, y1) != (0, 0, sw, sh) {
+        if (x0, y0, x1, y1) != (0, 0, sw, sh) && x1 > x0 && y1 > y0 {
             let px = if channels == 1 {
                 raw::TJPF_TJPF_GRAY
             } else {
                 raw::TJPF_TJPF_RGB
             };
-            let data = decompress_region(bytes, d, px, channels, (x0, y0, x1 - x0, y1 - y0))?;
-            let image = Image::new(x1 - x0, y1 - y0, channels, data);
-            return Some(Decoded {
-                image,
-                factor: d,
-                full,
-                origin: (x0, y0),
-            });
+            let (w, h) = (x1 - x0, y1 - y0);
+            if let Some(data) = decompress_region(bytes, d, px, channels, (x0, y0, w, h)) {
+                return Some(Decoded {
+                    image: Image::new(w, h, channels, data),
+                    factor: d,
+                    full,
+                    origin: (x0, y0),
+                });
+            }
         }
     }
     dec.set_scaling_factor(factor).ok()?;
@@ -110,8 +115,9 @@ pub(crate) fn decode(bytes: &[u8], ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -
 
 /// The part of an image decoded at `1/d` (`sw × sh`) that holds the full-size region `r`:
 /// `[x0, x1) × [y0, y1)`, widened by one scaled iMCU (`mcu` is its full-size width and height)
-/// on every side, `x0` aligned down to the scaled iMCU width (libjpeg-turbo's requirement), all
-/// clamped to the image.
+/// on every side and clamped to the image, `x0` aligned down to a multiple of `32 / d` (at least
+/// 1): a multiple of every scaled iMCU width (8, 16 or 32 pixels at full size), which TurboJPEG
+/// requires, and of libjpeg's own alignment (the widest sampling factor's blocks).
 fn scaled_region(
     r: super::Region,
     d: u32,
@@ -119,10 +125,21 @@ fn scaled_region(
     (sw, sh): (u32, u32),
 ) -> (u32, u32, u32, u32) {
     let (mw, mh) = ((mcu.0 / d).max(1), (mcu.1 / d).max(1));
-    let x0 = (r.left / d).saturating_sub(mw) / mw * mw;
+    let align = (32 / d).max(1);
+    let x0 = (r.left / d).saturating_sub(mw) / align * align;
     let y0 = (r.top / d).saturating_sub(mh);
-    let x1 = (r.left.saturating_add(r.width).div_ceil(d) + mw).min(sw);
-    let y1 = (r.top.saturating_add(r.height).div_ceil(d) + mh).min(sh);
+    let x1 = r
+        .left
+        .saturating_add(r.width)
+        .div_ceil(d)
+        .saturating_add(mw)
+        .min(sw);
+    let y1 = r
+        .top
+        .saturating_add(r.height)
+        .div_ceil(d)
+        .saturating_add(mh)
+        .min(sh);
     (x0.min(x1), y0.min(y1), x1, y1)
 }
 
@@ -198,7 +215,6 @@ mod tests {
     use super::*;
     use crate::dataset::Region;
     use rand::{Rng, SeedableRng};
-    use turbojpeg::Subsamp;
 
     fn encode(w: u32, h: u32, grey: bool) -> Vec<u8> {
         let c = if grey { 1 } else { 3 };
@@ -309,6 +325,30 @@ mod tests {
             }
         }
         assert!(smaller > 100, "{smaller}");
+    }
+
+    /// A region reaching past the image (a caller's saturated sums) is clamped, not wrapped.
+    #[test]
+    fn a_region_past_the_image_is_clamped() {
+        let bytes = encode(64, 48, false);
+        let region = Region {
+            left: 40,
+            top: 0,
+            width: u32::MAX,
+            height: u32::MAX,
+        };
+        for factor in REDUCTIONS {
+            let ask = DecodeAsk {
+                factor,
+                region: Some(region),
+            };
+            let part = decode(&bytes, &mut |_, _| ask).unwrap();
+            let whole = decode(&bytes, &mut |_, _| DecodeAsk::whole(factor)).unwrap();
+            let (ox, oy) = part.origin;
+            assert_eq!(oy, 0);
+            assert_eq!(ox + part.image.width, whole.image.width, "1/{factor}");
+            assert_eq!(part.image.height, whole.image.height, "1/{factor}");
+        }
     }
 
     #[test]
