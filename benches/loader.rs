@@ -157,6 +157,7 @@ fn rate_of(builder: PairLoaderBuilder, recipe: AugRecipe, pairs: usize, workers:
     done as f64 / start.elapsed().as_secs_f64()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn peer(
     python: &str,
     lib: &str,
@@ -165,6 +166,7 @@ fn peer(
     source: &str,
     path: &Path,
     pairs: usize,
+    extra: &[&str],
 ) -> Option<f64> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/aug_peer.py");
     let out = Command::new(python)
@@ -172,6 +174,7 @@ fn peer(
         .args([lib, recipe, &size.to_string(), source])
         .arg(path)
         .arg(pairs.to_string())
+        .args(extra)
         .env("OMP_NUM_THREADS", "1")
         .env("MKL_NUM_THREADS", "1")
         // The allocator setting of `gps_ssl::train::reuse_freed_memory` (which `main` makes for
@@ -285,6 +288,7 @@ fn main() {
                         source,
                         &path,
                         pn,
+                        &[],
                     ),
                     peer(
                         &venv,
@@ -294,6 +298,7 @@ fn main() {
                         source,
                         &path,
                         pn,
+                        &[],
                     ),
                 )
             };
@@ -345,14 +350,33 @@ fn main() {
                 }
             }
             if std::env::var("GPS_BENCH_GPS").is_ok() {
+                let alb = if quick {
+                    None
+                } else {
+                    peer(
+                        &venv,
+                        "albumentations",
+                        recipe_name,
+                        224,
+                        "jpegfile",
+                        folder,
+                        n / 2,
+                        &["gps"],
+                    )
+                };
                 for (label, r) in [
                     ("gps", recipe.clone()),
                     ("gps/full-decode", recipe.clone().with_reduced_decode(false)),
                 ] {
+                    let v = gps_rate(data.clone(), r, n);
                     println!(
-                        "{:<32} {:>10.0}   (GPS pairs: two images, two decodes a pair)",
+                        "{:<32} {:>10.0} {:>12} {:>8} {:>14} {:>8}",
                         format!("{recipe_name}/224px/jpeg-{kind}/{label}"),
-                        gps_rate(data.clone(), r, n)
+                        v,
+                        "n/a",
+                        "n/a",
+                        fmt(alb),
+                        ratio(v, alb)
                     );
                 }
             }
@@ -361,7 +385,16 @@ fn main() {
                 (None, None)
             } else {
                 let run = |python: &str, lib: &str| {
-                    peer(python, lib, recipe_name, 224, "jpegfile", folder, n / 2)
+                    peer(
+                        python,
+                        lib,
+                        recipe_name,
+                        224,
+                        "jpegfile",
+                        folder,
+                        n / 2,
+                        &[],
+                    )
                 };
                 (
                     run("/usr/bin/python3", "torchvision"),

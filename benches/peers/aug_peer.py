@@ -6,13 +6,15 @@ Measures pairs/s on ONE core for the same images and recipe as the Rust side:
                (run with Debian's /usr/bin/python3: apt-get install python3-torchvision)
   albumentations: a plain loop over numpy images (pip: albumentations==2.0.8)
 
-Usage: aug_peer.py LIB RECIPE SIZE SOURCE PATH PAIRS
+Usage: aug_peer.py LIB RECIPE SIZE SOURCE PATH PAIRS [gps]
   LIB      torchvision | albumentations
   RECIPE   rhflip | simclr
   SIZE     output side in pixels
   SOURCE   idx (PATH = gzip IDX images file) | jpeg (PATH = a folder of imagenet_*.jpg, decoded
            up front) | jpegfile (PATH = a folder of *.jpg, each pair reads and decodes its file:
            cv2.imread for albumentations, PIL for torchvision, as their users load images)
+  gps      (albumentations, jpegfile only) GPS pairs: view B from one of the 5 next files (seeded
+           draw), each file read and decoded for its own view, as the Rust side's GPS rows do
 Prints one JSON line: {"lib":..., "pairs_per_s":..., "pairs":...}.
 """
 import gzip
@@ -85,7 +87,7 @@ def torchvision_rate(recipe, size, images, pairs):
     return pairs / (time.perf_counter() - start)
 
 
-def albumentations_rate(recipe, size, images, pairs):
+def albumentations_rate(recipe, size, images, pairs, gps=False):
     import albumentations as A
     import numpy as np
     files = isinstance(images[0], str)
@@ -112,13 +114,23 @@ def albumentations_rate(recipe, size, images, pairs):
         x = tf(image=im)["image"]
         return np.ascontiguousarray(x.transpose(2, 0, 1)) if x.ndim == 3 else x[None]
 
+    import random
+    draw = random.Random(7)
+
+    def read(path):
+        return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
     start = time.perf_counter()
     batch = []
     for i in range(pairs):
         im = images[i % len(images)]
-        if files:
-            im = cv2.cvtColor(cv2.imread(im, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        batch.append((view(im), view(im)))
+        if gps:
+            other = images[(i + 1 + draw.randrange(5)) % len(images)]
+            batch.append((view(read(im)), view(read(other))))
+        else:
+            if files:
+                im = read(im)
+            batch.append((view(im), view(im)))
         if len(batch) == 64:
             np.stack([a for a, _ in batch]); np.stack([b for _, b in batch])
             batch = []
@@ -127,6 +139,9 @@ def albumentations_rate(recipe, size, images, pairs):
 
 def main():
     lib, recipe, size, source, path, pairs = sys.argv[1:7]
+    gps = sys.argv[7:8] == ["gps"]
+    if gps and (lib != "albumentations" or source != "jpegfile"):
+        sys.exit("gps pairs: albumentations with jpegfile only")
     size, pairs = int(size), int(pairs)
     try:
         import cv2
@@ -135,7 +150,7 @@ def main():
         pass
     images = load_images(source, path)
     fn = torchvision_rate if lib == "torchvision" else albumentations_rate
-    rate = fn(recipe, size, images, pairs)
+    rate = albumentations_rate(recipe, size, images, pairs, gps) if gps else fn(recipe, size, images, pairs)
     print(json.dumps({"lib": lib, "pairs_per_s": rate, "pairs": pairs}))
 
 
