@@ -310,10 +310,9 @@ impl BatchMaker {
                 let pa = aug.draw(0, w, h, seed, epoch, position);
                 if shared {
                     let pb = aug.draw(1, w, h, seed, epoch, position);
-                    let d = aug.reduction(&pa).min(aug.reduction(&pb));
-                    ask(aug, &[&pa, &pb], d, (w, h))
+                    ask(aug, &[&pa, &pb], (w, h))
                 } else {
-                    ask(aug, &[&pa], aug.reduction(&pa), (w, h))
+                    ask(aug, &[&pa], (w, h))
                 }
             };
             let reuse = cached.take().filter(|(r, asked)| {
@@ -364,7 +363,7 @@ impl BatchMaker {
                 }
                 let loaded = load(&*plan.dataset, p, &mut |w, h| {
                     let pp = aug.draw(1, w, h, seed, epoch, position);
-                    ask(aug, &[&pp], aug.reduction(&pp), (w, h))
+                    ask(aug, &[&pp], (w, h))
                 });
                 match loaded {
                     Ok(s) => {
@@ -379,7 +378,7 @@ impl BatchMaker {
             // reduction its own crop allows.
             if pb.is_none() && !shared {
                 let pp = aug.draw(1, a.full.0, a.full.1, seed, epoch, position);
-                let need = ask(aug, &[&pp], aug.reduction(&pp), a.full);
+                let need = ask(aug, &[&pp], a.full);
                 if a.factor > need.factor || !holds(&a, need.region) {
                     pb = Some(load(&*plan.dataset, anchor, &mut |_, _| need)?);
                 }
@@ -439,10 +438,11 @@ impl BatchMaker {
     }
 }
 
-/// The decode that views `views` of a `full`-size image need at reduction `factor`: the part of
-/// the image they read, or all of it when the recipe decodes whole images
+/// The decode that views `views` of a `full`-size image need: the largest reduction all of them
+/// allow, and the part of the image they read, or all of it when the recipe decodes whole images
 /// ([`AugRecipe::reduced_decode`](crate::augment::AugRecipe::reduced_decode) off).
-fn ask(aug: &Augmenter, views: &[&ViewParams], factor: u32, full: (u32, u32)) -> DecodeAsk {
+fn ask(aug: &Augmenter, views: &[&ViewParams], full: (u32, u32)) -> DecodeAsk {
+    let factor = views.iter().map(|p| aug.reduction(p)).min().unwrap_or(1);
     let region = aug
         .recipe()
         .reduced_decode
