@@ -9,6 +9,10 @@
 //!    each side's build + all-points search time at its first efSearch reaching recall 0.95.
 //!    Peak RSS of both while building and searching.
 //!
+//! Real vectors: `KNN_EMBEDDINGS=<embeddings.parquet>` runs both cases on that file's rows
+//! (L2-normalised; e.g. `gps-ssl embed` of the full 70k Fashion-MNIST with Lite0, 70 000 × 1280)
+//! instead of the synthetic ones; the size variables are then ignored.
+//!
 //! Threads: `KNN_THREADS` (default: all cores) for both sides. Peer: `benches/peers/knn_peer.py`
 //! run with `KNN_PYTHON` (default `.venv/bin/python`, needs `faiss-cpu==1.15.1`).
 //!
@@ -32,7 +36,7 @@ use std::time::Instant;
 use gps_ssl::{
     knn::{HnswIndex, HnswParams, Insertion, KnnIndex, KnnMethod, Metric, NeighbourBuilder},
     progress::NoProgress,
-    store::NeighbourTable,
+    store::{EmbeddingTable, NeighbourTable},
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -65,6 +69,22 @@ fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         v[start..].iter_mut().for_each(|x| *x /= norm);
     }
     v
+}
+
+/// The case's vectors: the rows of `KNN_EMBEDDINGS` (unit length), or [`data`]`(n, dim, seed)`.
+fn vectors(n: usize, dim: usize, seed: u64) -> (Vec<f32>, usize, usize) {
+    let Ok(path) = std::env::var("KNN_EMBEDDINGS") else {
+        return (data(n, dim, seed), n, dim);
+    };
+    let table = EmbeddingTable::read(&path).unwrap_or_else(|e| panic!("KNN_EMBEDDINGS: {e}"));
+    let mut v = table.vectors;
+    for row in v.chunks_exact_mut(table.dim) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    (v, table.ids.len(), table.dim)
 }
 
 fn write_f32(path: &std::path::Path, v: &[f32]) {
@@ -105,12 +125,12 @@ fn main() {
     );
 
     // 1. exact
-    let (n, dim, k) = (
+    let k = 20;
+    let (v, n, dim) = vectors(
         env_usize("KNN_EXACT_N", 20_000),
         env_usize("KNN_EXACT_DIM", 1280),
-        20,
+        1,
     );
-    let v = data(n, dim, 1);
     let path = dir.path().join("exact.f32");
     write_f32(&path, &v);
     let t = Instant::now();
@@ -173,11 +193,7 @@ fn main() {
     );
 
     // 2. approximate
-    let (n, dim, k) = (
-        env_usize("KNN_HNSW_N", 20_000),
-        env_usize("KNN_HNSW_DIM", 512),
-        10,
-    );
+    let k = 10;
     let params = HnswParams {
         m: env_usize("KNN_HNSW_M", 16),
         ef_construction: env_usize("KNN_HNSW_EFC", 100),
@@ -186,7 +202,11 @@ fn main() {
     let sweep = std::env::var("KNN_HNSW_EFS").unwrap_or_else(|_| "16,24,32,48,64,96,128".into());
     let efs: Vec<usize> = sweep.split(',').filter_map(|e| e.parse().ok()).collect();
     let target = 0.95;
-    let v = data(n, dim, 2);
+    let (v, n, dim) = vectors(
+        env_usize("KNN_HNSW_N", 20_000),
+        env_usize("KNN_HNSW_DIM", 512),
+        2,
+    );
     let path = dir.path().join("hnsw.f32");
     write_f32(&path, &v);
     let truth_path = dir.path().join("truth.i64");

@@ -280,6 +280,78 @@ fn tiny_embedder(batch: usize) -> Embedder {
         .unwrap()
 }
 
+fn lite0_job(
+    (threads, replicas, inference_batch): (usize, usize, usize),
+    source: &VecSource,
+    out: &Path,
+) -> EmbeddingTable {
+    let mut embedder = Embedder::builder(lite0())
+        .resolution(64)
+        .batch_size(6)
+        .threads(threads)
+        .replicas(replicas)
+        .inference_batch(inference_batch)
+        .build()
+        .unwrap();
+    EmbedJob::new(out)
+        .row_group_rows(4)
+        .workers(1)
+        .run(&mut embedder, source, &NoProgress)
+        .unwrap();
+    EmbeddingTable::read(out).unwrap()
+}
+
+// Replicas split the batches between sessions, and each batch runs in calls of
+// `inference_batch` images; each image is still embedded by one single-threaded session, so
+// the bits are those of one session taking whole batches, and a two-threaded session agrees
+// to float rounding.
+#[test]
+fn replicas_and_inference_slices_equal_a_single_session() {
+    let source = VecSource::random(14, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let one = lite0_job((1, 1, 6), &source, &dir.path().join("one.parquet"));
+    let two = lite0_job((2, 2, 4), &source, &dir.path().join("two.parquet"));
+    let sliced = lite0_job((1, 1, 1), &source, &dir.path().join("sliced.parquet"));
+    let wide = lite0_job((2, 1, 6), &source, &dir.path().join("wide.parquet"));
+    assert_eq!(one.len(), 14);
+    assert_eq!(one.ids, two.ids);
+    assert_eq!(one.keys, two.keys);
+    for i in 0..one.len() {
+        assert_eq!(one.vector(i), two.vector(i), "row {i}");
+        assert_eq!(one.vector(i), sliced.vector(i), "row {i}");
+        let max = one
+            .vector(i)
+            .iter()
+            .zip(wide.vector(i))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max < 1e-5, "row {i}: 2-thread session differs by {max}");
+    }
+}
+
+#[test]
+fn zero_inference_batch_is_refused() {
+    let err = Embedder::builder(tiny())
+        .inference_batch(0)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("inference batch"), "{err}");
+}
+
+#[test]
+fn replicas_beyond_the_threads_are_refused() {
+    for replicas in [0, 3] {
+        let err = Embedder::builder(tiny())
+            .threads(2)
+            .replicas(replicas)
+            .build()
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("replicas"), "{msg}");
+        assert!(msg.contains(&format!("got {replicas}")), "{msg}");
+    }
+}
+
 #[test]
 fn interrupted_then_resumed_equals_uninterrupted_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();

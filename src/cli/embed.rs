@@ -25,9 +25,17 @@ pub struct EmbedArgs {
     /// Images per inference call.
     #[arg(long, default_value_t = gps_ssl::embed::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
-    /// ONNX Runtime intra-op threads (default: all cores).
+    /// ONNX Runtime threads in all (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// ONNX Runtime sessions running batches side by side, sharing the threads (default: 2,
+    /// at most --threads; 1 with --cuda).
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// Images per ONNX Runtime call within a batch (default: 8 on the CPU, the batch size with
+    /// --cuda).
+    #[arg(long)]
+    inference_batch: Option<usize>,
     /// Decode/preprocess worker threads (default: half the cores).
     #[arg(long)]
     workers: Option<usize>,
@@ -103,6 +111,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .normalize(!args.no_normalize);
     if let Some(t) = args.threads {
         builder = builder.threads(t);
+    }
+    if let Some(r) = args.replicas {
+        builder = builder.replicas(r);
+    }
+    if let Some(b) = args.inference_batch {
+        builder = builder.inference_batch(b);
     }
     if let Some(r) = args.resolution {
         builder = builder.resolution(r);
