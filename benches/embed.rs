@@ -174,6 +174,17 @@ fn main() {
         peer.push(python_peer(
             &python, &root, &onnx, size, threads, batch, &listing,
         ));
+        if small_batch != batch {
+            peer_small.push(python_peer(
+                &python,
+                &root,
+                &onnx,
+                size,
+                threads,
+                small_batch,
+                &listing,
+            ));
+        }
     }
 
     let what = if imagenet {

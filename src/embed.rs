@@ -378,8 +378,8 @@ impl Embedder {
     ) -> Result<Vec<f32>> {
         let (sessions, spec) = self.parts();
         let out = spec.run(&mut sessions[0], input, n, row_id)?;
-        if n > 0 {
-            self.dim = Some(out.len() / n);
+        if let Some(dim) = out.len().checked_div(n) {
+            self.dim = Some(dim);
         }
         Ok(out)
     }

@@ -3,6 +3,8 @@
 //! Needs `scripts/setup.sh` to have built `models/efficientnet_lite0.onnx` and fetched the
 //! foolbox sample images into `.cache/assets/` (the README's test command runs it).
 
+mod common;
+
 use gps_ssl::{
     dataset::{DataSource, Image, Sample},
     embed::{EmbedJob, Embedder, PriorManifest, ShardSpec},
@@ -226,6 +228,62 @@ fn upsampling_matches_pillow_bilinear_exactly() {
         checked += 1;
     }
     assert_eq!(checked, 6);
+}
+
+// The fast resize (transposed strips, i32 lanes, AVX2) against Pillow itself, run live from the
+// setup's venv: seeded random RGB and grey images of odd, non-square sizes, shrunk and enlarged
+// to square sizes with `Image.resize((s, s), Image.BILINEAR)`.
+#[test]
+fn resizing_matches_pillow_bilinear_exactly() {
+    const SCRIPT: &str = r#"
+import sys, numpy as np
+from PIL import Image
+out = sys.argv[1]
+rng = np.random.default_rng(3)
+cases = [(513, 389, 3, 224), (300, 517, 1, 224), (97, 131, 3, 112), (40, 23, 3, 64), (224, 224, 3, 97)]
+for i, (w, h, c, s) in enumerate(cases):
+    a = rng.integers(0, 256, size=(h, w, c) if c == 3 else (h, w), dtype=np.uint8)
+    img = Image.fromarray(a)
+    img.save(f"{out}/in{i}.png")
+    img.resize((s, s), Image.BILINEAR).save(f"{out}/out{i}_{s}.png")
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    common::venv_python(SCRIPT, dir.path());
+    let mut checked = 0;
+    for i in 0..5 {
+        let result = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("out{i}_"))
+            })
+            .unwrap();
+        let size: u32 = result.file_stem().unwrap().to_string_lossy()[format!("out{i}_").len()..]
+            .parse()
+            .unwrap();
+        let input = load_image(&dir.path().join(format!("in{i}.png")));
+        let pillow = load_image(&result);
+        let pre = gps_ssl::embed::Preprocess {
+            size,
+            pixel_scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        let ours = pre.resize(&input, "in").unwrap();
+        assert_eq!(pillow.channels, input.channels, "case {i}");
+        assert_eq!(ours.len(), pillow.data.len(), "case {i}");
+        let differ = ours
+            .iter()
+            .zip(&pillow.data)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differ, 0, "case {i}: {differ} bytes differ from Pillow");
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
 }
 
 #[test]

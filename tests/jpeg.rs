@@ -11,6 +11,8 @@
 //! factor, resize) and is close to the full-size view; the same seed gives the same bytes for
 //! 0, 1 and 2 workers.
 
+mod common;
+
 use gps_ssl::{
     augment::{AugRecipe, Augmenter},
     dataset::{DataSource, DecodeAsk, ImageFolderSource},
@@ -55,18 +57,7 @@ for name, (w, h), mode, opts in cases:
 "#;
 
 fn pillow_files(dir: &Path) {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let out = std::process::Command::new(venv)
-        .arg("-c")
-        .arg(PILLOW_SCRIPT)
-        .arg(dir)
-        .output()
-        .expect("the setup's .venv python (scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::venv_python(PILLOW_SCRIPT, dir);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-// Shared helpers for the loader tests and benchmark: an in-memory `DataSource` and a small IDX
-// reader (kept here so the tests do not depend on the dataset stage's own reader).
+// Shared helpers for the tests and the loader benchmark: an in-memory `DataSource`, a small IDX
+// reader (kept here so the tests do not depend on the dataset stage's own reader), and the
+// setup venv's Python for independent references.
 #![allow(dead_code)]
 
 use flate2::read::GzDecoder;
@@ -153,4 +154,21 @@ pub fn exact_cosine_lists(vectors: &[f32], dim: usize, k: usize) -> gps_ssl::knn
         .run()
         .unwrap()
         .lists
+}
+
+/// Runs `script` with the setup's venv Python (`python -c script dir`), panicking with its
+/// stderr when it fails: the independent references (Pillow) of the image tests.
+pub fn venv_python(script: &str, dir: &Path) {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = std::process::Command::new(venv)
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("the setup's .venv python (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
