@@ -13,6 +13,9 @@
 //! (L2-normalised; e.g. `gps-ssl embed` of the full 70k Fashion-MNIST with Lite0, 70 000 × 1280)
 //! instead of the synthetic ones; the size variables are then ignored.
 //!
+//! Cases: `KNN_CASES` (default `exact,hnsw`), each run in its own function so that one case's
+//! data is freed before the next one's peak RSS is taken.
+//!
 //! Threads: `KNN_THREADS` (default: all cores) for both sides. Peer: `benches/peers/knn_peer.py`
 //! run with `KNN_PYTHON` (default `.venv/bin/python`, needs `faiss-cpu==1.15.1`).
 //!
@@ -124,14 +127,25 @@ fn main() {
         "case", "gps-ssl s", "faiss s", "ratio", "recall"
     );
 
-    // 1. exact
+    // Each case in its own function, so that its data is freed before the next one's peak RSS.
+    let cases = std::env::var("KNN_CASES").unwrap_or_else(|_| "exact,hnsw".into());
+    if cases.split(',').any(|c| c == "exact") {
+        exact_case(threads, dir.path());
+    }
+    if cases.split(',').any(|c| c == "hnsw") {
+        hnsw_case(threads, dir.path());
+    }
+}
+
+/// 1. exact k-NN, ours vs faiss `IndexFlatIP`.
+fn exact_case(threads: usize, dir: &std::path::Path) {
     let k = 20;
     let (v, n, dim) = vectors(
         env_usize("KNN_EXACT_N", 20_000),
         env_usize("KNN_EXACT_DIM", 1280),
         1,
     );
-    let path = dir.path().join("exact.f32");
+    let path = dir.join("exact.f32");
     write_f32(&path, &v);
     let t = Instant::now();
     let out = NeighbourBuilder::new(&v, dim)
@@ -144,7 +158,7 @@ fn main() {
         .run()
         .expect("search");
     let ours = t.elapsed().as_secs_f64();
-    let ids_path = dir.path().join("faiss_ids.i64");
+    let ids_path = dir.join("faiss_ids.i64");
     let p = peer(&[
         "exact".into(),
         path.display().to_string(),
@@ -183,7 +197,7 @@ fn main() {
         flops / ours / 1e9
     );
     let table = NeighbourTable::new(out.lists.clone(), out.summary.to_metadata());
-    let tpath = dir.path().join("neighbours.parquet");
+    let tpath = dir.join("neighbours.parquet");
     table.write(&tpath).expect("write table");
     let bytes = std::fs::metadata(&tpath).map_or(0, |m| m.len());
     println!(
@@ -191,8 +205,10 @@ fn main() {
         bytes as f64 / n as f64,
         8 * k + 4
     );
+}
 
-    // 2. approximate
+/// 2. approximate k-NN, our HNSW vs faiss `IndexHNSWFlat`, swept over efSearch.
+fn hnsw_case(threads: usize, dir: &std::path::Path) {
     let k = 10;
     let params = HnswParams {
         m: env_usize("KNN_HNSW_M", 16),
@@ -207,9 +223,9 @@ fn main() {
         env_usize("KNN_HNSW_DIM", 512),
         2,
     );
-    let path = dir.path().join("hnsw.f32");
+    let path = dir.join("hnsw.f32");
     write_f32(&path, &v);
-    let truth_path = dir.path().join("truth.i64");
+    let truth_path = dir.join("truth.i64");
     let p = peer(&[
         "hnsw".into(),
         path.display().to_string(),
