@@ -39,7 +39,8 @@ use crate::{dataset::Image, Error, Result};
 use ort::session::Session;
 use ort::value::TensorRef;
 
-/// Default number of images per inference call.
+/// Default number of images per batch: the unit of decoding, ordering and output, run through
+/// the network in calls of [`EmbedderBuilder::inference_batch`] images.
 pub const DEFAULT_BATCH_SIZE: usize = 64;
 
 /// Default number of CPU [replicas](EmbedderBuilder::replicas), capped at the thread count.
@@ -82,7 +83,9 @@ impl EmbedderBuilder {
         self
     }
 
-    /// Images per inference call. Defaults to [`DEFAULT_BATCH_SIZE`].
+    /// Images per batch (decoded together, written in order; part of a job's identity), run in
+    /// calls of [`inference_batch`](Self::inference_batch) images. Defaults to
+    /// [`DEFAULT_BATCH_SIZE`].
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
         self
@@ -97,8 +100,8 @@ impl EmbedderBuilder {
 
     /// Sessions that run batches side by side. Each gets `threads / replicas` intra-op threads
     /// (the first `threads % replicas` one more), so `replicas == threads` runs one
-    /// single-threaded session a core: no intra-op synchronisation and no spinning thread
-    /// waiting on a small layer, at the price of one copy of the weights and of the activation
+    /// single-threaded session a core, with no intra-op synchronisation on small layers, at the
+    /// price of one copy of the weights and of the activation
     /// memory per replica. [`EmbedJob`] feeds all of them; [`Embedder::embed_images`] and
     /// [`Embedder::run_batch`] use the first.
     ///
@@ -324,7 +327,7 @@ impl Embedder {
         &self.preprocess
     }
 
-    /// Images per inference call.
+    /// Images per batch (see [`EmbedderBuilder::batch_size`]).
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }

@@ -22,7 +22,8 @@ pub struct EmbedArgs {
     /// `<stem>.part-<i>-of-<n>.parquet` next to it.
     #[arg(long, default_value = "embeddings.parquet")]
     out: PathBuf,
-    /// Images per inference call.
+    /// Images per batch (decoded together and written in order; run in calls of
+    /// --inference-batch).
     #[arg(long, default_value_t = gps_ssl::embed::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
     /// ONNX Runtime threads in all (default: all cores).
