@@ -442,7 +442,8 @@ impl RunSpec<'_> {
         Ok(out)
     }
 
-    /// One ONNX Runtime call on `n` preprocessed images.
+    /// One ONNX Runtime call on `n ≥ 1` preprocessed images ([`RunSpec::run`] never passes an
+    /// empty slice).
     fn call(
         &self,
         session: &mut Session,
@@ -451,9 +452,6 @@ impl RunSpec<'_> {
         row_id: impl Fn(usize) -> u64,
     ) -> Result<Vec<f32>> {
         let size = self.size;
-        if n == 0 {
-            return Ok(Vec::new());
-        }
         let tensor = TensorRef::from_array_view(([n, 3, size, size], input))
             .map_err(|e| Error::Ort(e.to_string()))?;
         let outputs = session
