@@ -5,7 +5,7 @@
 //! [`super::blur`], [`super::solarize`], [`super::normalize`]) work pixel by pixel on
 //! interleaved `H×W×C`, with a branchy HSV round trip per pixel; at 224 px they were the hot spot
 //! of a StrongAug view. Here each operation runs over whole planes, the HSV round trip is a
-//! branch-free select chain, and the whole pipeline is compiled a second time for AVX2
+//! branch-free select chain, and the whole pipeline is compiled again for AVX2 and for AVX-512
 //! (chosen at run time). Every pass does the same IEEE operations in the same order as the
 //! straightforward one (no fused multiply-adds, no reassociated sums), so the result is **bit
 //! for bit** that of the reference path on any x86-64, with or without AVX2
@@ -47,6 +47,12 @@ pub(super) fn apply(
     let padding = ops.blur.map_or(0, |k| k.len());
     scratch.resize(width * height + width + padding, 0.0);
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: the CPU supports AVX-512F and BW (checked just above).
+        unsafe { apply_avx512(pixels, width, height, channels, ops, out, scratch) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
         unsafe { apply_avx2(pixels, width, height, channels, ops, out, scratch) };
@@ -55,19 +61,38 @@ pub(super) fn apply(
     apply_body(pixels, width, height, channels, ops, out, scratch);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn apply_avx2(
-    pixels: &[u8],
-    width: usize,
-    height: usize,
-    channels: usize,
-    ops: &Photometric<'_>,
-    out: &mut [f32],
-    scratch: &mut [f32],
-) {
-    apply_body(pixels, width, height, channels, ops, out, scratch);
+/// Compiles [`apply_body`] again as `unsafe fn $name` with the target features `$features`.
+/// No copy enables FMA, and Rust never fuses a multiply and an add on its own, so every copy
+/// rounds each operation the same way: the same bits on any CPU.
+macro_rules! compiled_copy {
+    ($(#[$doc:meta])* $name:ident, $features:literal) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            pixels: &[u8],
+            width: usize,
+            height: usize,
+            channels: usize,
+            ops: &Photometric<'_>,
+            out: &mut [f32],
+            scratch: &mut [f32],
+        ) {
+            apply_body(pixels, width, height, channels, ops, out, scratch);
+        }
+    };
 }
+
+compiled_copy!(
+    /// [`apply_body`] for AVX-512 (16 floats a vector).
+    apply_avx512,
+    "avx512f,avx512bw,avx2"
+);
+compiled_copy!(
+    /// [`apply_body`] for AVX2 (8 floats a vector).
+    apply_avx2,
+    "avx2"
+);
 
 #[inline(always)]
 fn apply_body(
@@ -355,6 +380,66 @@ mod tests {
         let (h, s, v) = rgb_to_hsv(r, g, b);
         let h = h + shift;
         hsv_to_rgb(h - h.floor(), s, v)
+    }
+
+    /// The portable, AVX2 and AVX-512 copies of the pipeline give the same bits (the test
+    /// through the whole augmenter, `augment::tests`, reaches only the copy this CPU picks).
+    #[test]
+    fn every_compiled_copy_gives_the_same_bits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x0063_6f70);
+        let kernel = super::super::blur::trimmed_gaussian_kernel(23, 1.7);
+        let normalize = Normalize::imagenet();
+        for (w, h, c) in [(224, 224, 3), (37, 19, 3), (33, 7, 1), (1, 1, 3)] {
+            let pixels: Vec<u8> = (0..w * h * c).map(|_| rng.random()).collect();
+            for case in 0..4 {
+                let jitter = JitterParams {
+                    order: [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]][case],
+                    brightness: rng.random_range(0.6..1.4),
+                    contrast: rng.random_range(0.6..1.4),
+                    saturation: rng.random_range(0.6..1.4),
+                    hue: rng.random_range(-0.1..0.1),
+                };
+                let ops = Photometric {
+                    flip: case % 2 == 0,
+                    jitter: Some(&jitter),
+                    grayscale: case == 1,
+                    blur: (case != 3).then_some(&kernel[..]),
+                    solarize: (case >= 2).then_some(0.5),
+                    normalize: &normalize,
+                };
+                let run = |copy: usize| {
+                    let mut out = vec![0f32; pixels.len()];
+                    let mut scratch = vec![0f32; w * h + w + kernel.len()];
+                    match copy {
+                        0 => apply_body(&pixels, w, h, c, &ops, &mut out, &mut scratch),
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: called only when the CPU has AVX2 (below).
+                        1 => unsafe { apply_avx2(&pixels, w, h, c, &ops, &mut out, &mut scratch) },
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: called only when the CPU has AVX-512F and BW (below).
+                        _ => unsafe {
+                            apply_avx512(&pixels, w, h, c, &ops, &mut out, &mut scratch)
+                        },
+                        #[cfg(not(target_arch = "x86_64"))]
+                        _ => unreachable!(),
+                    }
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                };
+                let want = run(0);
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::is_x86_feature_detected!("avx2") {
+                        assert!(run(1) == want, "AVX2, {w}x{h}x{c}, case {case}");
+                    }
+                    if std::is_x86_feature_detected!("avx512f")
+                        && std::is_x86_feature_detected!("avx512bw")
+                    {
+                        assert!(run(2) == want, "AVX-512, {w}x{h}x{c}, case {case}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

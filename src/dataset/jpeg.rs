@@ -14,8 +14,9 @@
 
 use super::folder::Decoded;
 use super::{DecodeAsk, Image};
+use std::cell::RefCell;
 use std::ffi::c_int;
-use turbojpeg::{raw, Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp};
+use turbojpeg::raw;
 
 /// The reduction factors libjpeg-turbo's DCT scaling offers that this crate uses.
 pub const REDUCTIONS: [u32; 4] = [1, 2, 4, 8];
@@ -32,84 +33,83 @@ pub const REDUCTIONS: [u32; 4] = [1, 2, 4, 8];
 /// chroma upsampling treats the edge of a cropped region as an image edge: inside the widened
 /// part the pixels are those of the whole decode, byte for byte (tested).
 ///
+/// Each thread keeps one TurboJPEG decompressor for all its images (made on first use, made
+/// anew after a failed decode), and each image's header is parsed once here and once by the
+/// decompression itself.
+///
 /// Grey JPEGs decode to 1 channel, the others (YCbCr, RGB) to RGB. `None` when libjpeg-turbo
 /// cannot decode the file to those (CMYK / YCCK, a corrupt stream): the caller falls back to the
 /// `image` crate, which decodes CMYK and words its own errors.
 pub(crate) fn decode(bytes: &[u8], ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -> Option<Decoded> {
-    let mut dec = Decompressor::new().ok()?;
-    let header = dec.read_header(bytes).ok()?;
-    let (format, channels) = match header.colorspace {
-        Colorspace::Gray => (PixelFormat::GRAY, 1u8),
-        Colorspace::YCbCr | Colorspace::RGB => (PixelFormat::RGB, 3u8),
-        _ => return None,
-    };
-    let full = (
-        u32::try_from(header.width).ok()?,
-        u32::try_from(header.height).ok()?,
-    );
-    let wanted = ask(full.0, full.1);
-    // Lossless JPEGs have no DCT to scale or crop.
-    let (wanted_factor, region) = if header.is_lossless {
-        (1, None)
-    } else {
-        (wanted.factor, wanted.region)
-    };
-    let d = REDUCTIONS
-        .iter()
-        .rev()
-        .copied()
-        .find(|&d| d <= wanted_factor)
-        .unwrap_or(1);
-    let factor = ScalingFactor::new(1, d as usize);
-    let scaled = header.scaled(factor);
-    let (sw, sh) = (
-        u32::try_from(scaled.width).ok()?,
-        u32::try_from(scaled.height).ok()?,
-    );
-    // A region of a file whose subsampling TurboJPEG cannot name is decoded whole, as is one
-    // whose cropped decode fails (libjpeg-turbo's own iMCU alignment can be wider than
-    // TurboJPEG's for unusual sampling factors): the same pixels either way, from the same
-    // decoder.
-    if let Some(r) = region.filter(|_| header.subsamp != Subsamp::Unknown) {
-        let mcu = (
-            header.subsamp.mcu_width() as u32,
-            header.subsamp.mcu_height() as u32,
-        );
-        let (x0, y0, x1, y1) = scaled_region(r, d, mcu, (sw, sh));
-        if (x0, y0, x1, y1) != (0, 0, sw, sh) && x1 > x0 && y1 > y0 {
-            let px = if channels == 1 {
-                raw::TJPF_TJPF_GRAY
-            } else {
-                raw::TJPF_TJPF_RGB
-            };
-            let (w, h) = (x1 - x0, y1 - y0);
-            if let Some(data) = decompress_region(bytes, d, px, channels, (x0, y0, w, h)) {
-                return Some(Decoded {
-                    image: Image::new(w, h, channels, data),
-                    factor: d,
-                    full,
-                    origin: (x0, y0),
-                });
+    with_decompressor(|tj| {
+        let header = tj.header(bytes)?;
+        let (pixel_format, channels) = match header.colorspace {
+            raw::TJCS_TJCS_GRAY => (raw::TJPF_TJPF_GRAY, 1u8),
+            raw::TJCS_TJCS_YCbCr | raw::TJCS_TJCS_RGB => (raw::TJPF_TJPF_RGB, 3u8),
+            _ => return None,
+        };
+        let full = (header.width, header.height);
+        let wanted = ask(full.0, full.1);
+        // Lossless JPEGs have no DCT to scale or crop.
+        let (wanted_factor, region) = if header.lossless {
+            (1, None)
+        } else {
+            (wanted.factor, wanted.region)
+        };
+        let d = REDUCTIONS
+            .iter()
+            .rev()
+            .copied()
+            .find(|&d| d <= wanted_factor)
+            .unwrap_or(1);
+        // TJSCALED: the reduced size rounds up.
+        let (sw, sh) = (full.0.div_ceil(d), full.1.div_ceil(d));
+        tj.set_scale(d)?;
+        // A region of a file whose subsampling TurboJPEG cannot name is decoded whole, as is one
+        // whose cropped decode fails (libjpeg-turbo's own iMCU alignment can be wider than
+        // TurboJPEG's for unusual sampling factors): the same pixels either way, from the same
+        // decoder.
+        if let (Some(r), Some(mcu)) = (region, mcu_size(header.subsamp)) {
+            let (x0, y0, x1, y1) = scaled_region(r, d, mcu, (sw, sh));
+            if (x0, y0, x1, y1) != (0, 0, sw, sh) && x1 > x0 && y1 > y0 {
+                let (w, h) = (x1 - x0, y1 - y0);
+                let crop = Some((x0, y0));
+                if let Some(data) = tj.decompress(bytes, pixel_format, channels, crop, (w, h)) {
+                    return Some(Decoded {
+                        image: Image::new(w, h, channels, data),
+                        factor: d,
+                        full,
+                        origin: (x0, y0),
+                    });
+                }
+                // The failed call may have left the decompressor mid-image: re-read the header
+                // (and set the scale again) before the whole decode.
+                tj.header(bytes)?;
+                tj.set_scale(d)?;
             }
         }
-    }
-    dec.set_scaling_factor(factor).ok()?;
-    let pitch = scaled.width * channels as usize;
-    let mut data = vec![0u8; pitch * scaled.height];
-    let out = turbojpeg::Image {
-        pixels: data.as_mut_slice(),
-        width: scaled.width,
-        pitch,
-        height: scaled.height,
-        format,
-    };
-    dec.decompress(bytes, out).ok()?;
-    let image = Image::new(sw, sh, channels, data);
-    Some(Decoded {
-        image,
-        factor: d,
-        full,
-        origin: (0, 0),
+        let data = tj.decompress(bytes, pixel_format, channels, None, (sw, sh))?;
+        Some(Decoded {
+            image: Image::new(sw, sh, channels, data),
+            factor: d,
+            full,
+            origin: (0, 0),
+        })
+    })
+}
+
+/// The full-size width and height of an iMCU for a TurboJPEG subsampling code (libjpeg-turbo's
+/// `tjMCUWidth` / `tjMCUHeight`), `None` for `TJSAMP_UNKNOWN` or a code it does not name.
+fn mcu_size(subsamp: c_int) -> Option<(u32, u32)> {
+    Some(match subsamp {
+        raw::TJSAMP_TJSAMP_444 => (8, 8),
+        raw::TJSAMP_TJSAMP_422 => (16, 8),
+        raw::TJSAMP_TJSAMP_420 => (16, 16),
+        raw::TJSAMP_TJSAMP_GRAY => (8, 8),
+        raw::TJSAMP_TJSAMP_440 => (8, 16),
+        raw::TJSAMP_TJSAMP_411 => (32, 8),
+        raw::TJSAMP_TJSAMP_441 => (8, 32),
+        _ => return None,
     })
 }
 
@@ -143,71 +143,139 @@ fn scaled_region(
     (x0.min(x1), y0.min(y1), x1, y1)
 }
 
-/// libjpeg-turbo through its C API: decodes `bytes` at `1/d`, the scaled-pixel region
-/// `(x, y, w, h)` only (`x` on the scaled iMCU grid), as `pixel_format` with `channels` bytes a
-/// pixel. `None` on any libjpeg-turbo error.
-fn decompress_region(
-    bytes: &[u8],
-    d: u32,
-    pixel_format: raw::TJPF,
-    channels: u8,
-    (x, y, w, h): (u32, u32, u32, u32),
-) -> Option<Vec<u8>> {
-    /// A TurboJPEG decompressor, destroyed on drop.
-    struct Handle(raw::tjhandle);
-    impl Drop for Handle {
-        fn drop(&mut self) {
-            // SAFETY: `self.0` came from `tj3Init`, is not null, and is destroyed once.
-            unsafe { raw::tj3Destroy(self.0) }
-        }
+/// What [`Decompressor::header`] reads of a JPEG's header.
+struct Header {
+    width: u32,
+    height: u32,
+    /// A `TJSAMP_*` code.
+    subsamp: c_int,
+    /// A `TJCS_*` code.
+    colorspace: raw::TJCS,
+    lossless: bool,
+}
+
+/// A TurboJPEG decompressor (libjpeg-turbo's C API through `turbojpeg::raw`, which also offers
+/// the cropping the `turbojpeg` crate's safe API does not wrap), destroyed on drop.
+struct Decompressor(raw::tjhandle);
+
+impl Drop for Decompressor {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `tj3Init`, is not null, and is destroyed once.
+        unsafe { raw::tj3Destroy(self.0) }
     }
-    let int = |v: u32| c_int::try_from(v).ok();
-    let (xi, yi, wi, hi) = (int(x)?, int(y)?, int(w)?, int(h)?);
-    let len = raw::size_t::try_from(bytes.len()).ok()?;
-    let pitch = (w as usize).checked_mul(channels as usize)?;
-    let mut data = vec![0u8; pitch.checked_mul(h as usize)?];
-    // SAFETY: the handle is valid (checked not null) for the calls below and dropped after them;
-    // `bytes` is read within its length; `data` holds `pitch · h` bytes, exactly the `w × h`
-    // region at `pitch` bytes a row that tj3Decompress8 writes once the cropping region is set
-    // (a failed call returns -1 and we return None).
-    unsafe {
-        let ptr = raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as c_int);
-        if ptr.is_null() {
+}
+
+thread_local! {
+    /// This thread's decompressor (see [`with_decompressor`]).
+    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's decompressor, made on first use; when `f` fails (`None`) the
+/// decompressor is destroyed, so that the next image starts on a fresh one whatever state the
+/// failure left it in.
+fn with_decompressor<R>(f: impl FnOnce(&Decompressor) -> Option<R>) -> Option<R> {
+    DECOMPRESSOR.with(|cell| {
+        // Only this function borrows the cell and `f` never calls back into it: the borrow
+        // cannot fail, but a failure would only mean decoding on a decompressor of its own.
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return f(&Decompressor::new()?);
+        };
+        if slot.is_none() {
+            *slot = Some(Decompressor::new()?);
+        }
+        let out = slot.as_ref().and_then(f);
+        if out.is_none() {
+            *slot = None;
+        }
+        out
+    })
+}
+
+impl Decompressor {
+    fn new() -> Option<Self> {
+        // SAFETY: tj3Init has no preconditions; a null handle is an allocation failure.
+        let ptr = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as c_int) };
+        (!ptr.is_null()).then_some(Decompressor(ptr))
+    }
+
+    /// Parses the header of `bytes`; later calls decode that image.
+    fn header(&self, bytes: &[u8]) -> Option<Header> {
+        let len = raw::size_t::try_from(bytes.len()).ok()?;
+        // SAFETY: the handle is valid; `bytes` is read within its length.
+        if unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), len) } != 0 {
             return None;
         }
-        let handle = Handle(ptr);
-        if raw::tj3DecompressHeader(handle.0, bytes.as_ptr(), len) != 0 {
-            return None;
-        }
+        // SAFETY: the handle is valid; tj3Get only reads a parameter.
+        let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(self.0, p as c_int) };
+        Some(Header {
+            width: u32::try_from(get(raw::TJPARAM_TJPARAM_JPEGWIDTH)).ok()?,
+            height: u32::try_from(get(raw::TJPARAM_TJPARAM_JPEGHEIGHT)).ok()?,
+            subsamp: get(raw::TJPARAM_TJPARAM_SUBSAMP),
+            colorspace: raw::TJCS::try_from(get(raw::TJPARAM_TJPARAM_COLORSPACE)).ok()?,
+            lossless: get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0,
+        })
+    }
+
+    /// Sets the DCT scaling to `1/d` for the image whose header was read last.
+    fn set_scale(&self, d: u32) -> Option<()> {
         let scale = raw::tjscalingfactor {
             num: 1,
-            denom: int(d)?,
+            denom: c_int::try_from(d).ok()?,
         };
-        if raw::tj3SetScalingFactor(handle.0, scale) != 0 {
-            return None;
-        }
-        let region = raw::tjregion {
-            x: xi,
-            y: yi,
-            w: wi,
-            h: hi,
-        };
-        if raw::tj3SetCroppingRegion(handle.0, region) != 0 {
-            return None;
-        }
-        let done = raw::tj3Decompress8(
-            handle.0,
-            bytes.as_ptr(),
-            len,
-            data.as_mut_ptr(),
-            int(u32::try_from(pitch).ok()?)?,
-            pixel_format as c_int,
-        );
-        if done != 0 {
-            return None;
-        }
+        // SAFETY: the handle is valid.
+        (unsafe { raw::tj3SetScalingFactor(self.0, scale) } == 0).then_some(())
     }
-    Some(data)
+
+    /// Decodes the image whose header was read last, at the scale set last, as `pixel_format`
+    /// with `channels` bytes a pixel: the `w × h` scaled pixels from `(x, y)` (`x` on the scaled
+    /// iMCU grid) for a crop, or the whole `w × h` scaled image for `crop == None`. `None` on any
+    /// libjpeg-turbo error or warning.
+    fn decompress(
+        &self,
+        bytes: &[u8],
+        pixel_format: raw::TJPF,
+        channels: u8,
+        crop: Option<(u32, u32)>,
+        (w, h): (u32, u32),
+    ) -> Option<Vec<u8>> {
+        let int = |v: u32| c_int::try_from(v).ok();
+        let region = match crop {
+            Some((x, y)) => raw::tjregion {
+                x: int(x)?,
+                y: int(y)?,
+                w: int(w)?,
+                h: int(h)?,
+            },
+            // TJUNCROPPED: the decompressor keeps the last image's region otherwise.
+            None => raw::tjregion {
+                x: 0,
+                y: 0,
+                w: 0,
+                h: 0,
+            },
+        };
+        // SAFETY: the handle is valid.
+        if unsafe { raw::tj3SetCroppingRegion(self.0, region) } != 0 {
+            return None;
+        }
+        let len = raw::size_t::try_from(bytes.len()).ok()?;
+        let pitch = (w as usize).checked_mul(channels as usize)?;
+        let mut data = vec![0u8; pitch.checked_mul(h as usize)?];
+        // SAFETY: the handle is valid; `bytes` is read within its length; `data` holds
+        // `pitch · h` bytes, exactly the `w × h` image or region at `pitch` bytes a row that
+        // tj3Decompress8 writes (a failed call returns -1 and we return None).
+        let done = unsafe {
+            raw::tj3Decompress8(
+                self.0,
+                bytes.as_ptr(),
+                len,
+                data.as_mut_ptr(),
+                int(u32::try_from(pitch).ok()?)?,
+                pixel_format as c_int,
+            )
+        };
+        (done == 0).then_some(data)
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +283,7 @@ mod tests {
     use super::*;
     use crate::dataset::Region;
     use rand::{Rng, SeedableRng};
+    use turbojpeg::{PixelFormat, Subsamp};
 
     fn encode(w: u32, h: u32, grey: bool) -> Vec<u8> {
         let c = if grey { 1 } else { 3 };
@@ -375,5 +444,43 @@ mod tests {
     #[test]
     fn not_a_jpeg_is_none() {
         assert!(decode(b"\xFF\xD8\xFFgarbage", &mut |_, _| DecodeAsk::whole(1)).is_none());
+    }
+
+    /// The thread's decompressor carries nothing from one image to the next: a scaled, cropped
+    /// decode, a failed one (garbage, then a truncated stream) and a whole one in between do
+    /// not change the pixels of the same decode made first on a fresh thread.
+    #[test]
+    fn decodes_on_one_thread_do_not_depend_on_the_ones_before() {
+        let bytes = encode(96, 80, false);
+        let region = Region {
+            left: 30,
+            top: 20,
+            width: 40,
+            height: 30,
+        };
+        let cropped = DecodeAsk {
+            factor: 2,
+            region: Some(region),
+        };
+        let fresh = |ask: DecodeAsk| {
+            let bytes = bytes.clone();
+            std::thread::spawn(move || decode(&bytes, &mut |_, _| ask).unwrap())
+                .join()
+                .unwrap()
+        };
+        let (first_whole, first_crop) = (fresh(DecodeAsk::whole(1)), fresh(cropped));
+        let same = |a: &Decoded, b: &Decoded| {
+            (a.factor, a.full, a.origin, &a.image.data)
+                == (b.factor, b.full, b.origin, &b.image.data)
+        };
+        let crop = decode(&bytes, &mut |_, _| cropped).unwrap();
+        assert!(same(&crop, &first_crop));
+        assert!(decode(b"\xFF\xD8\xFFgarbage", &mut |_, _| cropped).is_none());
+        assert!(decode(&bytes[..bytes.len() / 2], &mut |_, _| DecodeAsk::whole(1)).is_none());
+        let whole = decode(&bytes, &mut |_, _| DecodeAsk::whole(1)).unwrap();
+        assert!(same(&whole, &first_whole));
+        assert_eq!(whole.image.data.len(), 96 * 80 * 3);
+        let crop = decode(&bytes, &mut |_, _| cropped).unwrap();
+        assert!(same(&crop, &first_crop));
     }
 }

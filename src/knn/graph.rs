@@ -611,12 +611,40 @@ impl Graph {
     }
 
     /// The `k` nearest nodes to `q` (nearest first), searching layer 0 with width
-    /// `max(ef, k)`.
+    /// `max(ef, k)` from the end of the descent through the upper layers: the query of a point
+    /// not in the graph (the tests' reference for [`Graph::search_from`]).
+    #[cfg(test)]
     pub(crate) fn search(&self, q: &[f32], k: usize, ef: usize, s: &mut Scratch) -> Vec<Candidate> {
         let Some(entry) = *self.entry.read().unwrap_or_else(PoisonError::into_inner) else {
             return Vec::new();
         };
         let start = self.descend(q, entry, 1, s);
+        self.search_layer(q, &[start], ef.max(k), 0, s);
+        let mut out = Vec::new();
+        Self::drain_sorted(s, &mut out);
+        out.truncate(k);
+        out
+    }
+
+    /// The `k` nearest nodes to `q` (nearest first), searching layer 0 with width `max(ef, k)`
+    /// from node `start` instead of from the descent through the upper layers: the query of an
+    /// all-points neighbour graph, where the query's own node is already in the graph and is
+    /// where the descent would have ended.
+    pub(crate) fn search_from(
+        &self,
+        q: &[f32],
+        start: u32,
+        k: usize,
+        ef: usize,
+        s: &mut Scratch,
+    ) -> Vec<Candidate> {
+        if start as usize >= self.n {
+            return Vec::new();
+        }
+        let start = Candidate {
+            dist: self.dist(q, start),
+            id: start,
+        };
         self.search_layer(q, &[start], ef.max(k), 0, s);
         let mut out = Vec::new();
         Self::drain_sorted(s, &mut out);
@@ -659,5 +687,55 @@ mod tests {
             assert_eq!(hit[0].id as usize, i);
             assert_eq!(hit[0].dist, 0.0);
         }
+    }
+
+    #[test]
+    fn a_search_from_the_node_finds_what_the_descent_finds() {
+        use rand::{Rng, SeedableRng};
+        // 3 000 points around 30 seeded centres in 24-D.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x0073_6661);
+        let (n, dim, k) = (3_000, 24, 10);
+        let centres: Vec<f32> = (0..30 * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let data: Vec<f32> = (0..n)
+            .flat_map(|_| {
+                let c = rng.random_range(0..30usize);
+                (0..dim)
+                    .map(|j| centres[c * dim + j] + rng.random_range(-0.4..0.4))
+                    .collect::<Vec<f32>>()
+            })
+            .collect();
+        let g = Graph::new(data, dim, 8, 40, GraphDistance::SquaredL2, 3);
+        g.insert_all(false, &|_| {});
+        // Brute force over the stored rows (as f32): the true `k` nearest other nodes.
+        let rows: Vec<Vec<f32>> = (0..n)
+            .map(|i| {
+                let mut r = Vec::new();
+                g.row(i, &mut r);
+                r
+            })
+            .collect();
+        let d2 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+        let mut s = Scratch::new(n);
+        let (mut from_node, mut from_descent) = (0, 0);
+        for i in 0..n {
+            let mut all: Vec<Candidate> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| Candidate {
+                    dist: d2(&rows[i], &rows[j]),
+                    id: j as u32,
+                })
+                .collect();
+            all.sort_unstable();
+            let truth: Vec<u32> = all[..k].iter().map(|c| c.id).collect();
+            let hits = g.search_from(&rows[i], i as u32, k + 1, 16, &mut s);
+            assert_eq!((hits[0].id, hits[0].dist), (i as u32, 0.0), "row {i}");
+            from_node += hits.iter().filter(|h| truth.contains(&h.id)).count();
+            let hits = g.search(&rows[i], k + 1, 16, &mut s);
+            from_descent += hits.iter().filter(|h| truth.contains(&h.id)).count();
+        }
+        let recall = |hits: usize| hits as f64 / (n * k) as f64;
+        let (a, b) = (recall(from_node), recall(from_descent));
+        assert!(a >= 0.9, "recall@10 from the node {a}");
+        assert!(a >= b - 0.005, "from the node {a}, from the descent {b}");
     }
 }
