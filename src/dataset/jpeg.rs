@@ -270,7 +270,7 @@ impl Decompressor {
                 bytes.as_ptr(),
                 len,
                 data.as_mut_ptr(),
-                int(u32::try_from(pitch).ok()?)?,
+                c_int::try_from(pitch).ok()?,
                 pixel_format as c_int,
             )
         };

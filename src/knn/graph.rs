@@ -105,16 +105,16 @@ impl Scratch {
     }
 }
 
-/// Search scratches shared by the tasks of one parallel pass: a task takes one (or makes one)
-/// and gives it back, so a pass allocates about one per thread, not one per task.
-pub(crate) struct ScratchPool {
+/// Search scratches shared by the tasks of a parallel insertion: a task takes one (or makes
+/// one) and gives it back, so a pass allocates about one per thread, not one per task.
+struct ScratchPool {
     n: usize,
     free: Mutex<Vec<Scratch>>,
 }
 
 impl ScratchPool {
     /// A pool of scratches for graphs of `n` nodes.
-    pub(crate) fn new(n: usize) -> Self {
+    fn new(n: usize) -> Self {
         ScratchPool {
             n,
             free: Mutex::new(Vec::new()),
@@ -122,7 +122,7 @@ impl ScratchPool {
     }
 
     /// Runs `f` with a scratch from the pool.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
         let mut s = lock(&self.free)
             .pop()
             .unwrap_or_else(|| Scratch::new(self.n));
@@ -619,11 +619,7 @@ impl Graph {
             return Vec::new();
         };
         let start = self.descend(q, entry, 1, s);
-        self.search_layer(q, &[start], ef.max(k), 0, s);
-        let mut out = Vec::new();
-        Self::drain_sorted(s, &mut out);
-        out.truncate(k);
-        out
+        self.nearest_from(q, start, k, ef, s)
     }
 
     /// The `k` nearest nodes to `q` (nearest first), searching layer 0 with width `max(ef, k)`
@@ -645,6 +641,19 @@ impl Graph {
             dist: self.dist(q, start),
             id: start,
         };
+        self.nearest_from(q, start, k, ef, s)
+    }
+
+    /// The `k` nearest nodes to `q` (nearest first) found by a layer-0 search of width
+    /// `max(ef, k)` from `start`.
+    fn nearest_from(
+        &self,
+        q: &[f32],
+        start: Candidate,
+        k: usize,
+        ef: usize,
+        s: &mut Scratch,
+    ) -> Vec<Candidate> {
         self.search_layer(q, &[start], ef.max(k), 0, s);
         let mut out = Vec::new();
         Self::drain_sorted(s, &mut out);

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::exact::ExactIndex;
-use super::graph::{Graph, GraphDistance, Scratch, ScratchPool};
+use super::graph::{Graph, GraphDistance, Scratch};
 use super::metric::{dot, Metric};
 use super::topk::Candidate;
 use crate::{progress::Progress, Error, Result};
@@ -226,7 +226,6 @@ impl<'a> HnswIndex<'a> {
         let want = candidates.max(k) + 1; // +1: the point itself is usually returned
         let ef = self.params.ef_search.max(want);
         progress.start("hnsw search", n as u64);
-        let pool = ScratchPool::new(n);
         let taken: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
         let take = |i: u32| !taken[i as usize].swap(true, Ordering::AcqRel);
         let cursor = AtomicUsize::new(0);
@@ -243,21 +242,19 @@ impl<'a> HnswIndex<'a> {
         let parts: Vec<Vec<(u32, Vec<Candidate>)>> = (0..workers)
             .into_par_iter()
             .map(|_| {
-                pool.with(|s| {
-                    let mut q = Vec::with_capacity(self.pdim);
-                    let mut out = Vec::new();
-                    let mut next = None;
-                    while let Some(i) = next.take().or_else(next_untaken) {
-                        let (hits, c) = self.others_of(i, k, want, ef, &mut q, s);
-                        next = hits.iter().map(|h| h.id).find(|&j| j != i && take(j));
-                        out.push((i, c));
-                        if out.len() % SEARCH_CHUNK == 0 {
-                            progress.advance(SEARCH_CHUNK as u64);
-                        }
+                let (mut q, mut s) = (Vec::with_capacity(self.pdim), Scratch::new(n));
+                let mut out = Vec::new();
+                let mut next = None;
+                while let Some(i) = next.take().or_else(next_untaken) {
+                    let (hits, c) = self.others_of(i, k, want, ef, &mut q, &mut s);
+                    next = hits.iter().map(|h| h.id).find(|&j| j != i && take(j));
+                    out.push((i, c));
+                    if out.len() % SEARCH_CHUNK == 0 {
+                        progress.advance(SEARCH_CHUNK as u64);
                     }
-                    progress.advance((out.len() % SEARCH_CHUNK) as u64);
-                    out
-                })
+                }
+                progress.advance((out.len() % SEARCH_CHUNK) as u64);
+                out
             })
             .collect();
         let mut rows: Vec<Vec<Candidate>> = vec![Vec::new(); n];
@@ -453,8 +450,7 @@ mod tests {
                 let got = pool.install(|| idx.all_others(k, k, &crate::progress::NoProgress));
                 assert_eq!(got.len(), n);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    let ids = |r: &[Candidate]| r.iter().map(|c| c.id).collect::<Vec<_>>();
-                    assert_eq!(ids(g), ids(w), "{metric:?}, {threads} threads, row {i}");
+                    assert_eq!(g, w, "{metric:?}, {threads} threads, row {i}");
                 }
             }
         }
