@@ -16,7 +16,8 @@
 //! `GPS_BENCH_WORKERS=1,2` (the JPEG rows on 16 copies of each file, so that an epoch has 5
 //! batches, on the calling thread and then with that many loader threads, and their speed-up; the
 //! machine's cores bound it), `GPS_BENCH_GPS=1` (the JPEG rows with GPS pairs: each image with
-//! one of its 5 next files, two decodes a pair; no peer).
+//! one of its 5 next files, two decodes a pair; no peer), `GPS_BENCH_FULL=0` (skip the
+//! `full-decode` lines' measurements, e.g. to profile the reduced decodes alone).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -380,7 +381,11 @@ fn main() {
                     );
                 }
             }
-            let full = rust_rate(data, recipe.with_reduced_decode(false), n);
+            let full = if std::env::var("GPS_BENCH_FULL").is_ok_and(|v| v == "0") {
+                f64::NAN
+            } else {
+                rust_rate(data, recipe.with_reduced_decode(false), n)
+            };
             let (tv, alb) = if quick {
                 (None, None)
             } else {

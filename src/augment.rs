@@ -126,6 +126,8 @@ pub struct Augmenter {
     resizer: Resizer,
     converted: Vec<u8>,
     pixels: Vec<u8>,
+    /// The recipe's normalisation for `channels`, its loop chosen once.
+    normalizer: normalize::Normalizer,
     scratch: Vec<f32>,
 }
 
@@ -152,6 +154,7 @@ impl Augmenter {
             return Err(Error::invalid("output size", format!("{out_h}x{out_w}")));
         }
         Ok(Augmenter {
+            normalizer: normalize::Normalizer::new(&recipe.normalize, channels as usize),
             recipe,
             out_h,
             out_w,
@@ -406,7 +409,7 @@ impl Augmenter {
         let c = self.channels as usize;
         let (ow, oh) = (self.out_w as usize, self.out_h as usize);
         if !p.photometric() {
-            normalize::normalize_u8(&self.pixels, ow, c, &self.recipe.normalize, p.flip, out);
+            self.normalizer.apply(&self.pixels, ow, p.flip, out);
             return;
         }
         let kernel = p.blur_sigma.map(|sigma| {

@@ -1,5 +1,5 @@
 //! Horizontal flip of an interleaved u8 image, in place: the tests' reference for the flip that
-//! `normalize::normalize_u8` and `planar::apply` fold into their reads.
+//! `normalize::Normalizer::apply` and `planar::apply` fold into their reads.
 
 /// Mirrors each row of the `H×W×C` buffer `data` (`width` pixels of `channels` bytes).
 pub fn hflip_u8(data: &mut [u8], width: usize, channels: usize) {

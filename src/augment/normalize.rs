@@ -3,9 +3,9 @@
 use super::recipe::Normalize;
 
 /// Writes `(v / 255 - mean) / std` of the u8 `H×W×C` image `src` (`width` pixels a row) into
-/// `out` (`C×H×W`), mirrored left-right when `flip`, through a 256-entry table per channel: one
-/// pass over the pixels, the same values as flipping `src` first
-/// ([`super::flip::hflip_u8`]) and normalising it unflipped.
+/// `out` (`C×H×W`), mirrored left-right when `flip`: [`Normalizer::apply`] with a normaliser
+/// made for this call (tests; the augmenter keeps its normaliser).
+#[cfg(test)]
 pub fn normalize_u8(
     src: &[u8],
     width: usize,
@@ -14,18 +14,231 @@ pub fn normalize_u8(
     flip: bool,
     out: &mut [f32],
 ) {
-    let luts: Vec<[f32; 256]> = (0..channels)
-        .map(|c| {
-            let (m, s) = norm.channel(c, channels);
-            let mut lut = [0f32; 256];
-            for (i, v) in lut.iter_mut().enumerate() {
-                *v = (i as f32 / 255.0 - m) / s;
-            }
-            lut
-        })
-        .collect();
-    to_planes(src, width, channels, flip, out, |c, v| luts[c][v as usize]);
+    Normalizer::new(norm, channels).apply(src, width, flip, out);
 }
+
+/// ToTensor then Normalize of u8 levels into planar f32 for one channel count, with its loop
+/// chosen once (an [`super::Augmenter`] holds one).
+///
+/// Every value is [`reference`]'s, bit for bit. Where the CPU has FMA (x86-64 with AVX2 and
+/// FMA, in copies of the loop compiled for AVX2 and for AVX-512; aarch64) the two divisions
+/// are multiplications by reciprocals, each corrected by fused multiply-adds ([`fused`]); that
+/// loop is chosen only when it gives the reference's bits for all 256 levels of every channel,
+/// checked here, which it does for every normalisation tried
+/// (`fused_path_is_exact_for_common_normalisations`). Otherwise a 256-entry table of reference
+/// values per channel. Measured: the table's scalar loop was 9 % of an RHFlip pair's time
+/// from JPEG at 224 px; the fused loop, vectorised, made the pair 3 % faster.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    k: Vec<Fused>,
+    /// Tables of reference values when the fused loop is not taken.
+    luts: Option<Vec<[f32; 256]>>,
+}
+
+impl Normalizer {
+    /// The normaliser of `channels`-channel images (`norm.channel(c, channels)` for each `c`).
+    pub fn new(norm: &Normalize, channels: usize) -> Self {
+        let k: Vec<Fused> = (0..channels)
+            .map(|c| Fused::new(norm.channel(c, channels)))
+            .collect();
+        let luts = (!(has_fma() && fused_is_exact(&k))).then(|| {
+            k.iter()
+                .map(|k| std::array::from_fn(|v| reference(v as u8, k.mean, k.std)))
+                .collect()
+        });
+        Normalizer { k, luts }
+    }
+
+    /// Writes the normalised values of the u8 `H×W×C` image `src` (`width` pixels a row, `C`
+    /// the normaliser's channels) into `out` (`C×H×W`), mirrored left-right when `flip`: one
+    /// pass over the pixels, the same values as flipping `src` first
+    /// ([`super::flip::hflip_u8`]) and normalising it unflipped.
+    pub fn apply(&self, src: &[u8], width: usize, flip: bool, out: &mut [f32]) {
+        let channels = self.k.len();
+        if let Some(luts) = &self.luts {
+            to_planes(src, width, channels, flip, out, |c, v| luts[c][v as usize]);
+            return;
+        }
+        if !self.apply_fused(src, width, flip, out) {
+            // A shape the fused loop does not take: the table, made now.
+            let luts: Vec<[f32; 256]> = (self.k.iter())
+                .map(|k| std::array::from_fn(|v| reference(v as u8, k.mean, k.std)))
+                .collect();
+            to_planes(src, width, channels, flip, out, |c, v| luts[c][v as usize]);
+        }
+    }
+
+    /// The fused loop in the copy this CPU takes; `false` when it did not run.
+    fn apply_fused(&self, src: &[u8], width: usize, flip: bool, out: &mut [f32]) -> bool {
+        let k = &self.k[..];
+        let view = View::new(src, width, flip, out);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+            {
+                // SAFETY: AVX-512F and BW are there (just checked), AVX2 and FMA too (`new`
+                // chose this loop only then).
+                return unsafe { fused_avx512(k, view) };
+            }
+            // SAFETY: AVX2 and FMA are there (`new` chose this loop only then).
+            unsafe { fused_avx2(k, view) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        fused_body(k, view)
+    }
+}
+
+/// Whether the CPU computes `mul_add` in one instruction: AVX2 and FMA on x86-64, always on
+/// aarch64; elsewhere `mul_add` may be a call into a software FMA for every value.
+fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("avx2");
+    #[cfg(target_arch = "aarch64")]
+    return true;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    return false;
+}
+
+/// ToTensor then Normalize of one level, as torchvision computes them: `(v / 255 − mean) / std`.
+#[inline(always)]
+fn reference(v: u8, mean: f32, std: f32) -> f32 {
+    (v as f32 / 255.0 - mean) / std
+}
+
+/// One channel's normalisation for [`fused`].
+#[derive(Debug, Clone, Copy)]
+struct Fused {
+    mean: f32,
+    std: f32,
+    inv_std: f32,
+}
+
+impl Fused {
+    fn new((mean, std): (f32, f32)) -> Self {
+        Fused {
+            mean,
+            std,
+            inv_std: 1.0 / std,
+        }
+    }
+}
+
+/// [`reference`] without divisions: `a / b` as `q = a · (1/b)` plus the correction
+/// `(a − q·b) · (1/b)`, both steps fused multiply-adds (the residual `a − q·b` is exact in one
+/// FMA, and the corrected quotient is the correctly rounded one for all but rare inputs, which
+/// the caller rules out by checking every level).
+#[inline(always)]
+fn fused(v: u8, k: &Fused) -> f32 {
+    const INV_255: f32 = 1.0 / 255.0;
+    let x = quotient(v as f32, 255.0, INV_255);
+    quotient(x - k.mean, k.std, k.inv_std)
+}
+
+#[inline(always)]
+fn quotient(a: f32, b: f32, inv_b: f32) -> f32 {
+    let q = a * inv_b;
+    (-q).mul_add(b, a).mul_add(inv_b, q)
+}
+
+/// Whether [`fused`] gives [`reference`]'s bits for all 256 levels of each of `k`.
+#[inline(always)]
+fn fused_is_exact(k: &[Fused]) -> bool {
+    k.iter().all(|k| {
+        (0..=255u8).all(|v| fused(v, k).to_bits() == reference(v, k.mean, k.std).to_bits())
+    })
+}
+
+/// The arguments of [`Normalizer::apply`] for the fused loop's copies.
+struct View<'a> {
+    src: &'a [u8],
+    width: usize,
+    flip: bool,
+    out: &'a mut [f32],
+}
+
+impl<'a> View<'a> {
+    fn new(src: &'a [u8], width: usize, flip: bool, out: &'a mut [f32]) -> Self {
+        View {
+            src,
+            width,
+            flip,
+            out,
+        }
+    }
+}
+
+/// The fused loop (`true`), or nothing for a shape it does not take (`false`); exact only
+/// where [`fused_is_exact`] holds.
+#[inline(always)]
+fn fused_body(k: &[Fused], view: View<'_>) -> bool {
+    let View {
+        src,
+        width,
+        flip,
+        out,
+    } = view;
+    if out.len() != src.len() || width == 0 || !src.len().is_multiple_of(width * k.len().max(1)) {
+        return false;
+    }
+    match k {
+        [k] => fused_planes::<1>(src, width, [*k], flip, out),
+        [k0, k1, k2] => fused_planes::<3>(src, width, [*k0, *k1, *k2], flip, out),
+        _ => return false,
+    }
+    true
+}
+
+/// The fused values of `C`-channel `src` into `C` planes of `out`, one plane's row at a time
+/// (zipped iterators, so that the loops vectorise without bounds checks).
+#[inline(always)]
+fn fused_planes<const C: usize>(
+    src: &[u8],
+    width: usize,
+    k: [Fused; C],
+    flip: bool,
+    out: &mut [f32],
+) {
+    let n = src.len() / C;
+    for (y, row) in src.chunks_exact(width * C).enumerate() {
+        for (ch, k) in k.iter().enumerate() {
+            let o = &mut out[ch * n + y * width..ch * n + (y + 1) * width];
+            let px = row.chunks_exact(C);
+            if flip {
+                for (o, px) in o.iter_mut().zip(px.rev()) {
+                    *o = fused(px[ch], k);
+                }
+            } else {
+                for (o, px) in o.iter_mut().zip(px) {
+                    *o = fused(px[ch], k);
+                }
+            }
+        }
+    }
+}
+
+/// Compiles [`fused_body`] again as `unsafe fn $name` with the target features `$features`
+/// (which include FMA, so that `mul_add` is one instruction).
+macro_rules! fused_copy {
+    ($(#[$doc:meta])* $name:ident, $features:literal) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(k: &[Fused], view: View<'_>) -> bool {
+            fused_body(k, view)
+        }
+    };
+}
+
+fused_copy!(
+    /// [`fused_body`] for AVX-512 (16 floats a vector).
+    fused_avx512,
+    "avx512f,avx512bw,avx2,fma"
+);
+fused_copy!(
+    /// [`fused_body`] for AVX2 and FMA (8 floats a vector).
+    fused_avx2,
+    "avx2,fma"
+);
 
 /// `out[c·n + y·W + x'] = value(c, src[(y·W + x)·C + c])` for the u8 `H×W×C` image `src` (`C` ∈
 /// {1, 3}, `width` pixels a row): planar `C×H×W`, with `x' = W − 1 − x` when `flip` (the flip
@@ -116,6 +329,92 @@ mod tests {
         // Channel-major: out[1] is pixel 1, channel 0 (value 10).
         assert!((a[1] - (10.0 / 255.0 - 0.485) / 0.229).abs() < 1e-5);
         assert!((a[2] - (128.0 / 255.0 - 0.456) / 0.224).abs() < 1e-5);
+    }
+
+    /// The normalisations a user is likely to give (ImageNet's, 0.5/0.5, CIFAR's, none) and a
+    /// hundred random ones: the fused path gives the reference's bits on every level, so the
+    /// fast loop is the one taken (on CPUs that have it).
+    #[test]
+    fn fused_path_is_exact_for_common_normalisations() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6e6f_726d);
+        let mut cases: Vec<(f32, f32)> = vec![
+            (0.485, 0.229),
+            (0.456, 0.224),
+            (0.406, 0.225),
+            (0.5, 0.5),
+            (0.4914, 0.2470),
+            (0.4822, 0.2435),
+            (0.4465, 0.2616),
+            (0.0, 1.0),
+        ];
+        cases.extend((0..100).map(|_| (rng.random_range(0.0..1.0), rng.random_range(0.05..1.0))));
+        for (m, s) in cases {
+            assert!(fused_is_exact(&[Fused::new((m, s))]), "mean {m}, std {s}");
+        }
+    }
+
+    /// `normalize_u8` (whichever path this CPU takes), the table, the portable fused loop and
+    /// its AVX2 copy (the AVX-512 one is what `normalize_u8` takes on CPUs that have it) give
+    /// [`reference`]'s bits for every level, in every channel, flipped or not, for random
+    /// normalisations.
+    #[test]
+    fn every_level_is_the_reference() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6c76_6c73);
+        // 256 levels per channel, laid out as a 16-pixel-wide image, in every channel.
+        let src: Vec<u8> = (0..=255u8).flat_map(|v| [v, 255 - v, v ^ 0x5a]).collect();
+        for _ in 0..20 {
+            let norm = Normalize {
+                mean: (0..3).map(|_| rng.random_range(0.0..1.0)).collect(),
+                std: (0..3).map(|_| rng.random_range(0.05..1.0)).collect(),
+            };
+            let k: Vec<Fused> = (0..3).map(|c| Fused::new(norm.channel(c, 3))).collect();
+            for (path, flip) in (0..4).flat_map(|p| [(p, false), (p, true)]) {
+                let mut got = vec![f32::NAN; src.len()];
+                match path {
+                    0 => normalize_u8(&src, 16, 3, &norm, flip, &mut got),
+                    1 => {
+                        let table = Normalizer {
+                            k: k.clone(),
+                            luts: Some(
+                                (k.iter())
+                                    .map(|k| {
+                                        std::array::from_fn(|v| reference(v as u8, k.mean, k.std))
+                                    })
+                                    .collect(),
+                            ),
+                        };
+                        table.apply(&src, 16, flip, &mut got)
+                    }
+                    2 => assert!(fused_body(&k, View::new(&src, 16, flip, &mut got))),
+                    _ => {
+                        #[cfg(target_arch = "x86_64")]
+                        if std::is_x86_feature_detected!("fma")
+                            && std::is_x86_feature_detected!("avx2")
+                        {
+                            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                            let view = View::new(&src, 16, flip, &mut got);
+                            assert!(unsafe { fused_avx2(&k, view) });
+                        } else {
+                            continue;
+                        }
+                        #[cfg(not(target_arch = "x86_64"))]
+                        continue;
+                    }
+                }
+                for (i, px) in src.chunks_exact(3).enumerate() {
+                    // Pixel i lands at column 15 - (i % 16) of its row when flipped.
+                    let at = if flip { i / 16 * 16 + 15 - i % 16 } else { i };
+                    for c in 0..3 {
+                        let (m, s) = norm.channel(c, 3);
+                        let want = reference(px[c], m, s).to_bits();
+                        let got = got[c * 256 + at].to_bits();
+                        assert_eq!(got, want, "{norm:?} path {path} flip {flip} {i} {c}");
+                    }
+                }
+            }
+        }
     }
 
     /// The one-pass, flip-folding path equals flipping with `hflip_u8` and then normalising
