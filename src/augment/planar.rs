@@ -121,8 +121,17 @@ fn apply_body(
         grayscale(out, n);
     }
     if let Some(kernel) = ops.blur {
-        for plane in out.chunks_exact_mut(n) {
-            blur_plane(plane, width, height, kernel, scratch);
+        if ops.grayscale && channels == 3 {
+            // Three equal planes blur to three equal planes: blur one, copy it.
+            let (first, rest) = out.split_at_mut(n);
+            blur_plane(first, width, height, kernel, scratch);
+            for plane in rest.chunks_exact_mut(n) {
+                plane.copy_from_slice(first);
+            }
+        } else {
+            for plane in out.chunks_exact_mut(n) {
+                blur_plane(plane, width, height, kernel, scratch);
+            }
         }
     }
     if let Some(threshold) = ops.solarize {
@@ -255,13 +264,16 @@ fn hue_pixel(r: f32, g: f32, b: f32, shift: f32) -> (f32, f32, f32) {
     let cr = maxc - minc;
     let grey = cr == 0.0;
     let s = pick(grey, 0.0, cr / maxc);
-    let rc = (maxc - r) / cr;
-    let gc = (maxc - g) / cr;
-    let bc = (maxc - b) / cr;
+    // The reference's `rc`, `gc`, `bc` are `(maxc − channel) / cr`, and each branch uses two
+    // of them: `bc − gc` (max in red), `2 + rc − bc` (green), `4 + gc − rc` (blue). Selecting
+    // the two numerators first leaves two divisions instead of three, the same quotients.
+    let (is_r, is_g) = (maxc == r, maxc == g);
+    let first = pick(is_r, maxc - b, pick(is_g, maxc - r, maxc - g)) / cr;
+    let second = pick(is_r, maxc - g, pick(is_g, maxc - b, maxc - r)) / cr;
     let h = pick(
-        maxc == r,
-        bc - gc,
-        pick(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc),
+        is_r,
+        first - second,
+        pick(is_g, 2.0 + first - second, 4.0 + first - second),
     );
     let h = h / 6.0 + 1.0;
     let h = pick(grey, 0.0, h - h.floor());
