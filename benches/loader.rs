@@ -17,7 +17,10 @@
 //! batches, on the calling thread and then with that many loader threads, and their speed-up; the
 //! machine's cores bound it), `GPS_BENCH_GPS=1` (the JPEG rows with GPS pairs: each image with
 //! one of its 5 next files, two decodes a pair; no peer), `GPS_BENCH_FULL=0` (skip the
-//! `full-decode` lines' measurements, e.g. to profile the reduced decodes alone).
+//! `full-decode` and `cached` lines' measurements, e.g. to profile the reduced decodes alone).
+//! The `cached` lines are `gps-ssl train --cache-decoded`: the folder behind a `DecodedCache`
+//! filled by a first pass, as every epoch after the first reads it (whole decodes); their peer
+//! is the `imagenet` line (albumentations from images decoded up front).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,7 +28,7 @@ mod common;
 use common::VecSource;
 use gps_ssl::{
     augment::AugRecipe,
-    dataset::{DataSource, Image, ImageFolderSource},
+    dataset::{DataSource, DecodedCache, Image, ImageFolderSource},
     knn::NeighbourLists,
     loader::PairLoaderBuilder,
     sampler::GpsSampler,
@@ -381,7 +384,19 @@ fn main() {
                     );
                 }
             }
-            let full = if std::env::var("GPS_BENCH_FULL").is_ok_and(|v| v == "0") {
+            let skip_full = std::env::var("GPS_BENCH_FULL").is_ok_and(|v| v == "0");
+            // `--cache-decoded`: the folder behind a DecodedCache, filled by a first pass (what
+            // every epoch after the first reads).
+            let cached = if skip_full {
+                f64::NAN
+            } else {
+                let cache: Arc<dyn DataSource> = Arc::new(DecodedCache::new(data.clone(), 8 << 30));
+                for i in 0..cache.len() {
+                    cache.get(i).expect("decode");
+                }
+                rust_rate(cache, recipe.clone().with_reduced_decode(false), n)
+            };
+            let full = if skip_full {
                 f64::NAN
             } else {
                 rust_rate(data, recipe.with_reduced_decode(false), n)
@@ -413,6 +428,12 @@ fn main() {
                     full,
                     tv,
                     alb,
+                ),
+                (
+                    format!("{recipe_name}/224px/jpeg-{kind}/cached"),
+                    cached,
+                    None,
+                    None,
                 ),
             ] {
                 println!(

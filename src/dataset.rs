@@ -18,6 +18,7 @@
 //! # Ok::<(), gps_ssl::Error>(())
 //! ```
 
+mod cache;
 mod cifar;
 mod fingerprint;
 mod folder;
@@ -32,6 +33,7 @@ pub use self::parquet::{
     ParquetImageSource, ParquetImageSourceBuilder, DEFAULT_CACHED_ROW_GROUPS, DEFAULT_IMAGE_COLUMN,
     DEFAULT_LABEL_COLUMN,
 };
+pub use cache::DecodedCache;
 pub use cifar::{CifarFormat, CifarSource, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_SIDE};
 pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS};
 

@@ -17,6 +17,7 @@
 //!     seed: 0,
 //!     workers: 2,
 //!     skip_bad: false,
+//!     cache_gib: None,
 //! };
 //! let (mut loader, data) = pairs.open_with_config()?;
 //! let mut config = TrainConfig::new(MethodKind::Simclr, ResNetConfig::small(1));

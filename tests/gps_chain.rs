@@ -80,6 +80,7 @@ fn train_recording_pairs(spec: &str, nn: &Path) -> (Vec<(u64, u64)>, usize) {
         seed: 0,
         workers: 2,
         skip_bad: false,
+        cache_gib: None,
     };
     let (loader, data) = pairs.open_with_config().unwrap();
     let mut config = TrainConfig::new(MethodKind::Simclr, ResNetConfig::small(1));

@@ -262,3 +262,91 @@ fn loader_views_from_reduced_decodes_are_the_straightforward_ones() {
         );
     }
 }
+
+/// A `DecodedCache` over the JPEG folder gives the loader's batches of whole decodes
+/// (`reduced_decode` off) bit for bit, whatever it holds: all of the folder, part of it (a
+/// budget of four images, filled in whatever order the workers reach them), or nothing; for 0
+/// and 2 workers, and again from the cache in a later epoch.
+#[test]
+fn a_decoded_cache_gives_the_batches_of_whole_decodes() {
+    use gps_ssl::dataset::DecodedCache;
+    let dir = tempfile::tempdir().unwrap();
+    jpeg_folder(dir.path(), 10);
+    let src: Arc<dyn DataSource> = Arc::new(ImageFolderSource::open(dir.path()).unwrap());
+    let full = AugRecipe::simclr()
+        .with_output_size(24, 24)
+        .with_reduced_decode(false);
+    let want = views(src.clone(), full.clone(), 0);
+    let biggest = (0..src.len())
+        .map(|i| src.get(i).unwrap().image.data.len() as u64)
+        .max()
+        .unwrap();
+    for budget in [1 << 30, 4 * biggest, 0] {
+        for workers in [0, 2] {
+            let cache = Arc::new(DecodedCache::new(src.clone(), budget));
+            let cached: Arc<dyn DataSource> = cache.clone();
+            for pass in 0..2 {
+                // The recipe as it is (reduced decoding on): the cache decodes whole images.
+                let recipe = AugRecipe::simclr().with_output_size(24, 24);
+                let got = views(cached.clone(), recipe, workers);
+                assert!(
+                    got == want,
+                    "budget {budget}, {workers} workers, pass {pass}"
+                );
+            }
+            let held = cache.cached_samples();
+            match budget {
+                0 => assert_eq!(held, 0),
+                b if b == 1 << 30 => assert_eq!(held, 10),
+                // Any four fit; all ten do not.
+                _ => assert!((4..10).contains(&held), "{held} held"),
+            }
+            assert!(cache.cached_bytes() <= budget);
+        }
+    }
+}
+
+/// `PairData::cache_gib` (`gps-ssl train --cache-decoded`): the run's recipe records whole
+/// decodes, the batches and the run's identity do not depend on the budget, and a budget that
+/// is not a positive number is refused, naming the setting.
+#[test]
+fn cache_decoded_runs_are_whole_decode_runs_whatever_the_budget() {
+    use gps_ssl::train::PairData;
+    let dir = tempfile::tempdir().unwrap();
+    jpeg_folder(dir.path(), 10);
+    let pairs = |cache_gib: Option<f64>| PairData {
+        data: dir.path().display().to_string(),
+        neighbours: None,
+        aug: "strong".into(),
+        size: Some(24),
+        batch_size: 4,
+        seed: 5,
+        workers: 2,
+        skip_bad: false,
+        cache_gib,
+    };
+    let batches = |p: &PairData| {
+        let (loader, config) = p.open_with_config().unwrap();
+        let views: Vec<(Vec<f32>, Vec<f32>)> = loader
+            .iter_epoch(1)
+            .map(|b| {
+                let b = b.unwrap();
+                (b.view_a, b.view_b)
+            })
+            .collect();
+        (views, config)
+    };
+    let (big, big_config) = batches(&pairs(Some(1.0)));
+    let (tiny, tiny_config) = batches(&pairs(Some(1e-9)));
+    assert!(!big_config.recipe.reduced_decode);
+    assert!(big == tiny);
+    assert_eq!(big_config.identity(), tiny_config.identity());
+    let (plain, plain_config) = batches(&pairs(None));
+    assert!(plain_config.recipe.reduced_decode);
+    assert_ne!(plain_config.identity(), big_config.identity());
+    assert!(plain != big, "reduced decodes give other views");
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let e = pairs(Some(bad)).open_with_config().unwrap_err().to_string();
+        assert!(e.contains("cache_gib"), "{bad}: {e}");
+    }
+}

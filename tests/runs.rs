@@ -273,7 +273,16 @@ fn train_resume_restores_the_saved_run() {
     // Conflicting flags are refused before anything runs, each named with both values.
     let o = resume(
         &part,
-        &["--batch-size", "32", "--lr", "0.1", "--method", "byol"],
+        &[
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.1",
+            "--method",
+            "byol",
+            "--cache-decoded",
+            "2",
+        ],
     );
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
@@ -281,6 +290,7 @@ fn train_resume_restores_the_saved_run() {
         "--batch-size 32 (the saved run has 16)",
         "--lr 0.1 (the saved run has 0.05)",
         "--method byol (the saved run has simclr)",
+        "--cache-decoded 2 GiB (the saved run has no decoded cache",
     ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }

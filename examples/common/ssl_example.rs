@@ -37,6 +37,7 @@ pub fn run(kind: MethodKind) -> anyhow::Result<()> {
         seed: 0,
         workers: 2,
         skip_bad: false,
+        cache_gib: None,
     };
     let (mut loader, data) = pairs.open_with_config()?;
     let [channels, _, _] = loader.view_shape();

@@ -95,6 +95,14 @@ pub struct TrainArgs {
     /// stopping with an error naming the image.
     #[arg(long)]
     skip_bad: bool,
+    /// Keep decoded images in memory, up to this many GiB of u8 pixels: the first epoch decodes
+    /// them, later ones read them from memory (224-px pairs from memory: 2× StrongAug's and
+    /// 2.8× RHFlip's rate from baseline JPEGs, benches/loader.md). Images are then decoded
+    /// whole, at full size (no DCT-scaled or cropped decoding), which the run's recipe records;
+    /// the batches do not depend on the budget. Size it from the images: width × height ×
+    /// channels bytes each.
+    #[arg(long, value_name = "GIB")]
+    cache_decoded: Option<f64>,
     /// Mask in-batch false negatives (contrastive methods).
     #[arg(long)]
     mask_false_negatives: bool,
@@ -221,6 +229,7 @@ fn start(
         seed,
         workers: args.workers.unwrap_or(DEFAULT_WORKERS),
         skip_bad: args.skip_bad,
+        cache_gib: args.cache_decoded,
     };
     let (loader, data) = pairs
         .open_with_config()
@@ -433,6 +442,18 @@ fn resume(args: &TrainArgs) -> anyhow::Result<(Trainer, gps_ssl::loader::PairLoa
             "no masking".into(),
             "masking".into(),
         );
+    }
+    if let Some(gib) = args.cache_decoded {
+        if pairs.cache_gib.is_some() {
+            // Another budget: the same batches (the cache holds whole decodes either way).
+            pairs.cache_gib = Some(gib);
+        } else {
+            conflict(
+                "--cache-decoded",
+                "no decoded cache, whose reduced and cropped decodes give other views".into(),
+                format!("{gib} GiB"),
+            );
+        }
     }
     if !conflicts.is_empty() {
         anyhow::bail!(

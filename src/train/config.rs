@@ -277,6 +277,7 @@ mod tests {
                 seed: 0,
                 workers: 2,
                 skip_bad: false,
+                cache_gib: None,
             },
             fingerprint: "abc".into(),
             samples: 100,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{META_EMBEDDINGS_SHA256, META_EMBEDDINGS_VECTORS_SHA256};
 use crate::{
     augment::AugRecipe,
-    dataset::open_source,
+    dataset::{open_source, DecodedCache},
     embed::BadSample,
     loader::{PairLoader, PairLoaderBuilder},
     sampler::{GpsSampler, SelfSampler},
@@ -43,6 +43,13 @@ pub struct PairData {
     /// bad sample, so it would have been the same run with it.
     #[serde(default)]
     pub skip_bad: bool,
+    /// Keep decoded images in memory, up to this many GiB of pixels
+    /// ([`DecodedCache`](crate::dataset::DecodedCache)): later epochs read them instead of
+    /// decoding again. The cache holds whole, full-size decodes, so the recipe's
+    /// [`reduced_decode`](AugRecipe::reduced_decode) is turned off (recorded in the run's
+    /// recipe, which is part of its identity); the batches do not depend on the budget.
+    #[serde(default)]
+    pub cache_gib: Option<f64>,
 }
 
 /// File name, inside a run's output directory, of the samples skipped as bad while training
@@ -212,7 +219,7 @@ impl PairData {
     /// As [`open`](Self::open), and also returns the [`DataConfig`] of the stream (dataset
     /// fingerprint, recipe, neighbour table hash) for the run's `config.json`.
     pub fn open_with_config(&self) -> Result<(PairLoader, DataConfig)> {
-        let source: Arc<dyn crate::dataset::DataSource> = Arc::from(open_source(&self.data)?);
+        let mut source: Arc<dyn crate::dataset::DataSource> = Arc::from(open_source(&self.data)?);
         let mut recipe = match self.aug.as_str() {
             "rhflip" => AugRecipe::rhflip(),
             "strong" => AugRecipe::simclr(),
@@ -225,6 +232,17 @@ impl PairData {
         };
         if let Some(s) = self.size {
             recipe = recipe.with_output_size(s, s);
+        }
+        if let Some(gib) = self.cache_gib {
+            if !(gib.is_finite() && gib > 0.0) {
+                return Err(Error::invalid(
+                    "cache_gib",
+                    format!("{gib}; expected a positive number of GiB"),
+                ));
+            }
+            let budget = (gib * f64::from(1u32 << 30)) as u64;
+            source = Arc::new(DecodedCache::new(source, budget));
+            recipe = recipe.with_reduced_decode(false);
         }
         let fingerprint = source.fingerprint();
         let samples = source.len();
@@ -272,7 +290,7 @@ impl PairData {
     /// One line for logs: dataset, neighbours, augmentation, size and seed.
     pub fn describe(&self) -> String {
         format!(
-            "data={} neighbours={} aug={} size={:?} seed={}{}",
+            "data={} neighbours={} aug={} size={:?} seed={}{}{}",
             self.data,
             self.neighbours
                 .as_ref()
@@ -280,7 +298,9 @@ impl PairData {
             self.aug,
             self.size,
             self.seed,
-            if self.skip_bad { " skip-bad" } else { "" }
+            if self.skip_bad { " skip-bad" } else { "" },
+            self.cache_gib
+                .map_or(String::new(), |g| format!(" cache-decoded={g}GiB"))
         )
     }
 }
