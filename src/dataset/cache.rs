@@ -80,11 +80,10 @@ impl DataSource for DecodedCache {
         // Out-of-range indices and bad samples: the wrapped source's error, nothing cached.
         let sample = self.inner.get(index)?;
         let bytes = sample.image.data.len() as u64;
-        if self.reserve(bytes) {
-            if let Err(lost) = self.slots[index].set(sample.clone()) {
+        if let Some(slot) = self.slots.get(index) {
+            if self.reserve(bytes) && slot.set(sample.clone()).is_err() {
                 // Another worker stored it first: give this copy's share back.
-                self.used
-                    .fetch_sub(lost.image.data.len() as u64, Ordering::Relaxed);
+                self.used.fetch_sub(bytes, Ordering::Relaxed);
             }
         }
         Ok(sample)
