@@ -63,6 +63,11 @@ pub struct ExperimentConfig {
     pub backbone: String,
     /// Loader worker threads.
     pub workers: usize,
+    /// Keep the decoded training images in memory, up to this many GiB of pixels, in each
+    /// run (`gps-ssl train --cache-decoded`): whole decodes, recorded in the runs' recipe, so
+    /// runs with and without it are distinct runs. `None` (default): decode every time, DCT-
+    /// scaled and cropped where the views allow.
+    pub cache_decoded_gib: Option<f64>,
     /// Evaluate with the linear probe too (kNN is always evaluated).
     pub linear_probe: bool,
     /// Iterated GPS: after round 0 (lists from the prior), `rounds` more rounds, each training
@@ -105,6 +110,7 @@ impl Default for ExperimentConfig {
             warmup_epochs: 0.5,
             backbone: "small".into(),
             workers: 2,
+            cache_decoded_gib: None,
             linear_probe: true,
             rounds: 0,
             remine_every: vec![0],
@@ -189,6 +195,14 @@ impl ExperimentConfig {
                 "`none` trains plain SSL at round 0 (the baseline); use it with rounds ≥ 1 or \
                  remine_every ≥ 1",
             ));
+        }
+        if let Some(gib) = self.cache_decoded_gib {
+            if !(gib.is_finite() && gib > 0.0) {
+                return Err(Error::invalid(
+                    "cache_decoded_gib",
+                    format!("{gib} (must be a positive number of GiB)"),
+                ));
+            }
         }
         Ok(())
     }
@@ -314,5 +328,19 @@ mod tests {
         assert!(mix.validate().is_err());
         let empty: ExperimentConfig = toml::from_str("remine_every = []").unwrap();
         assert!(empty.validate().is_err());
+    }
+
+    #[test]
+    fn the_decoded_cache_budget_is_read_and_checked() {
+        let c: ExperimentConfig = toml::from_str("cache_decoded_gib = 2.5").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.cache_decoded_gib, Some(2.5));
+        assert_eq!(ExperimentConfig::default().cache_decoded_gib, None);
+        for bad in ["0.0", "-1.0", "nan", "inf"] {
+            let c: ExperimentConfig =
+                toml::from_str(&format!("cache_decoded_gib = {bad}")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("cache_decoded_gib"), "{bad}: {e}");
+        }
     }
 }

@@ -432,7 +432,7 @@ impl RunContext<'_> {
             seed,
             workers: config.workers,
             skip_bad: false,
-            cache_gib: None,
+            cache_gib: config.cache_decoded_gib,
         };
         let (loader, data) = pairs.open_with_config()?;
         let recipe = loader.recipe().clone();
