@@ -307,8 +307,8 @@ fn a_decoded_cache_gives_the_batches_of_whole_decodes() {
 }
 
 /// `PairData::cache_gib` (`gps-ssl train --cache-decoded`): the run's recipe records whole
-/// decodes, the batches and the run's identity do not depend on the budget, and a budget that
-/// is not a positive number is refused, naming the setting.
+/// decodes, the batches and the run's identity do not depend on the budget (0 included), and a
+/// budget that is negative or not a number is refused, naming the flag.
 #[test]
 fn cache_decoded_runs_are_whole_decode_runs_whatever_the_budget() {
     use gps_ssl::train::PairData;
@@ -345,8 +345,12 @@ fn cache_decoded_runs_are_whole_decode_runs_whatever_the_budget() {
     assert!(plain_config.recipe.reduced_decode);
     assert_ne!(plain_config.identity(), big_config.identity());
     assert!(plain != big, "reduced decodes give other views");
-    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+    // 0 keeps nothing and gives the same run.
+    let (none, none_config) = batches(&pairs(Some(0.0)));
+    assert!(none == big);
+    assert_eq!(none_config.identity(), big_config.identity());
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
         let e = pairs(Some(bad)).open_with_config().unwrap_err().to_string();
-        assert!(e.contains("cache_gib"), "{bad}: {e}");
+        assert!(e.contains("--cache-decoded"), "{bad}: {e}");
     }
 }

@@ -24,7 +24,8 @@ pub fn normalize_u8(
 /// FMA, in copies of the loop compiled for AVX2 and for AVX-512; aarch64) the two divisions
 /// are multiplications by reciprocals, each corrected by fused multiply-adds ([`fused`]); that
 /// loop is chosen only when it gives the reference's bits for all 256 levels of every channel,
-/// checked here, which it does for every normalisation tried
+/// checked when the normaliser is made, through the loop itself, which it does for every
+/// normalisation tried
 /// (`fused_path_is_exact_for_common_normalisations`). Otherwise a 256-entry table of reference
 /// values per channel. Measured: the table's scalar loop was 9 % of an RHFlip pair's time
 /// from JPEG at 224 px; the fused loop, vectorised, made the pair 3 % faster.
@@ -41,12 +42,33 @@ impl Normalizer {
         let k: Vec<Fused> = (0..channels)
             .map(|c| Fused::new(norm.channel(c, channels)))
             .collect();
-        let luts = (!(has_fma() && fused_is_exact(&k))).then(|| {
+        let fused = Normalizer {
+            k: k.clone(),
+            luts: None,
+        };
+        let luts = (!(has_fma() && fused.exact_here())).then(|| {
             k.iter()
                 .map(|k| std::array::from_fn(|v| reference(v as u8, k.mean, k.std)))
                 .collect()
         });
         Normalizer { k, luts }
+    }
+
+    /// Whether the fused loop this CPU runs gives [`reference`]'s bits for every level of every
+    /// channel: checked through that loop itself, on a one-row image of the 256 levels. Only
+    /// where [`has_fma`] holds.
+    fn exact_here(&self) -> bool {
+        let c = self.k.len();
+        let src: Vec<u8> = (0..=255u8)
+            .flat_map(|v| std::iter::repeat_n(v, c))
+            .collect();
+        let mut out = vec![f32::NAN; src.len()];
+        self.apply_fused(&src, 256, false, &mut out)
+            && self.k.iter().enumerate().all(|(ch, k)| {
+                (0..=255u8).all(|v| {
+                    out[ch * 256 + v as usize].to_bits() == reference(v, k.mean, k.std).to_bits()
+                })
+            })
     }
 
     /// Writes the normalised values of the u8 `H×W×C` image `src` (`width` pixels a row, `C`
@@ -76,11 +98,12 @@ impl Normalizer {
         {
             if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
             {
-                // SAFETY: AVX-512F and BW are there (just checked), AVX2 and FMA too (`new`
-                // chose this loop only then).
+                // SAFETY: AVX-512F and BW are there (just checked), AVX2 and FMA too: this runs
+                // only where `has_fma()` held (`new` checks it before `exact_here`, and keeps
+                // no tables, which sends `apply` here, only then).
                 return unsafe { fused_avx512(k, view) };
             }
-            // SAFETY: AVX2 and FMA are there (`new` chose this loop only then).
+            // SAFETY: AVX2 and FMA are there (as above: only where `has_fma()` held).
             unsafe { fused_avx2(k, view) }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -140,8 +163,9 @@ fn quotient(a: f32, b: f32, inv_b: f32) -> f32 {
     (-q).mul_add(b, a).mul_add(inv_b, q)
 }
 
-/// Whether [`fused`] gives [`reference`]'s bits for all 256 levels of each of `k`.
-#[inline(always)]
+/// Whether [`fused`] gives [`reference`]'s bits for all 256 levels of each of `k`, computed
+/// portably (`mul_add` as the platform's FMA): the arithmetic alone, for the tests.
+#[cfg(test)]
 fn fused_is_exact(k: &[Fused]) -> bool {
     k.iter().all(|k| {
         (0..=255u8).all(|v| fused(v, k).to_bits() == reference(v, k.mean, k.std).to_bits())
@@ -351,6 +375,15 @@ mod tests {
         cases.extend((0..100).map(|_| (rng.random_range(0.0..1.0), rng.random_range(0.05..1.0))));
         for (m, s) in cases {
             assert!(fused_is_exact(&[Fused::new((m, s))]), "mean {m}, std {s}");
+            // And this CPU's loop (where it has FMA) is exact too, so it is the one taken.
+            let norm = Normalize {
+                mean: vec![m],
+                std: vec![s],
+            };
+            for channels in [1, 3] {
+                let taken = Normalizer::new(&norm, channels).luts.is_none();
+                assert_eq!(taken, has_fma(), "mean {m}, std {s}, {channels} channels");
+            }
         }
     }
 

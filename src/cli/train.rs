@@ -99,8 +99,8 @@ pub struct TrainArgs {
     /// them, later ones read them from memory (224-px pairs from memory: 2× StrongAug's and
     /// 2.8× RHFlip's rate from baseline JPEGs, benches/loader.md). Images are then decoded
     /// whole, at full size (no DCT-scaled or cropped decoding), which the run's recipe records;
-    /// the batches do not depend on the budget. Size it from the images: width × height ×
-    /// channels bytes each.
+    /// the batches do not depend on the budget (0 caches nothing, which resumes a cached run
+    /// without the memory). Size it from the images: width × height × channels bytes each.
     #[arg(long, value_name = "GIB")]
     cache_decoded: Option<f64>,
     /// Mask in-batch false negatives (contrastive methods).

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 /// A [`DataSource`] that keeps each decoded sample (u8 pixels, key, label) after its first
 /// [`get`](DataSource::get), up to `budget` bytes of pixels in all; past the budget, samples are
-/// decoded each time. Every method answers as the wrapped source does, except that reduced and
+/// decoded each time (a budget of 0 keeps nothing: whole decodes, every time). Every method answers as the wrapped source does, except that reduced and
 /// cropped decodes ([`DataSource::get_region`]) are whole, full-size images (factor 1).
 ///
 /// ```no_run
@@ -48,7 +48,7 @@ impl DecodedCache {
         }
     }
 
-    /// Bytes of decoded pixels held now.
+    /// Bytes of decoded pixels held now, or reserved by a decode about to store its image.
     pub fn cached_bytes(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }

@@ -65,8 +65,9 @@ pub struct ExperimentConfig {
     pub workers: usize,
     /// Keep the decoded training images in memory, up to this many GiB of pixels, in each
     /// run (`gps-ssl train --cache-decoded`): whole decodes, recorded in the runs' recipe, so
-    /// runs with and without it are distinct runs. `None` (default): decode every time, DCT-
-    /// scaled and cropped where the views allow.
+    /// runs with and without it are distinct runs (0 caches nothing but decodes whole images
+    /// as the cache does). `None` (default): decode every time, DCT-scaled and cropped where
+    /// the views allow.
     pub cache_decoded_gib: Option<f64>,
     /// Evaluate with the linear probe too (kNN is always evaluated).
     pub linear_probe: bool,
@@ -197,10 +198,10 @@ impl ExperimentConfig {
             ));
         }
         if let Some(gib) = self.cache_decoded_gib {
-            if !(gib.is_finite() && gib > 0.0) {
+            if !(gib.is_finite() && gib >= 0.0) {
                 return Err(Error::invalid(
                     "cache_decoded_gib",
-                    format!("{gib} (must be a positive number of GiB)"),
+                    format!("{gib} (must be a number of GiB, 0 or more)"),
                 ));
             }
         }
@@ -336,7 +337,7 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.cache_decoded_gib, Some(2.5));
         assert_eq!(ExperimentConfig::default().cache_decoded_gib, None);
-        for bad in ["0.0", "-1.0", "nan", "inf"] {
+        for bad in ["-1.0", "nan", "inf"] {
             let c: ExperimentConfig =
                 toml::from_str(&format!("cache_decoded_gib = {bad}")).unwrap();
             let e = c.validate().unwrap_err().to_string();

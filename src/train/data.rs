@@ -47,7 +47,8 @@ pub struct PairData {
     /// ([`DecodedCache`](crate::dataset::DecodedCache)): later epochs read them instead of
     /// decoding again. The cache holds whole, full-size decodes, so the recipe's
     /// [`reduced_decode`](AugRecipe::reduced_decode) is turned off (recorded in the run's
-    /// recipe, which is part of its identity); the batches do not depend on the budget.
+    /// recipe, which is part of its identity); the batches do not depend on the budget, and 0
+    /// keeps nothing (whole decodes without a cache: how a cached run resumes with less RAM).
     #[serde(default)]
     pub cache_gib: Option<f64>,
 }
@@ -234,10 +235,10 @@ impl PairData {
             recipe = recipe.with_output_size(s, s);
         }
         if let Some(gib) = self.cache_gib {
-            if !(gib.is_finite() && gib > 0.0) {
+            if !(gib.is_finite() && gib >= 0.0) {
                 return Err(Error::invalid(
-                    "cache_gib",
-                    format!("{gib}; expected a positive number of GiB"),
+                    "cache_gib (--cache-decoded)",
+                    format!("{gib}; expected a number of GiB, 0 or more"),
                 ));
             }
             let budget = (gib * f64::from(1u32 << 30)) as u64;
