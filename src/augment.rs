@@ -23,6 +23,29 @@
 //! # Ok::<(), gps_ssl::Error>(())
 //! ```
 
+/// Compiles the `#[inline(always)]` function `$body` again, once per `$name = $features`, as
+/// `unsafe fn $name` taking the same arguments with those target features enabled (x86-64 only;
+/// the caller checks the CPU has them). The per-ISA copies of `planar` and `normalize`.
+macro_rules! target_copies {
+    (
+        $body:ident $params:tt -> $ret:ty;
+        $($(#[$doc:meta])* $name:ident = $features:literal;)+
+    ) => {
+        $(target_copies!(@one $body $params $ret; $(#[$doc])* $name $features);)+
+    };
+    (
+        @one $body:ident ($($arg:ident: $ty:ty),* $(,)?) $ret:ty;
+        $(#[$doc:meta])* $name:ident $features:literal
+    ) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name($($arg: $ty),*) -> $ret {
+            $body($($arg),*)
+        }
+    };
+}
+
 mod blur;
 mod crop;
 // The flip happens while a view's pixels are read (`normalize`, `planar`); this in-place flip

@@ -46,11 +46,7 @@ impl Normalizer {
             k: k.clone(),
             luts: None,
         };
-        let luts = (!(has_fma() && fused.exact_here())).then(|| {
-            k.iter()
-                .map(|k| std::array::from_fn(|v| reference(v as u8, k.mean, k.std)))
-                .collect()
-        });
+        let luts = (!(has_fma() && fused.exact_here())).then(|| tables(&k));
         Normalizer { k, luts }
     }
 
@@ -83,9 +79,7 @@ impl Normalizer {
         }
         if !self.apply_fused(src, width, flip, out) {
             // A shape the fused loop does not take: the table, made now.
-            let luts: Vec<[f32; 256]> = (self.k.iter())
-                .map(|k| std::array::from_fn(|v| reference(v as u8, k.mean, k.std)))
-                .collect();
+            let luts = tables(&self.k);
             to_planes(src, width, channels, flip, out, |c, v| luts[c][v as usize]);
         }
     }
@@ -93,7 +87,6 @@ impl Normalizer {
     /// The fused loop in the copy this CPU takes; `false` when it did not run.
     fn apply_fused(&self, src: &[u8], width: usize, flip: bool, out: &mut [f32]) -> bool {
         let k = &self.k[..];
-        let view = View::new(src, width, flip, out);
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
@@ -101,13 +94,13 @@ impl Normalizer {
                 // SAFETY: AVX-512F and BW are there (just checked), AVX2 and FMA too: this runs
                 // only where `has_fma()` held (`new` checks it before `exact_here`, and keeps
                 // no tables, which sends `apply` here, only then).
-                return unsafe { fused_avx512(k, view) };
+                return unsafe { fused_avx512(k, src, width, flip, out) };
             }
             // SAFETY: AVX2 and FMA are there (as above: only where `has_fma()` held).
-            unsafe { fused_avx2(k, view) }
+            unsafe { fused_avx2(k, src, width, flip, out) }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        fused_body(k, view)
+        fused_body(k, src, width, flip, out)
     }
 }
 
@@ -120,6 +113,13 @@ fn has_fma() -> bool {
     return true;
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     return false;
+}
+
+/// The [`reference`] value of every level, a table per channel of `k`.
+fn tables(k: &[Fused]) -> Vec<[f32; 256]> {
+    k.iter()
+        .map(|k| std::array::from_fn(|v| reference(v as u8, k.mean, k.std)))
+        .collect()
 }
 
 /// ToTensor then Normalize of one level, as torchvision computes them: `(v / 255 − mean) / std`.
@@ -172,35 +172,10 @@ fn fused_is_exact(k: &[Fused]) -> bool {
     })
 }
 
-/// The arguments of [`Normalizer::apply`] for the fused loop's copies.
-struct View<'a> {
-    src: &'a [u8],
-    width: usize,
-    flip: bool,
-    out: &'a mut [f32],
-}
-
-impl<'a> View<'a> {
-    fn new(src: &'a [u8], width: usize, flip: bool, out: &'a mut [f32]) -> Self {
-        View {
-            src,
-            width,
-            flip,
-            out,
-        }
-    }
-}
-
 /// The fused loop (`true`), or nothing for a shape it does not take (`false`); exact only
 /// where [`fused_is_exact`] holds.
 #[inline(always)]
-fn fused_body(k: &[Fused], view: View<'_>) -> bool {
-    let View {
-        src,
-        width,
-        flip,
-        out,
-    } = view;
+fn fused_body(k: &[Fused], src: &[u8], width: usize, flip: bool, out: &mut [f32]) -> bool {
     if out.len() != src.len() || width == 0 || !src.len().is_multiple_of(width * k.len().max(1)) {
         return false;
     }
@@ -240,28 +215,13 @@ fn fused_planes<const C: usize>(
     }
 }
 
-/// Compiles [`fused_body`] again as `unsafe fn $name` with the target features `$features`
-/// (which include FMA, so that `mul_add` is one instruction).
-macro_rules! fused_copy {
-    ($(#[$doc:meta])* $name:ident, $features:literal) => {
-        $(#[$doc])*
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name(k: &[Fused], view: View<'_>) -> bool {
-            fused_body(k, view)
-        }
-    };
-}
-
-fused_copy!(
+// Copies with FMA, so that `mul_add` is one instruction.
+target_copies!(
+    fused_body(k: &[Fused], src: &[u8], width: usize, flip: bool, out: &mut [f32]) -> bool;
     /// [`fused_body`] for AVX-512 (16 floats a vector).
-    fused_avx512,
-    "avx512f,avx512bw,avx2,fma"
-);
-fused_copy!(
+    fused_avx512 = "avx512f,avx512bw,avx2,fma";
     /// [`fused_body`] for AVX2 and FMA (8 floats a vector).
-    fused_avx2,
-    "avx2,fma"
+    fused_avx2 = "avx2,fma";
 );
 
 /// `out[c·n + y·W + x'] = value(c, src[(y·W + x)·C + c])` for the u8 `H×W×C` image `src` (`C` ∈
@@ -410,25 +370,18 @@ mod tests {
                     1 => {
                         let table = Normalizer {
                             k: k.clone(),
-                            luts: Some(
-                                (k.iter())
-                                    .map(|k| {
-                                        std::array::from_fn(|v| reference(v as u8, k.mean, k.std))
-                                    })
-                                    .collect(),
-                            ),
+                            luts: Some(tables(&k)),
                         };
                         table.apply(&src, 16, flip, &mut got)
                     }
-                    2 => assert!(fused_body(&k, View::new(&src, 16, flip, &mut got))),
+                    2 => assert!(fused_body(&k, &src, 16, flip, &mut got)),
                     _ => {
                         #[cfg(target_arch = "x86_64")]
                         if std::is_x86_feature_detected!("fma")
                             && std::is_x86_feature_detected!("avx2")
                         {
                             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                            let view = View::new(&src, 16, flip, &mut got);
-                            assert!(unsafe { fused_avx2(&k, view) });
+                            assert!(unsafe { fused_avx2(&k, &src, 16, flip, &mut got) });
                         } else {
                             continue;
                         }

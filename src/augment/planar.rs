@@ -61,37 +61,22 @@ pub(super) fn apply(
     apply_body(pixels, width, height, channels, ops, out, scratch);
 }
 
-/// Compiles [`apply_body`] again as `unsafe fn $name` with the target features `$features`.
-/// No copy enables FMA, and Rust never fuses a multiply and an add on its own, so every copy
-/// rounds each operation the same way: the same bits on any CPU.
-macro_rules! compiled_copy {
-    ($(#[$doc:meta])* $name:ident, $features:literal) => {
-        $(#[$doc])*
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name(
-            pixels: &[u8],
-            width: usize,
-            height: usize,
-            channels: usize,
-            ops: &Photometric<'_>,
-            out: &mut [f32],
-            scratch: &mut [f32],
-        ) {
-            apply_body(pixels, width, height, channels, ops, out, scratch);
-        }
-    };
-}
-
-compiled_copy!(
+// No copy enables FMA, and Rust never fuses a multiply and an add on its own, so every copy
+// rounds each operation the same way: the same bits on any CPU.
+target_copies!(
+    apply_body(
+        pixels: &[u8],
+        width: usize,
+        height: usize,
+        channels: usize,
+        ops: &Photometric<'_>,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> ();
     /// [`apply_body`] for AVX-512 (16 floats a vector).
-    apply_avx512,
-    "avx512f,avx512bw,avx2"
-);
-compiled_copy!(
+    apply_avx512 = "avx512f,avx512bw,avx2";
     /// [`apply_body`] for AVX2 (8 floats a vector).
-    apply_avx2,
-    "avx2"
+    apply_avx2 = "avx2";
 );
 
 #[inline(always)]

@@ -48,6 +48,12 @@ impl DecodedCache {
         }
     }
 
+    /// The budget in bytes for `gib` GiB; `None` unless `gib` is a finite number ≥ 0 (what
+    /// `train --cache-decoded` and an experiment's `cache_decoded_gib` accept).
+    pub fn budget_of_gib(gib: f64) -> Option<u64> {
+        (gib.is_finite() && gib >= 0.0).then(|| (gib * f64::from(1u32 << 30)) as u64)
+    }
+
     /// Bytes of decoded pixels held now, or reserved by a decode about to store its image.
     pub fn cached_bytes(&self) -> u64 {
         self.used.load(Ordering::Relaxed)

@@ -198,7 +198,7 @@ impl ExperimentConfig {
             ));
         }
         if let Some(gib) = self.cache_decoded_gib {
-            if !(gib.is_finite() && gib >= 0.0) {
+            if crate::dataset::DecodedCache::budget_of_gib(gib).is_none() {
                 return Err(Error::invalid(
                     "cache_decoded_gib",
                     format!("{gib} (must be a number of GiB, 0 or more)"),

@@ -235,13 +235,12 @@ impl PairData {
             recipe = recipe.with_output_size(s, s);
         }
         if let Some(gib) = self.cache_gib {
-            if !(gib.is_finite() && gib >= 0.0) {
-                return Err(Error::invalid(
+            let budget = DecodedCache::budget_of_gib(gib).ok_or_else(|| {
+                Error::invalid(
                     "cache_gib (--cache-decoded)",
                     format!("{gib}; expected a number of GiB, 0 or more"),
-                ));
-            }
-            let budget = (gib * f64::from(1u32 << 30)) as u64;
+                )
+            })?;
             source = Arc::new(DecodedCache::new(source, budget));
             recipe = recipe.with_reduced_decode(false);
         }
