@@ -76,6 +76,25 @@ use crate::{
 };
 use fast_image_resize::Resizer;
 use rand::Rng;
+use std::mem::MaybeUninit;
+
+/// `out` as a buffer the view writers fill: what every `&mut [f32]` entry point passes on. Sound
+/// because the writers only ever store initialised values (`MaybeUninit::write`), so `out`
+/// holds valid `f32`s afterwards whatever they write.
+fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; see above for why nothing uninitialised
+    // is ever written through the result.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// `out`, every value of which the caller has written, as initialised `f32`s.
+///
+/// # Safety
+/// Every value of `out` must have been written.
+unsafe fn assume_init(out: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: same layout; the caller guarantees every value is initialised.
+    unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
 
 /// Blur kernel size as a fraction of the output side when a view has no blur spec (SimCLR).
 pub const DEFAULT_BLUR_KERNEL_FRAC: f32 = 0.1;
@@ -294,15 +313,45 @@ impl Augmenter {
         origin: (u32, u32),
         out: &mut [f32],
     ) -> Result<()> {
-        self.check_view(out)?;
+        self.apply_part_into(p, image, factor, origin, as_uninit(out))
+    }
+
+    /// [`apply_part`](Self::apply_part) into memory that need not be initialised, e.g. a
+    /// batch's spare capacity (`Vec::spare_capacity_mut`): on `Ok`, every value of `out` is
+    /// written (on `Err`, none need be), so a loader can skip zero-filling its batches.
+    ///
+    /// ```
+    /// use gps_ssl::augment::{AugRecipe, Augmenter};
+    /// use gps_ssl::dataset::Image;
+    /// let image = Image::new(40, 30, 3, vec![128; 40 * 30 * 3]);
+    /// let mut aug = Augmenter::new(AugRecipe::simclr(), 3, 16, 16)?;
+    /// let p = aug.draw(0, image.width, image.height, 7, 0, 0);
+    /// let mut batch: Vec<f32> = Vec::with_capacity(aug.view_len());
+    /// aug.apply_part_into(&p, &image, 1, (0, 0), &mut batch.spare_capacity_mut()[..aug.view_len()])?;
+    /// // SAFETY: `apply_part_into` returned `Ok`, so it wrote all `view_len()` values.
+    /// unsafe { batch.set_len(aug.view_len()) };
+    /// assert!(batch.iter().all(|v| v.is_finite()));
+    /// # Ok::<(), gps_ssl::Error>(())
+    /// ```
+    pub fn apply_part_into(
+        &mut self,
+        p: &ViewParams,
+        image: &Image,
+        factor: u32,
+        origin: (u32, u32),
+        out: &mut [MaybeUninit<f32>],
+    ) -> Result<()> {
+        self.check_view(out.len())?;
         self.crop_resize(p, image, factor, origin)?;
         self.finish(p, out);
         Ok(())
     }
 
-    /// Both views of one image, as plain SSL pairs them: [`apply_part`](Self::apply_part) with
-    /// `pa` into `out_a`, then with `pb` into `out_b`, the same bytes. When the two crops are the
-    /// same box (RHFlipAug's full-image views) the crop-resize runs once for both.
+    /// Both views of one image, as plain SSL pairs them: [`apply_part_into`](Self::apply_part_into)
+    /// with `pa` into `out_a`, then with `pb` into `out_b`, the same bytes. When the two crops
+    /// are the same box (RHFlipAug's full-image views) the crop-resize runs once for both. The
+    /// outputs need not be initialised (a batch's spare capacity, as the loader passes): on `Ok`,
+    /// every value of both is written.
     #[allow(clippy::too_many_arguments)]
     pub fn apply_pair(
         &mut self,
@@ -311,11 +360,11 @@ impl Augmenter {
         image: &Image,
         factor: u32,
         origin: (u32, u32),
-        out_a: &mut [f32],
-        out_b: &mut [f32],
+        out_a: &mut [MaybeUninit<f32>],
+        out_b: &mut [MaybeUninit<f32>],
     ) -> Result<()> {
-        self.check_view(out_a)?;
-        self.check_view(out_b)?;
+        self.check_view(out_a.len())?;
+        self.check_view(out_b.len())?;
         self.crop_resize(pa, image, factor, origin)?;
         self.finish(pa, out_a);
         // `finish` leaves the crop-resized pixels as they are.
@@ -355,13 +404,9 @@ impl Augmenter {
         }
     }
 
-    fn check_view(&self, out: &[f32]) -> Result<()> {
-        if out.len() != self.view_len() {
-            return Err(Error::mismatch(
-                "view buffer length",
-                self.view_len(),
-                out.len(),
-            ));
+    fn check_view(&self, len: usize) -> Result<()> {
+        if len != self.view_len() {
+            return Err(Error::mismatch("view buffer length", self.view_len(), len));
         }
         Ok(())
     }
@@ -425,10 +470,10 @@ impl Augmenter {
         )
     }
 
-    /// Flips and normalises the crop-resized `self.pixels` into `out`, through the photometric
-    /// operations when the view has any; `self.pixels` is left as it is (the flip happens while
-    /// the pixels are read).
-    fn finish(&mut self, p: &ViewParams, out: &mut [f32]) {
+    /// Flips and normalises the crop-resized `self.pixels` into `out` (`view_len()` values, all
+    /// written), through the photometric operations when the view has any; `self.pixels` is
+    /// left as it is (the flip happens while the pixels are read).
+    fn finish(&mut self, p: &ViewParams, out: &mut [MaybeUninit<f32>]) {
         let c = self.channels as usize;
         let (ow, oh) = (self.out_w as usize, self.out_h as usize);
         if !p.photometric() {
@@ -599,8 +644,16 @@ mod tests {
                 shared += usize::from(pa.crop == pb.crop && pa.flip != pb.flip);
                 let n = aug.view_len();
                 let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-                aug.apply_pair(&pa, &pb, &img, 1, (0, 0), &mut a, &mut b)
-                    .unwrap();
+                aug.apply_pair(
+                    &pa,
+                    &pb,
+                    &img,
+                    1,
+                    (0, 0),
+                    as_uninit(&mut a),
+                    as_uninit(&mut b),
+                )
+                .unwrap();
                 let (mut wa, mut wb) = (vec![0.0; n], vec![0.0; n]);
                 aug.apply(&pa, &img, &mut wa).unwrap();
                 aug.apply(&pb, &img, &mut wb).unwrap();
@@ -611,6 +664,62 @@ mod tests {
                 assert!(shared > 0, "no shared crop with different flips drawn");
             }
         }
+    }
+
+    /// The entry points into memory that need not be initialised (`apply_pair`,
+    /// `apply_part_into`) write every value of their output: buffers holding a marker (a NaN no
+    /// view can produce) come back without one, equal bit for bit to the views `apply` writes
+    /// over zeros. Grey and colour, shared and separate crops,
+    /// views without photometric operations (the normaliser) and with each of them (planar).
+    #[test]
+    fn into_writes_every_value() {
+        use rand::SeedableRng;
+        const MARK: u32 = 0x7fa5_5a5a;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x696e_746f);
+        let mut photometric = 0;
+        for (recipe, c) in [
+            (AugRecipe::rhflip(), 1u8),
+            (AugRecipe::rhflip(), 3),
+            (AugRecipe::simclr(), 1),
+            (AugRecipe::simclr(), 3),
+        ] {
+            let recipe = recipe.with_output_size(20, 28).with_rgb(c == 3);
+            let mut aug = Augmenter::new(recipe, c, 20, 28).unwrap();
+            let img = noise(53, 41, c, &mut rng);
+            let n = aug.view_len();
+            for position in 0..40 {
+                let pa = aug.draw(0, img.width, img.height, 9, 2, position);
+                let pb = aug.draw(1, img.width, img.height, 9, 2, position);
+                photometric += usize::from(pa.photometric()) + usize::from(pb.photometric());
+                let (mut wa, mut wb) = (vec![0.0; n], vec![0.0; n]);
+                aug.apply(&pa, &img, &mut wa).unwrap();
+                aug.apply(&pb, &img, &mut wb).unwrap();
+                let marked = || vec![MaybeUninit::new(f32::from_bits(MARK)); n];
+                let (mut a, mut b, mut one) = (marked(), marked(), marked());
+                aug.apply_pair(&pa, &pb, &img, 1, (0, 0), &mut a, &mut b)
+                    .unwrap();
+                aug.apply_part_into(&pb, &img, 1, (0, 0), &mut one).unwrap();
+                // SAFETY: every value was initialised (to the marker) before the calls.
+                let bits = |v: &[MaybeUninit<f32>]| -> Vec<u32> {
+                    v.iter()
+                        .map(|x| unsafe { x.assume_init() }.to_bits())
+                        .collect()
+                };
+                let want = |v: &[f32]| -> Vec<u32> { v.iter().map(|x| x.to_bits()).collect() };
+                for (got, want, what) in [
+                    (bits(&a), want(&wa), "pair A"),
+                    (bits(&b), want(&wb), "pair B"),
+                    (bits(&one), want(&wb), "part"),
+                ] {
+                    assert!(
+                        !got.contains(&MARK),
+                        "{what}: a value left unwritten, c{c} {position}"
+                    );
+                    assert!(got == want, "{what}: c{c} {position}");
+                }
+            }
+        }
+        assert!(photometric > 20, "{photometric}");
     }
 
     /// A view made from the part of an image its [`Augmenter::region`] names is the view made

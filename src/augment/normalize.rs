@@ -1,6 +1,11 @@
 //! Conversion to normalised f32 `C×H×W`.
+//!
+//! The writers take their output as `&mut [MaybeUninit<f32>]` and write every value of it
+//! (shapes are checked first): the loader hands them a batch's spare capacity, so a view's
+//! memory is written once instead of zero-filled and then written.
 
 use super::recipe::Normalize;
+use std::mem::MaybeUninit;
 
 /// Writes `(v / 255 - mean) / std` of the u8 `H×W×C` image `src` (`width` pixels a row) into
 /// `out` (`C×H×W`), mirrored left-right when `flip`: [`Normalizer::apply`] with a normaliser
@@ -14,7 +19,7 @@ pub fn normalize_u8(
     flip: bool,
     out: &mut [f32],
 ) {
-    Normalizer::new(norm, channels).apply(src, width, flip, out);
+    Normalizer::new(norm, channels).apply(src, width, flip, super::as_uninit(out));
 }
 
 /// ToTensor then Normalize of u8 levels into planar f32 for one channel count, with its loop
@@ -59,7 +64,7 @@ impl Normalizer {
             .flat_map(|v| std::iter::repeat_n(v, c))
             .collect();
         let mut out = vec![f32::NAN; src.len()];
-        self.apply_fused(&src, 256, false, &mut out)
+        self.apply_fused(&src, 256, false, super::as_uninit(&mut out))
             && self.k.iter().enumerate().all(|(ch, k)| {
                 (0..=255u8).all(|v| {
                     out[ch * 256 + v as usize].to_bits() == reference(v, k.mean, k.std).to_bits()
@@ -70,8 +75,9 @@ impl Normalizer {
     /// Writes the normalised values of the u8 `H×W×C` image `src` (`width` pixels a row, `C`
     /// the normaliser's channels) into `out` (`C×H×W`), mirrored left-right when `flip`: one
     /// pass over the pixels, the same values as flipping `src` first
-    /// ([`super::flip::hflip_u8`]) and normalising it unflipped.
-    pub fn apply(&self, src: &[u8], width: usize, flip: bool, out: &mut [f32]) {
+    /// ([`super::flip::hflip_u8`]) and normalising it unflipped. Every value of `out` is
+    /// written; panics unless `out` has `src`'s length and `src` whole rows of `width` pixels.
+    pub fn apply(&self, src: &[u8], width: usize, flip: bool, out: &mut [MaybeUninit<f32>]) {
         let channels = self.k.len();
         if let Some(luts) = &self.luts {
             to_planes(src, width, channels, flip, out, |c, v| luts[c][v as usize]);
@@ -85,7 +91,13 @@ impl Normalizer {
     }
 
     /// The fused loop in the copy this CPU takes; `false` when it did not run.
-    fn apply_fused(&self, src: &[u8], width: usize, flip: bool, out: &mut [f32]) -> bool {
+    fn apply_fused(
+        &self,
+        src: &[u8],
+        width: usize,
+        flip: bool,
+        out: &mut [MaybeUninit<f32>],
+    ) -> bool {
         let k = &self.k[..];
         #[cfg(target_arch = "x86_64")]
         {
@@ -172,10 +184,16 @@ fn fused_is_exact(k: &[Fused]) -> bool {
     })
 }
 
-/// The fused loop (`true`), or nothing for a shape it does not take (`false`); exact only
-/// where [`fused_is_exact`] holds.
+/// The fused loop (`true`, every value of `out` written), or nothing for a shape it does not
+/// take (`false`); exact only where [`fused_is_exact`] holds.
 #[inline(always)]
-fn fused_body(k: &[Fused], src: &[u8], width: usize, flip: bool, out: &mut [f32]) -> bool {
+fn fused_body(
+    k: &[Fused],
+    src: &[u8],
+    width: usize,
+    flip: bool,
+    out: &mut [MaybeUninit<f32>],
+) -> bool {
     if out.len() != src.len() || width == 0 || !src.len().is_multiple_of(width * k.len().max(1)) {
         return false;
     }
@@ -188,14 +206,15 @@ fn fused_body(k: &[Fused], src: &[u8], width: usize, flip: bool, out: &mut [f32]
 }
 
 /// The fused values of `C`-channel `src` into `C` planes of `out`, one plane's row at a time
-/// (zipped iterators, so that the loops vectorise without bounds checks).
+/// (zipped iterators, so that the loops vectorise without bounds checks); `out` has `src`'s
+/// length and `src` whole rows (checked by [`fused_body`]), so every value is written.
 #[inline(always)]
 fn fused_planes<const C: usize>(
     src: &[u8],
     width: usize,
     k: [Fused; C],
     flip: bool,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let n = src.len() / C;
     for (y, row) in src.chunks_exact(width * C).enumerate() {
@@ -204,11 +223,11 @@ fn fused_planes<const C: usize>(
             let px = row.chunks_exact(C);
             if flip {
                 for (o, px) in o.iter_mut().zip(px.rev()) {
-                    *o = fused(px[ch], k);
+                    o.write(fused(px[ch], k));
                 }
             } else {
                 for (o, px) in o.iter_mut().zip(px) {
-                    *o = fused(px[ch], k);
+                    o.write(fused(px[ch], k));
                 }
             }
         }
@@ -217,7 +236,13 @@ fn fused_planes<const C: usize>(
 
 // Copies with FMA, so that `mul_add` is one instruction.
 target_copies!(
-    fused_body(k: &[Fused], src: &[u8], width: usize, flip: bool, out: &mut [f32]) -> bool;
+    fused_body(
+        k: &[Fused],
+        src: &[u8],
+        width: usize,
+        flip: bool,
+        out: &mut [MaybeUninit<f32>],
+    ) -> bool;
     /// [`fused_body`] for AVX-512 (16 floats a vector).
     fused_avx512 = "avx512f,avx512bw,avx2,fma";
     /// [`fused_body`] for AVX2 and FMA (8 floats a vector).
@@ -226,44 +251,57 @@ target_copies!(
 
 /// `out[c·n + y·W + x'] = value(c, src[(y·W + x)·C + c])` for the u8 `H×W×C` image `src` (`C` ∈
 /// {1, 3}, `width` pixels a row): planar `C×H×W`, with `x' = W − 1 − x` when `flip` (the flip
-/// done while reading) and `x' = x` otherwise.
+/// done while reading) and `x' = x` otherwise. Every value of `out` is written, and `out` is
+/// returned initialised; panics unless `out` has `src`'s length and `src` whole rows.
 #[inline(always)]
-pub(super) fn to_planes(
+pub(super) fn to_planes<'a>(
     src: &[u8],
     width: usize,
     channels: usize,
     flip: bool,
-    out: &mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     value: impl Fn(usize, u8) -> f32,
-) {
-    let n = src.len() / channels.max(1);
-    if n == 0 || width == 0 {
-        return;
-    }
+) -> &'a mut [f32] {
+    assert!(
+        (channels == 1 || channels == 3)
+            && out.len() == src.len()
+            && (src.is_empty() || (width > 0 && src.len().is_multiple_of(width * channels))),
+        "to_planes: {} values of {channels}-channel rows of {width} pixels into {}",
+        src.len(),
+        out.len()
+    );
+    let n = src.len() / channels;
     if channels == 1 {
-        for (s, o) in src.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        for (s, o) in src
+            .chunks_exact(width.max(1))
+            .zip(out.chunks_exact_mut(width.max(1)))
+        {
             if flip {
                 for (o, &v) in o.iter_mut().rev().zip(s) {
-                    *o = value(0, v);
+                    o.write(value(0, v));
                 }
             } else {
                 for (o, &v) in o.iter_mut().zip(s) {
-                    *o = value(0, v);
+                    o.write(value(0, v));
                 }
             }
         }
-        return;
+        // SAFETY: the rows above cover `out` (checked by the assertion) and wrote every value.
+        return unsafe { super::assume_init(out) };
     }
     let (p0, rest) = out.split_at_mut(n);
     let (p1, p2) = rest.split_at_mut(n);
     let rows = src
-        .chunks_exact(width * 3)
+        .chunks_exact(width.max(1) * 3)
         .zip(p0.chunks_exact_mut(width))
         .zip(p1.chunks_exact_mut(width).zip(p2.chunks_exact_mut(width)));
     for ((s, o0), (o1, o2)) in rows {
         let px = s.chunks_exact(3);
-        let set = |px: &[u8], (a, (b, c)): (&mut f32, (&mut f32, &mut f32))| {
-            (*a, *b, *c) = (value(0, px[0]), value(1, px[1]), value(2, px[2]));
+        type Out<'a> = &'a mut MaybeUninit<f32>;
+        let set = |px: &[u8], (a, (b, c)): (Out<'_>, (Out<'_>, Out<'_>))| {
+            a.write(value(0, px[0]));
+            b.write(value(1, px[1]));
+            c.write(value(2, px[2]));
         };
         if flip {
             let outs = o0
@@ -276,6 +314,9 @@ pub(super) fn to_planes(
             px.zip(outs).for_each(|(px, o)| set(px, o));
         }
     }
+    // SAFETY: the three planes' rows cover `out` (checked by the assertion: `out` is `3n`
+    // values, `src` `n / width` rows of `width` pixels) and every value was written.
+    unsafe { super::assume_init(out) }
 }
 
 // The reference of `super::planar` (tests only).
@@ -296,6 +337,7 @@ pub fn normalize_f32(src: &[f32], channels: usize, norm: &Normalize, out: &mut [
 
 #[cfg(test)]
 mod tests {
+    use super::super::as_uninit as uninit;
     use super::*;
 
     #[test]
@@ -372,16 +414,17 @@ mod tests {
                             k: k.clone(),
                             luts: Some(tables(&k)),
                         };
-                        table.apply(&src, 16, flip, &mut got)
+                        table.apply(&src, 16, flip, uninit(&mut got))
                     }
-                    2 => assert!(fused_body(&k, &src, 16, flip, &mut got)),
+                    2 => assert!(fused_body(&k, &src, 16, flip, uninit(&mut got))),
                     _ => {
                         #[cfg(target_arch = "x86_64")]
                         if std::is_x86_feature_detected!("fma")
                             && std::is_x86_feature_detected!("avx2")
                         {
                             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                            assert!(unsafe { fused_avx2(&k, &src, 16, flip, &mut got) });
+                            let out = uninit(&mut got);
+                            assert!(unsafe { fused_avx2(&k, &src, 16, flip, out) });
                         } else {
                             continue;
                         }

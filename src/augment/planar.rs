@@ -16,6 +16,7 @@ use super::grayscale::luma;
 use super::jitter::{JitterParams, SUM_LANES};
 use super::normalize::to_planes;
 use super::recipe::Normalize;
+use std::mem::MaybeUninit;
 
 /// What the photometric pipeline applies to one view (drawn in [`super::ViewParams`]).
 #[derive(Debug, Clone, Copy)]
@@ -32,18 +33,18 @@ pub(super) struct Photometric<'a> {
 
 /// Converts the u8 `H×W×C` view `pixels` to planar `[0, 1]` f32 in `out` (`C×H×W`), applies
 /// `ops` in the recipe's order (jitter, grayscale, blur, solarise) and normalises in place.
-/// `scratch` holds one plane and one padded row during the blur.
+/// Every value of `out` is written (the conversion writes them all first; panics unless `out`
+/// has `pixels`' length). `scratch` holds one plane and one padded row during the blur.
 pub(super) fn apply(
     pixels: &[u8],
     width: usize,
     height: usize,
     channels: usize,
     ops: &Photometric<'_>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     scratch: &mut Vec<f32>,
 ) {
     debug_assert_eq!(pixels.len(), width * height * channels);
-    debug_assert_eq!(out.len(), pixels.len());
     let padding = ops.blur.map_or(0, |k| k.len());
     scratch.resize(width * height + width + padding, 0.0);
     #[cfg(target_arch = "x86_64")]
@@ -70,7 +71,7 @@ target_copies!(
         height: usize,
         channels: usize,
         ops: &Photometric<'_>,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         scratch: &mut [f32],
     ) -> ();
     /// [`apply_body`] for AVX-512 (16 floats a vector).
@@ -86,11 +87,11 @@ fn apply_body(
     height: usize,
     channels: usize,
     ops: &Photometric<'_>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     scratch: &mut [f32],
 ) {
     let n = width * height;
-    to_unit_planes(pixels, ops.flip, width, channels, out);
+    let out = to_unit_planes(pixels, ops.flip, width, channels, out);
     if let Some(j) = ops.jitter {
         for op in j.order {
             match op {
@@ -134,11 +135,18 @@ fn apply_body(
 }
 
 /// `out[c·n + i] = pixels[i·C + c] / 255` (the reference's `v as f32 * (1 / 255)`), each row
-/// mirrored when `flip` (the reference flips the u8 view first).
+/// mirrored when `flip` (the reference flips the u8 view first); every value written, `out`
+/// returned initialised.
 #[inline(always)]
-fn to_unit_planes(pixels: &[u8], flip: bool, width: usize, channels: usize, out: &mut [f32]) {
+fn to_unit_planes<'a>(
+    pixels: &[u8],
+    flip: bool,
+    width: usize,
+    channels: usize,
+    out: &'a mut [MaybeUninit<f32>],
+) -> &'a mut [f32] {
     const SCALE: f32 = 1.0 / 255.0;
-    to_planes(pixels, width, channels, flip, out, |_, v| v as f32 * SCALE);
+    to_planes(pixels, width, channels, flip, out, |_, v| v as f32 * SCALE)
 }
 
 #[inline(always)]
@@ -406,22 +414,21 @@ mod tests {
                     normalize: &normalize,
                 };
                 let run = |copy: usize| {
-                    let mut out = vec![0f32; pixels.len()];
+                    let mut buf = vec![0f32; pixels.len()];
+                    let out = super::super::as_uninit(&mut buf);
                     let mut scratch = vec![0f32; w * h + w + kernel.len()];
                     match copy {
-                        0 => apply_body(&pixels, w, h, c, &ops, &mut out, &mut scratch),
+                        0 => apply_body(&pixels, w, h, c, &ops, out, &mut scratch),
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: called only when the CPU has AVX2 (below).
-                        1 => unsafe { apply_avx2(&pixels, w, h, c, &ops, &mut out, &mut scratch) },
+                        1 => unsafe { apply_avx2(&pixels, w, h, c, &ops, out, &mut scratch) },
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: called only when the CPU has AVX-512F and BW (below).
-                        _ => unsafe {
-                            apply_avx512(&pixels, w, h, c, &ops, &mut out, &mut scratch)
-                        },
+                        _ => unsafe { apply_avx512(&pixels, w, h, c, &ops, out, &mut scratch) },
                         #[cfg(not(target_arch = "x86_64"))]
                         _ => unreachable!(),
                     }
-                    out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                    buf.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
                 };
                 let want = run(0);
                 #[cfg(target_arch = "x86_64")]

@@ -389,28 +389,36 @@ impl BatchMaker {
                 key: key.to_string(),
                 detail: e.to_string(),
             };
-            // Filled here, where the view is written next, rather than zeroed up front: the
-            // batch's pages are touched once, while in cache.
-            view_a.resize(hi, 0.0);
-            view_b.resize(hi, 0.0);
+            // The views are written straight into the batch's spare capacity (the first
+            // `view_len` values past its length, `lo..hi`), not zero-filled first: zero-filling
+            // was 8 % of an RHFlip pair's time at 224 px from JPEG, writing each value twice.
+            debug_assert_eq!((view_a.len(), view_b.len()), (lo, lo));
+            let va = &mut view_a.spare_capacity_mut()[..view_len];
+            let vb = &mut view_b.spare_capacity_mut()[..view_len];
             let (s, f, o) = (&a.sample, a.factor, a.origin);
             let pa = aug.draw(0, a.full.0, a.full.1, seed, epoch, position);
             match &pb {
                 // Both views from the anchor's one decode: a shared crop is resized once.
                 None => {
                     let pp = aug.draw(1, a.full.0, a.full.1, seed, epoch, position);
-                    let (va, vb) = (&mut view_a[lo..hi], &mut view_b[lo..hi]);
                     aug.apply_pair(&pa, &pp, &s.image, f, o, va, vb)
                         .map_err(|e| wrap(&s.key, e))?;
                 }
                 Some(p) => {
-                    aug.apply_part(&pa, &s.image, f, o, &mut view_a[lo..hi])
+                    aug.apply_part_into(&pa, &s.image, f, o, va)
                         .map_err(|e| wrap(&s.key, e))?;
                     let pp = aug.draw(1, p.full.0, p.full.1, seed, epoch, position);
                     let (im, pf, po) = (&p.sample.image, p.factor, p.origin);
-                    aug.apply_part(&pp, im, pf, po, &mut view_b[lo..hi])
+                    aug.apply_part_into(&pp, im, pf, po, vb)
                         .map_err(|e| wrap(&p.sample.key, e))?;
                 }
+            }
+            // SAFETY: both vectors had length `lo` and capacity `n · view_len ≥ hi` (reserved
+            // above, one view each per kept item); the calls above returned `Ok`, so they wrote
+            // every value of `lo..hi`.
+            unsafe {
+                view_a.set_len(hi);
+                view_b.set_len(hi);
             }
             anchor_ids.push(anchor as u64);
             partner_ids.push(partner as u64);
