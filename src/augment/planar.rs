@@ -343,27 +343,27 @@ fn blur_plane(data: &mut [f32], width: usize, height: usize, kernel: &[f32], scr
 }
 
 /// `out[x] = 0 + k[0]·tap(0)[x] + k[1]·tap(1)[x] + …`, the taps in kernel order (the
-/// reference's sums, bit for bit), 32 outputs at a time held in registers so that each tap costs
-/// one load and one multiply and add per vector instead of a pass over the row. `tap(t)` is the
-/// source row tap `t` reads, at least `out.len()` long.
+/// reference's sums, bit for bit), a block of outputs at a time held in registers so that each
+/// tap costs one load and one multiply and add per vector instead of a pass over the row.
+/// `tap(t)` is the source row tap `t` reads, at least `out.len()` long.
+///
+/// Blocks of [`WIDE`] outputs, then of [`NARROW`]: the sums of one vector form a chain of
+/// dependent additions, so a block needs several vectors in flight to keep the adder busy (32
+/// outputs, two AVX-512 vectors, left it waiting on the previous addition most of the time);
+/// the narrow block takes the rest of a row in registers too (224 = 3 · 64 + 32).
 #[inline(always)]
 fn convolve<'a>(out: &mut [f32], kernel: &[f32], tap: impl Fn(usize) -> &'a [f32]) {
-    const LANES: usize = 32;
     let n = out.len();
-    let mut chunks = out.chunks_exact_mut(LANES);
     let mut x = 0;
-    for o in &mut chunks {
-        let mut acc = [0f32; LANES];
-        for (t, &kv) in kernel.iter().enumerate() {
-            let src = &tap(t)[x..x + LANES];
-            for (a, &v) in acc.iter_mut().zip(src) {
-                *a += kv * v;
-            }
-        }
-        o.copy_from_slice(&acc);
-        x += LANES;
+    while x + WIDE <= n {
+        convolve_block::<WIDE>(&mut out[x..x + WIDE], x, kernel, &tap);
+        x += WIDE;
     }
-    let rest = chunks.into_remainder();
+    while x + NARROW <= n {
+        convolve_block::<NARROW>(&mut out[x..x + NARROW], x, kernel, &tap);
+        x += NARROW;
+    }
+    let rest = &mut out[x..];
     if rest.is_empty() {
         return;
     }
@@ -373,6 +373,29 @@ fn convolve<'a>(out: &mut [f32], kernel: &[f32], tap: impl Fn(usize) -> &'a [f32
             *a += kv * v;
         }
     }
+}
+
+/// Outputs a block of [`convolve`] computes in registers at a time (four AVX-512 vectors).
+const WIDE: usize = 64;
+/// The smaller block for what is left of a row after the wide ones.
+const NARROW: usize = 32;
+
+/// `out[i] = Σ_t k[t]·tap(t)[x + i]` for the `L` outputs of `out`, summed in kernel order.
+#[inline(always)]
+fn convolve_block<'a, const L: usize>(
+    out: &mut [f32],
+    x: usize,
+    kernel: &[f32],
+    tap: &impl Fn(usize) -> &'a [f32],
+) {
+    let mut acc = [0f32; L];
+    for (t, &kv) in kernel.iter().enumerate() {
+        let src = &tap(t)[x..x + L];
+        for (a, &v) in acc.iter_mut().zip(src) {
+            *a += kv * v;
+        }
+    }
+    out.copy_from_slice(&acc);
 }
 
 #[cfg(test)]
