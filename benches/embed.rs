@@ -4,7 +4,8 @@
 //! `cargo bench --bench embed` (env: `GPS_BENCH_N` images, default 1024; `GPS_BENCH_SIZE` px,
 //! default 112, or 224 for `imagenet`; `GPS_BENCH_THREADS`, default all cores; `GPS_BENCH_BATCH`,
 //! default 64; `GPS_BENCH_IMAGES`, `fashion` or `imagenet`; `GPS_BENCH_REPLICAS`, comma-separated
-//! replica counts to run, default the embedder's default; `GPS_BENCH_ROUNDS`, default 3: rounds
+//! replica counts to run, default the embedder's default; `GPS_BENCH_SLICE`, images per ONNX
+//! Runtime call on the Rust side, default the embedder's; `GPS_BENCH_ROUNDS`, default 3: rounds
 //! of every Rust configuration then the peer, medians printed).
 //!
 //! The thread count and batch size are the same on both sides: Python gets one session of
@@ -147,6 +148,9 @@ fn main() {
                 .batch_size(batch);
             if let Some(r) = replicas {
                 builder = builder.replicas(*r);
+            }
+            if let Ok(v) = std::env::var("GPS_BENCH_SLICE") {
+                builder = builder.inference_batch(v.parse().unwrap());
             }
             let mut embedder = builder.build().unwrap();
             embedder.embed_images(&warm).unwrap();
