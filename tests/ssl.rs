@@ -382,6 +382,15 @@ fn cli_train_stops_and_resumes() {
     assert_eq!(logged_steps(), vec![0, 1, 2]);
     let losses = gps_ssl::train::read_losses(&out.join(gps_ssl::train::LOG_FILE)).unwrap();
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    // Every step logs how long it waited for its batch, and the run's summary line the share.
+    let rows = gps_ssl::train::read_log(&out.join(gps_ssl::train::LOG_FILE)).unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.data_seconds.is_some_and(|d| d.is_finite() && d >= 0.0)),
+        "{rows:?}"
+    );
+    let summary = String::from_utf8_lossy(&second.stderr);
+    assert!(summary.contains("waiting for batches ("), "{summary}");
 
     // Without --resume an existing run is refused, not overwritten.
     let again = train("byol", "1", false);

@@ -178,12 +178,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let records = fitted?;
     if let Some(last) = records.last() {
+        let steps: f64 = records.iter().map(|r| r.seconds).sum();
+        let waited: f64 = records.iter().filter_map(|r| r.data_seconds).sum();
         eprintln!(
-            "{}: {} steps, last loss {:.4}, embedding std {:.4}; outputs in {}",
+            "{}: {} steps, last loss {:.4}, embedding std {:.4}; {:.1} s in steps, {:.1} s \
+             waiting for batches ({:.1} %); outputs in {}",
             trainer.config().method.kind().name(),
             records.len(),
             last.loss,
             last.embedding_std,
+            steps,
+            waited,
+            100.0 * waited / (steps + waited).max(1e-9),
             args.out.display()
         );
     }

@@ -22,12 +22,21 @@ pub struct StepRecord {
     pub loss: f32,
     /// Collapse indicator: mean per-dimension std of the L2-normalised projections.
     pub embedding_std: f32,
-    /// Wall time of the step in seconds.
+    /// Wall time of the step in seconds (forward, backward, optimiser update).
     pub seconds: f64,
+    /// Wall time the step waited for its batch, in seconds: from the end of the previous step
+    /// (or the start of the epoch's batches) until the loader handed the batch over. The loader's
+    /// share of training is `data_seconds / (data_seconds + seconds)`; near 0 when its workers
+    /// keep up. `None` for rows of logs written before the column existed.
+    pub data_seconds: Option<f64>,
 }
 
-/// Header of `log.csv`.
-pub const LOG_HEADER: &str = "step,epoch,batch,lr,momentum,loss,embedding_std,seconds";
+/// Header of `log.csv`. Logs written before `data_seconds` existed have the first eight
+/// columns only; [`read_log`] reads both.
+pub const LOG_HEADER: &str = "step,epoch,batch,lr,momentum,loss,embedding_std,seconds,data_seconds";
+
+/// The header of logs written before the `data_seconds` column.
+const LOG_HEADER_V1: &str = "step,epoch,batch,lr,momentum,loss,embedding_std,seconds";
 
 /// Appends [`StepRecord`]s to a CSV file, one line per step, flushed each step.
 #[derive(Debug)]
@@ -64,9 +73,10 @@ impl CsvLog {
 
     /// Appends one record.
     pub fn write(&mut self, r: &StepRecord) -> Result<()> {
+        let data = r.data_seconds.map_or(String::new(), |d| format!("{d:.4}"));
         writeln!(
             self.file,
-            "{},{},{},{:.6e},{:.6},{:.7},{:.6},{:.4}",
+            "{},{},{},{:.6e},{:.6},{:.7},{:.6},{:.4},{data}",
             r.step, r.epoch, r.batch, r.lr, r.momentum, r.loss, r.embedding_std, r.seconds
         )
         .map_err(|e| Error::io(&self.path, e))
@@ -77,11 +87,14 @@ impl CsvLog {
 /// after a resume (whose [`crate::train::Trainer::fit`] returns only the steps it took).
 ///
 /// Errors name the file and the 1-based line of a row that is not the eight columns of
-/// [`LOG_HEADER`] (integers for `step,epoch,batch`, numbers for the rest).
+/// [`LOG_HEADER`] (integers for `step,epoch,batch`, numbers for the rest, `data_seconds` a
+/// number or empty). A log of an older version (eight columns, [`StepRecord::data_seconds`]
+/// `None`) reads too, also one a newer version resumed, whose rows before the resume have
+/// eight columns.
 pub fn read_log(path: &Path) -> Result<Vec<StepRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
-    if lines.next() != Some(LOG_HEADER) {
+    if !matches!(lines.next(), Some(LOG_HEADER | LOG_HEADER_V1)) {
         return Err(Error::format(
             path,
             format!("line 1: expected the header `{LOG_HEADER}`"),
@@ -112,9 +125,11 @@ pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
 
 fn parse_row(line: &str) -> Option<StepRecord> {
     let f: Vec<&str> = line.split(',').collect();
-    if f.len() != 8 {
-        return None;
-    }
+    let data_seconds = match f.get(8) {
+        _ if f.len() > 9 || f.len() < 8 => return None,
+        None | Some(&"") => None,
+        Some(d) => Some(d.parse().ok()?),
+    };
     Some(StepRecord {
         step: f[0].parse().ok()?,
         epoch: f[1].parse().ok()?,
@@ -124,6 +139,7 @@ fn parse_row(line: &str) -> Option<StepRecord> {
         loss: f[5].parse().ok()?,
         embedding_std: f[6].parse().ok()?,
         seconds: f[7].parse().ok()?,
+        data_seconds,
     })
 }
 
@@ -141,6 +157,7 @@ mod tests {
             loss,
             embedding_std: 0.1,
             seconds: 0.5,
+            data_seconds: Some(0.125),
         }
     }
 
@@ -181,5 +198,35 @@ mod tests {
         std::fs::write(&path, "step,loss\n").unwrap();
         let err = read_losses(&path).unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+        std::fs::write(
+            &path,
+            format!("{LOG_HEADER}\n0,0,0,0.1,0,1.5,0.1,0.2,0.1,7\n"),
+        )
+        .unwrap();
+        let err = read_losses(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// A log of the version before `data_seconds` reads back with `None` in that column, and
+    /// when this version resumes it, the old rows keep reading next to the new ones.
+    #[test]
+    fn a_log_without_data_seconds_reads_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(
+            &path,
+            format!("{LOG_HEADER_V1}\n0,0,0,1e-1,0,1.5,0.1,0.2\n1,0,1,1e-1,0,1.25,0.1,0.2\n"),
+        )
+        .unwrap();
+        let rows = read_log(&path).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.data_seconds.is_none()));
+        assert_eq!((rows[1].loss, rows[1].seconds), (1.25, 0.2));
+        let mut log = CsvLog::open(&path, 1).unwrap();
+        log.write(&record(1, 0.5)).unwrap();
+        drop(log);
+        let rows = read_log(&path).unwrap();
+        assert_eq!(rows[0].data_seconds, None);
+        assert_eq!(rows[1], record(1, 0.5));
     }
 }

@@ -283,9 +283,13 @@ impl Trainer {
                 batch: start,
                 ..
             } = self.position;
+            // When the step started waiting for its batch (the first one: for the loader's
+            // start too): the loader's share of the step, `StepRecord::data_seconds`.
+            let mut waiting = Instant::now();
             let batches = source.epoch(epoch, start)?;
             for (i, batch) in batches.enumerate() {
                 let batch = batch?;
+                let data_seconds = waiting.elapsed().as_secs_f64();
                 if batch.len() < 2 {
                     return Err(Error::invalid(
                         "batch",
@@ -307,6 +311,7 @@ impl Trainer {
                     loss: stats.loss,
                     embedding_std: stats.embedding_std,
                     seconds: t0.elapsed().as_secs_f64(),
+                    data_seconds: Some(data_seconds),
                 };
                 tracing::debug!(step, loss = stats.loss, std = stats.embedding_std, "step");
                 if let Some(log) = &mut self.log {
@@ -326,6 +331,7 @@ impl Trainer {
                 if every > 0 && self.position.step.is_multiple_of(every) {
                     self.autosave()?;
                 }
+                waiting = Instant::now();
                 if self.position.step >= stop_at {
                     break 'epochs;
                 }
