@@ -13,11 +13,10 @@
 //! and [`KnnMethod::Auto`] takes the cheaper one, except that it searches exactly whenever the
 //! exact estimate is at most [`AUTO_EXACT_SECONDS`]: exact lists have recall 1 and are the same
 //! bit for bit on every run, which an HNSW graph built in parallel is not. The crossover is
-//! `n* = EXACT_FLOPS · HNSW_SECONDS_PER_POINT_DIM` ≈ 90 000 points whatever `dim` is; the floor
-//! also keeps exact search up to `√(AUTO_EXACT_SECONDS · EXACT_FLOPS / dim)` points, ≈ 108 000 at
-//! 512 dimensions and ≈ 216 000 at 128. The constants were measured on the 2-core development machine with
-//! `cargo bench --bench knn` (see `benches/knn.rs`); they only decide the method, never the
-//! results.
+//! `n* = EXACT_FLOPS · HNSW_SECONDS_PER_POINT_DIM` ≈ 50 000 points whatever `dim` is; the floor
+//! keeps exact search up to `√(AUTO_EXACT_SECONDS · EXACT_FLOPS / dim)` points, ≈ 80 000 at 512
+//! dimensions, ≈ 51 000 at 1280 and ≈ 160 000 at 128. The constants were measured on the 2-core
+//! development machine (see their docs); they only decide the method, never the results.
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,14 +31,18 @@ use super::topk::Candidate;
 use crate::{Error, Result};
 
 /// Measured exact-search throughput, FLOP/s (`n² · dim` per all-points search), on the 2-core
-/// dev box: 20 000 × 1280, k = 20 took 2.50 s → 2.0e11 (2026-12-04, this crate at opt-level 3
-/// without debug assertions, as in a release build; the 14.8 s measured before was a dev build
-/// with them, on a busy machine).
-pub const EXACT_FLOPS: f64 = 2.0e11;
+/// dev box, this crate at opt-level 3 without debug assertions (as in a release build), k = 20,
+/// cosine, seeded clustered vectors, 2026-12-05: 20 000, 40 000 and 80 000 × 512 took 1.97, 7.96
+/// and 29.1 s (1.04, 1.03, 1.13e11), 40 000 × 1280 14.0 s (1.46e11) → 1.1e11. (The earlier
+/// 2.0e11, from one 20 000 × 1280 run, made `auto` search 70 000 × 1280 exactly, estimated
+/// 31 s; it took 58.8 s where HNSW takes about 12.)
+pub const EXACT_FLOPS: f64 = 1.1e11;
 /// Measured HNSW (build + search, default params, k = 10) cost in seconds per point per
 /// dimension on the 2-core dev box: 1 000 000 × 512 took 121 s to build and 110 s to search at
 /// ef 64 (2026-12-04, `knn::graph`) → 4.5e-7. Per point it grows slowly with `n` (100 000 ×
-/// 512 took 3.1e-7), so the 1M figure is the conservative one.
+/// 512 took 3.1e-7; 40 000 and 80 000 × 512 at the default parameters 1.6e-7 and 1.9e-7 on
+/// 2026-12-05), so the 1M figure is the conservative one. Where `auto` decides (below
+/// [`AUTO_EXACT_SECONDS`] of exact search) the floor, not this constant, sets the choice.
 pub const HNSW_SECONDS_PER_POINT_DIM: f64 = 4.5e-7;
 /// [`KnnMethod::Auto`] searches exactly whenever that is estimated to take at most this many
 /// seconds, even where HNSW would be quicker (exact lists are exact and reproducible).
@@ -167,14 +170,18 @@ mod tests {
         assert_eq!(KnnMethod::Auto.resolve(10_000, 512), KnnMethod::Exact);
         assert_eq!(KnnMethod::Auto.resolve(10_000_000, 512), KnnMethod::Hnsw);
         assert_eq!(KnnMethod::Hnsw.resolve(10, 2), KnnMethod::Hnsw);
-        // HNSW is estimated quicker at 150 000 × 64 (4.3 s against 7.2 s), but exact is under
-        // the 30 s floor; at 200 000 × 512 (102 s against 46 s) it is not.
+        // HNSW is estimated quicker at 150 000 × 64 (4.3 s against 13 s), but exact is under
+        // the 30 s floor; at 200 000 × 512 (186 s against 46 s) it is not.
         assert!(
             estimate_seconds(KnnMethod::Hnsw, 150_000, 64)
                 < estimate_seconds(KnnMethod::Exact, 150_000, 64)
         );
         assert_eq!(KnnMethod::Auto.resolve(150_000, 64), KnnMethod::Exact);
         assert_eq!(KnnMethod::Auto.resolve(200_000, 512), KnnMethod::Hnsw);
+        // Full Fashion-MNIST through Lite0: exact search took 58.8 s, HNSW about 12 s.
+        assert_eq!(KnnMethod::Auto.resolve(70_000, 1280), KnnMethod::Hnsw);
+        // 60 000 × 512: about 17 s exactly (measured: 80 000 × 512 took 29.1 s).
+        assert_eq!(KnnMethod::Auto.resolve(60_000, 512), KnnMethod::Exact);
         assert_eq!("flat".parse::<KnnMethod>().ok(), Some(KnnMethod::Exact));
         assert!("ivf".parse::<KnnMethod>().is_err());
         let hybrid = "hybrid".parse::<KnnMethod>().unwrap_err().to_string();
