@@ -33,7 +33,7 @@ pub use self::parquet::{
     ParquetImageSource, ParquetImageSourceBuilder, DEFAULT_CACHED_ROW_GROUPS, DEFAULT_IMAGE_COLUMN,
     DEFAULT_LABEL_COLUMN,
 };
-pub use cache::DecodedCache;
+pub use cache::{CacheUse, DecodedCache};
 pub use cifar::{CifarFormat, CifarSource, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_SIDE};
 pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS};
 
@@ -193,6 +193,12 @@ pub trait DataSource: Send + Sync {
     fn class_names(&self) -> Option<Vec<String>> {
         None
     }
+
+    /// What this source holds of decoded images in memory, when it keeps them
+    /// ([`DecodedCache`]); `None` (the default) for sources that decode every time.
+    fn cache_use(&self) -> Option<CacheUse> {
+        None
+    }
 }
 
 /// `DataSource` for a pointer to one (`Arc`, `Box`): every method forwarded.
@@ -233,6 +239,9 @@ macro_rules! forward_data_source {
             }
             fn class_names(&self) -> Option<Vec<String>> {
                 (**self).class_names()
+            }
+            fn cache_use(&self) -> Option<CacheUse> {
+                (**self).cache_use()
             }
         }
     )*};

@@ -177,6 +177,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
     }
     let records = fitted?;
+    if let Some(c) = loader.dataset().cache_use() {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        let past = if c.samples < c.of {
+            format!(
+                "; the other {} are decoded every epoch (a larger --cache-decoded holds them)",
+                c.of - c.samples
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "decoded cache: {} of {} images in memory, {:.2} of {:.2} GiB{past}",
+            c.samples,
+            c.of,
+            gib(c.bytes),
+            gib(c.budget)
+        );
+    }
     if let Some(last) = records.last() {
         let steps: f64 = records.iter().map(|r| r.seconds).sum();
         let waited: f64 = records.iter().filter_map(|r| r.data_seconds).sum();

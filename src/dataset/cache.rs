@@ -36,6 +36,19 @@ pub struct DecodedCache {
     used: AtomicU64,
 }
 
+/// How much a [`DecodedCache`] holds ([`DataSource::cache_use`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheUse {
+    /// Samples held.
+    pub samples: usize,
+    /// Samples of the wrapped source (held or not).
+    pub of: usize,
+    /// Bytes of decoded pixels held or reserved.
+    pub bytes: u64,
+    /// The budget in bytes.
+    pub budget: u64,
+}
+
 impl DecodedCache {
     /// Wraps `inner`, keeping up to `budget` bytes of decoded pixels.
     pub fn new(inner: Arc<dyn DataSource>, budget: u64) -> Self {
@@ -117,6 +130,15 @@ impl DataSource for DecodedCache {
 
     fn class_names(&self) -> Option<Vec<String>> {
         self.inner.class_names()
+    }
+
+    fn cache_use(&self) -> Option<CacheUse> {
+        Some(CacheUse {
+            samples: self.cached_samples(),
+            of: self.slots.len(),
+            bytes: self.cached_bytes(),
+            budget: self.budget,
+        })
     }
 }
 
@@ -208,6 +230,16 @@ mod tests {
         assert_eq!((cache.cached_samples(), cache.cached_bytes()), (2, 96));
         // Samples 0 and 1 once; 2 and 4 twice; plus the 8 direct decodes.
         assert_eq!(inner.decodes.load(Ordering::Relaxed), 2 + 4 + 8);
+        // What a run reports, through the trait object a loader holds.
+        let shared: Arc<dyn DataSource> = Arc::new(cache);
+        let held = CacheUse {
+            samples: 2,
+            of: 6,
+            bytes: 96,
+            budget: 100,
+        };
+        assert_eq!(shared.cache_use(), Some(held));
+        assert_eq!(inner.cache_use(), None);
     }
 
     #[test]
