@@ -356,16 +356,16 @@ fn cache_decoded_runs_are_whole_decode_runs_whatever_the_budget() {
 }
 
 /// `gps-ssl train --cache-decoded` says at the end how much of the dataset it held and, when the
-/// budget was too small for all of it, how many images it decodes every epoch.
+/// budget is full, how many images it decodes every epoch.
 #[test]
 fn a_cached_training_run_reports_what_it_held() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     jpeg_folder(&data, 8);
-    let train = |out: &str, gib: &str| {
+    let train = |out: &str, gib: &str, steps: &str| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
             .args(["train", "--method", "simclr", "--aug", "strong"])
-            .args(["--size", "24", "--batch-size", "4", "--max-steps", "2"])
+            .args(["--size", "24", "--batch-size", "4", "--max-steps", steps])
             .args(["--cache-decoded", gib, "--data"])
             .arg(&data)
             .arg("--out")
@@ -378,15 +378,18 @@ fn a_cached_training_run_reports_what_it_held() {
         err
     };
     // Two steps of four pairs read all eight images.
-    let all = train("all", "1");
+    let all = train("all", "1", "2");
     assert!(
         all.contains("decoded cache: 8 of 8 images in memory"),
         "{all}"
     );
     assert!(!all.contains("decoded every epoch"), "{all}");
-    let none = train("none", "0");
+    let none = train("none", "0", "2");
     assert!(
-        none.contains("decoded cache: 0 of 8 images in memory, 0.00 of 0.00 GiB; the other 8"),
+        none.contains(
+            "decoded cache: 0 of 8 images in memory, 0.00 of 0.00 GiB; the budget is full, so \
+             the other 8 are decoded every epoch"
+        ),
         "{none}"
     );
 }

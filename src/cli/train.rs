@@ -179,9 +179,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let records = fitted?;
     if let Some(c) = loader.dataset().cache_use() {
         let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
-        let past = if c.samples < c.of {
+        // Full: no room for another image of the held ones' mean size (or a zero budget).
+        // Images not held are then decoded every epoch; otherwise they were not read yet.
+        let room = c.budget.saturating_sub(c.bytes);
+        let full = c.samples < c.of
+            && (c.budget == 0 || (c.samples > 0 && room < c.bytes / c.samples as u64));
+        let past = if full {
             format!(
-                "; the other {} are decoded every epoch (a larger --cache-decoded holds them)",
+                "; the budget is full, so the other {} are decoded every epoch (a larger \
+                 --cache-decoded holds them)",
                 c.of - c.samples
             )
         } else {
