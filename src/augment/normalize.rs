@@ -217,21 +217,17 @@ fn fused_planes<const C: usize>(
     out: &mut [MaybeUninit<f32>],
 ) {
     let n = src.len() / C;
-    let mut line = [0f32; FLIP_ROW];
+    // A flipped row is computed forward here and stored mirrored (see [`write_reversed`]).
+    let mut line = vec![0f32; if flip { width } else { 0 }];
     for (y, row) in src.chunks_exact(width * C).enumerate() {
         for (ch, k) in k.iter().enumerate() {
             let o = &mut out[ch * n + y * width..ch * n + (y + 1) * width];
             let px = row.chunks_exact(C);
-            if flip && width <= FLIP_ROW {
-                let line = &mut line[..width];
+            if flip {
                 for (v, px) in line.iter_mut().zip(px) {
                     *v = fused(px[ch], k);
                 }
-                write_reversed(o, line);
-            } else if flip {
-                for (o, px) in o.iter_mut().zip(px.rev()) {
-                    o.write(fused(px[ch], k));
-                }
+                write_reversed(o, &line);
             } else {
                 for (o, px) in o.iter_mut().zip(px) {
                     o.write(fused(px[ch], k));
@@ -256,14 +252,11 @@ target_copies!(
     fused_avx2 = "avx2,fma";
 );
 
-/// Longest row a flipped view is computed in forward order and then stored mirrored (a row of
-/// each plane on the stack). Measured at 224 px: reading the pixels backwards cost the fused
+/// `out[i] = row[len − 1 − i]`: a row computed in forward order, stored mirrored, which is how
+/// flipped views are written. Measured at 224 px: reading the pixels backwards cost the fused
 /// normaliser 55 against 32 µs a view (the deinterleave runs backwards through shuffles), and
 /// storing backwards into the batch cost the photometric conversion 72 against 44 µs; computed
 /// forward, then copied mirrored from L1 a row at a time, they take 46 and 55 µs.
-const FLIP_ROW: usize = 512;
-
-/// `out[i] = row[len − 1 − i]`: a row computed in forward order, stored mirrored.
 #[inline(always)]
 fn write_reversed(out: &mut [MaybeUninit<f32>], row: &[f32]) {
     for (o, &v) in out.iter_mut().zip(row.iter().rev()) {
@@ -293,23 +286,18 @@ pub(super) fn to_planes<'a>(
         out.len()
     );
     let n = src.len() / channels;
-    let mut lines = [[0f32; FLIP_ROW]; 3];
-    let mirrored = flip && width <= FLIP_ROW;
+    // Flipped rows are computed forward here, a line per channel, and stored mirrored.
+    let mut lines = vec![0f32; if flip { width * channels } else { 0 }];
     if channels == 1 {
         for (s, o) in src
             .chunks_exact(width.max(1))
             .zip(out.chunks_exact_mut(width.max(1)))
         {
-            if mirrored {
-                let line = &mut lines[0][..width];
-                for (v, &p) in line.iter_mut().zip(s) {
+            if flip {
+                for (v, &p) in lines.iter_mut().zip(s) {
                     *v = value(0, p);
                 }
-                write_reversed(o, line);
-            } else if flip {
-                for (o, &v) in o.iter_mut().rev().zip(s) {
-                    o.write(value(0, v));
-                }
+                write_reversed(o, &lines);
             } else {
                 for (o, &v) in o.iter_mut().zip(s) {
                     o.write(value(0, v));
@@ -327,30 +315,21 @@ pub(super) fn to_planes<'a>(
         .zip(p1.chunks_exact_mut(width).zip(p2.chunks_exact_mut(width)));
     for ((s, o0), (o1, o2)) in rows {
         let px = s.chunks_exact(3);
-        type Out<'a> = &'a mut MaybeUninit<f32>;
-        let set = |px: &[u8], (a, (b, c)): (Out<'_>, (Out<'_>, Out<'_>))| {
-            a.write(value(0, px[0]));
-            b.write(value(1, px[1]));
-            c.write(value(2, px[2]));
-        };
-        if mirrored {
-            let [l0, l1, l2] = &mut lines;
-            let (l0, l1, l2) = (&mut l0[..width], &mut l1[..width], &mut l2[..width]);
+        if flip {
+            let (l0, rest) = lines.split_at_mut(width);
+            let (l1, l2) = rest.split_at_mut(width);
             for (px, (a, (b, c))) in px.zip(l0.iter_mut().zip(l1.iter_mut().zip(l2.iter_mut()))) {
                 (*a, *b, *c) = (value(0, px[0]), value(1, px[1]), value(2, px[2]));
             }
             write_reversed(o0, l0);
             write_reversed(o1, l1);
             write_reversed(o2, l2);
-        } else if flip {
-            let outs = o0
-                .iter_mut()
-                .rev()
-                .zip(o1.iter_mut().rev().zip(o2.iter_mut().rev()));
-            px.zip(outs).for_each(|(px, o)| set(px, o));
         } else {
-            let outs = o0.iter_mut().zip(o1.iter_mut().zip(o2.iter_mut()));
-            px.zip(outs).for_each(|(px, o)| set(px, o));
+            for (px, (a, (b, c))) in px.zip(o0.iter_mut().zip(o1.iter_mut().zip(o2.iter_mut()))) {
+                a.write(value(0, px[0]));
+                b.write(value(1, px[1]));
+                c.write(value(2, px[2]));
+            }
         }
     }
     // SAFETY: the three planes' rows cover `out` (checked by the assertion: `out` is `3n`
