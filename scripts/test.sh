@@ -6,6 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 case " $* " in
   *wgpu*|*vulkan*) export GPS_SSL_VULKAN=1 ;;
 esac
+# `--features cuda`: LLVM for burn-cuda's build, installed from PyPI by the setup.
+case " $* " in
+  *cuda*) export GPS_SSL_CUDA=1 ;;
+esac
 bash scripts/setup.sh
 # tests/export.rs checks the exported safetensors against torchvision (Debian's CPU builds; the
 # system python3, not the venv).

@@ -5,7 +5,7 @@
 //! | `cpu` | burn's Flex (this crate's GEMM convolution and batch-norm kernels) | always |
 //! | `wgpu`, `wgpu:N` | burn-wgpu: WGSL kernels on Vulkan / Metal / DX12 | `wgpu` |
 //! | `vulkan`, `vulkan:N` | burn-wgpu pinned to Vulkan, with cubecl's SPIR-V compiler | `vulkan` |
-//! | `cuda`, `cuda:N` | burn-cuda | `cuda` (downloads LLVM at build time) |
+//! | `cuda`, `cuda:N` | burn-cuda (CUDA 13 driver API, kernels compiled to PTX by LLVM) | `cuda` (links LLVM 23: `GPS_SSL_CUDA=1 scripts/setup.sh` installs it) |
 //!
 //! Without an index, `wgpu` and `vulkan` take the adapter wgpu prefers (a high-power GPU
 //! first; `CUBECL_WGPU_DEFAULT_DEVICE` overrides it); `wgpu:N` is the N-th adapter of
@@ -117,9 +117,7 @@ impl DeviceChoice {
         let found = self.enumerate();
         let listing = || {
             if found.is_empty() {
-                "no adapter found (for Vulkan on a machine without a GPU, install Mesa's \
-                 lavapipe: `apt-get install mesa-vulkan-drivers libvulkan1`)"
-                    .to_string()
+                self.none_found()
             } else {
                 format!("adapters found: {}", describe(&found).join("; "))
             }
@@ -133,6 +131,29 @@ impl DeviceChoice {
                 Some(d) => Ok(d.clone()),
                 None => Err(self.unavailable(format!("no adapter {i}; {}", listing()))),
             },
+        }
+    }
+
+    /// Why this backend found no adapter, and what to do about it.
+    #[allow(dead_code)]
+    fn none_found(&self) -> String {
+        match self {
+            DeviceChoice::Cuda(_) => match cuda_driver_library() {
+                None => format!(
+                    "no CUDA driver found: the NVIDIA driver's {CUDA_DRIVER_LIBRARY} is not in \
+                     LD_LIBRARY_PATH or the system library folders (a machine without an NVIDIA \
+                     GPU has none; on one with a GPU, install the NVIDIA driver, 580 or newer \
+                     for CUDA 13)"
+                ),
+                Some(path) => format!(
+                    "the NVIDIA driver ({}) reports no usable CUDA device (see `nvidia-smi`, \
+                     and CUDA_VISIBLE_DEVICES)",
+                    path.display()
+                ),
+            },
+            _ => "no adapter found (for Vulkan on a machine without a GPU, install Mesa's \
+                  lavapipe: `apt-get install mesa-vulkan-drivers libvulkan1`)"
+                .to_string(),
         }
     }
 
@@ -169,6 +190,34 @@ impl DeviceChoice {
             Err(self.not_built("cuda"))
         }
     }
+}
+
+/// The CUDA driver library burn-cuda loads at run time (through cudarc).
+pub const CUDA_DRIVER_LIBRARY: &str = "libcuda.so.1";
+
+/// Where the dynamic loader would find [`CUDA_DRIVER_LIBRARY`]: the first folder of
+/// `LD_LIBRARY_PATH`, then of the usual system library folders, that holds it; `None` when none
+/// does. Looks for the file only (loads nothing), so it tells "no driver installed" from "a
+/// driver that sees no GPU" without touching the driver.
+pub fn cuda_driver_library() -> Option<std::path::PathBuf> {
+    let from_env = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let system = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/local/nvidia/lib64",
+        "/usr/lib/wsl/lib",
+    ];
+    from_env
+        .into_iter()
+        .chain(system.iter().map(std::path::PathBuf::from))
+        .map(|dir| dir.join(CUDA_DRIVER_LIBRARY))
+        .find(|p| p.exists())
 }
 
 /// `"<index>: <name> (<burn device>)"` per device of `found` (opens each, to read its name).
@@ -267,6 +316,14 @@ mod tests {
             let err = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
             assert!(err.contains("`cuda:0` is not available"), "{err}");
             assert!(err.contains("--features cuda"), "{err}");
+        }
+        // Built with `cuda` on a machine without the NVIDIA driver (CI): the error says so.
+        #[cfg(feature = "cuda")]
+        if cuda_driver_library().is_none() {
+            let err = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
+            assert!(err.contains("`cuda:0` is not available"), "{err}");
+            assert!(err.contains("no CUDA driver found"), "{err}");
+            assert!(err.contains(CUDA_DRIVER_LIBRARY), "{err}");
         }
         #[cfg(not(feature = "vulkan"))]
         {

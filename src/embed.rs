@@ -33,7 +33,7 @@ pub use job::{EmbedJob, EmbedSummary, ShardSpec, DEFAULT_ROW_GROUP_ROWS};
 pub use pipeline::BadSample;
 pub use preprocess::Preprocess;
 pub use prior::PriorManifest;
-pub use runtime::{find_onnx_runtime, init_onnx_runtime, ORT_DYLIB_ENV};
+pub use runtime::{find_onnx_runtime, init_onnx_runtime, missing_provider, ORT_DYLIB_ENV};
 
 use crate::{dataset::Image, Error, Result};
 use ort::session::Session;
@@ -56,10 +56,55 @@ pub enum ExecutionProvider {
     /// ONNX Runtime's CPU execution provider.
     #[default]
     Cpu,
-    /// ONNX Runtime's CUDA execution provider on the given device (needs `onnxruntime-gpu`).
-    /// Registration failure is an error, never a silent CPU fallback.
-    #[cfg(feature = "cuda")]
+    /// ONNX Runtime's CUDA execution provider on the given device. Needs the `onnxruntime-gpu`
+    /// library (`GPS_SSL_ORT=gpu scripts/setup.sh`), not a cargo feature. A provider that
+    /// cannot register is an error naming what is missing, never a silent CPU fallback.
     Cuda(i32),
+}
+
+impl ExecutionProvider {
+    /// The names [`FromStr`](std::str::FromStr) accepts.
+    pub const NAMES: &'static str = "cpu | cuda[:N]";
+}
+
+impl std::fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecutionProvider::Cpu => f.write_str("cpu"),
+            ExecutionProvider::Cuda(d) => write!(f, "cuda:{d}"),
+        }
+    }
+}
+
+/// `cpu`, `cuda` (device 0) or `cuda:N`.
+///
+/// ```
+/// use gps_ssl::embed::ExecutionProvider;
+/// assert_eq!("cuda:1".parse::<ExecutionProvider>()?, ExecutionProvider::Cuda(1));
+/// assert_eq!("cuda".parse::<ExecutionProvider>()?.to_string(), "cuda:0");
+/// assert!("tensorrt".parse::<ExecutionProvider>().is_err());
+/// # Ok::<(), gps_ssl::Error>(())
+/// ```
+impl std::str::FromStr for ExecutionProvider {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                "execution provider",
+                format!("`{s}`; expected {}", Self::NAMES),
+            )
+        };
+        match s.split_once(':') {
+            None if s == "cpu" => Ok(ExecutionProvider::Cpu),
+            None if s == "cuda" => Ok(ExecutionProvider::Cuda(0)),
+            Some(("cuda", n)) => n
+                .parse::<u16>()
+                .map(|n| ExecutionProvider::Cuda(i32::from(n)))
+                .map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// Builds an [`Embedder`]. Obtain one with [`Embedder::builder`].
@@ -168,14 +213,12 @@ impl EmbedderBuilder {
         let replicas = match (self.replicas, self.provider) {
             (Some(r), _) => r,
             (None, ExecutionProvider::Cpu) => DEFAULT_CPU_REPLICAS.min(threads),
-            #[cfg(feature = "cuda")]
-            (None, _) => 1,
+            (None, ExecutionProvider::Cuda(_)) => 1,
         };
         let inference_batch = match (self.inference_batch, self.provider) {
             (Some(b), _) => b,
             (None, ExecutionProvider::Cpu) => DEFAULT_CPU_INFERENCE_BATCH,
-            #[cfg(feature = "cuda")]
-            (None, _) => self.batch_size,
+            (None, ExecutionProvider::Cuda(_)) => self.batch_size,
         };
         if inference_batch == 0 {
             return Err(Error::invalid("inference batch", "must be at least 1"));
@@ -250,18 +293,22 @@ impl EmbedderBuilder {
             .map_err(ort_err)?;
         let mut builder = match self.provider {
             ExecutionProvider::Cpu => builder,
-            #[cfg(feature = "cuda")]
-            ExecutionProvider::Cuda(device) => builder
-                .with_execution_providers([ort::ep::CUDA::default()
-                    .with_device_id(device)
-                    .build()
-                    .error_on_failure()])
-                .map_err(|e| {
-                    Error::Ort(format!(
-                        "CUDA execution provider (device {device}) could not be registered \
-                             (is onnxruntime-gpu installed and a GPU visible?): {e}"
-                    ))
-                })?,
+            ExecutionProvider::Cuda(device) => {
+                runtime::check_provider_library("cuda", "onnxruntime-gpu")?;
+                builder
+                    .with_execution_providers([ort::ep::CUDA::default()
+                        .with_device_id(device)
+                        .build()
+                        .error_on_failure()])
+                    .map_err(|e| {
+                        Error::Ort(format!(
+                            "ONNX Runtime's CUDA execution provider (device {device}) could not \
+                             be registered: {e}\n(it needs the NVIDIA driver's libcuda.so.1, the \
+                             CUDA runtime, cuBLAS and cuDNN libraries onnxruntime-gpu was built \
+                             for, and a visible GPU)"
+                        ))
+                    })?
+            }
         };
         builder.commit_from_file(&self.prior.onnx).map_err(|e| {
             Error::Ort(format!(

@@ -70,6 +70,16 @@ pub enum Error {
         found: String,
     },
 
+    /// A device's result differs from the CPU backend's, or a device check failed
+    /// ([`crate::selftest`]).
+    #[error("self-test `{check}` failed: {detail}")]
+    SelfTest {
+        /// The check that failed.
+        check: String,
+        /// What differed, with the values.
+        detail: String,
+    },
+
     /// A NaN or infinite value where finite numbers are required.
     #[error("{context}: non-finite value at row {row}")]
     NonFinite {

@@ -28,7 +28,8 @@
 //! | [`experiment`] | whole grids | [`experiment::run_experiment`], [`experiment::ExperimentConfig`] | `results.json`, `table.md`, `figure.png` |
 //!
 //! [`progress`] carries progress reports out of long jobs (the CLI draws them as bars);
-//! [`device`] names the device the networks run on (`cpu`, `wgpu`, `vulkan`, `cuda`).
+//! [`device`] names the device the networks run on (`cpu`, `wgpu`, `vulkan`, `cuda`);
+//! [`selftest`] checks a device against the CPU and times the training step on it.
 //!
 //! ## Example: GPS pairs for your own Burn loop
 //! The [`prelude`] has what this needs.
@@ -60,7 +61,9 @@
 //!   `scripts/test.sh --features wgpu`, which CI runs.
 //! - `vulkan`: the same runtime pinned to Vulkan with cubecl's SPIR-V compiler, for real GPUs:
 //!   `--device vulkan`.
-//! - `cuda`: burn's CUDA backend and ONNX Runtime's CUDA execution provider.
+//! - `cuda`: burn's CUDA backend (`--device cuda[:N]`). Its build links LLVM 23, which
+//!   `GPS_SSL_CUDA=1 scripts/setup.sh` installs from PyPI (docs/gpu.md). ONNX Runtime's CUDA
+//!   execution provider (`embed --ep cuda`) needs no feature, only the `onnxruntime-gpu` library.
 //! - `fusion`, `autotune`: burn's kernel fusion and autotuning for `wgpu`, `vulkan` and `cuda`
 //!   (burn's default features, off here to keep the CI build small): turn both on for a real
 //!   GPU, `--features "vulkan fusion autotune"`.
@@ -76,6 +79,7 @@ pub mod knn;
 pub mod loader;
 pub mod progress;
 pub mod sampler;
+pub mod selftest;
 pub mod ssl;
 pub mod store;
 pub mod train;

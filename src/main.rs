@@ -13,6 +13,7 @@ mod cli {
     pub mod neighbours;
     pub mod progress;
     pub mod report;
+    pub mod selftest;
     pub mod train;
 }
 
@@ -50,6 +51,11 @@ enum Command {
     Demo(cli::experiment::DemoArgs),
     /// Run an experiment grid from a TOML config (methods × augs × baseline/GPS × seeds).
     Experiment(cli::experiment::ExperimentArgs),
+    /// Check a GPU device against the CPU: every loss and gradient, a step of each method,
+    /// resume across devices, a GPS-SimCLR run that learns.
+    Selftest(cli::selftest::SelfTestArgs),
+    /// Time a training step of each method on a device (small 28 px, ResNet-18 32 px).
+    StepTime(cli::selftest::StepTimeArgs),
 }
 
 /// Exit status of a user error: a bad flag, file or value the message names.
@@ -98,6 +104,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Report(args) => cli::report::run(args),
         Command::Demo(args) => cli::experiment::run_demo(args),
         Command::Experiment(args) => cli::experiment::run_grid(args),
+        Command::Selftest(args) => cli::selftest::run(args),
+        Command::StepTime(args) => cli::selftest::run_step_time(args),
     }
 }
 

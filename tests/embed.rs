@@ -7,7 +7,7 @@ mod common;
 
 use gps_ssl::{
     dataset::{DataSource, Image, Sample},
-    embed::{EmbedJob, Embedder, PriorManifest, ShardSpec},
+    embed::{EmbedJob, Embedder, ExecutionProvider, PriorManifest, ShardSpec},
     progress::NoProgress,
     store::{merge_embeddings, EmbeddingTable},
     Error, Result,
@@ -384,6 +384,31 @@ fn replicas_and_inference_slices_equal_a_single_session() {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(max < 1e-5, "row {i}: 2-thread session differs by {max}");
+    }
+}
+
+/// On this machine (no GPU; the setup's CPU `onnxruntime` unless GPS_SSL_ORT=gpu) the CUDA
+/// execution provider cannot run: the embedder is an error that says what is missing, never a
+/// session that silently runs on the CPU.
+#[test]
+fn cuda_execution_provider_that_cannot_register_is_an_error_naming_what_is_missing() {
+    let library = gps_ssl::embed::init_onnx_runtime().unwrap().to_path_buf();
+    let err = match Embedder::builder(tiny())
+        .execution_provider(ExecutionProvider::Cuda(0))
+        .build()
+    {
+        Ok(_) => panic!("a CUDA embedder was built on a machine without a GPU"),
+        Err(e) => e.to_string(),
+    };
+    match gps_ssl::embed::missing_provider(&library, "cuda", "onnxruntime-gpu") {
+        // The CPU package: the message names the missing provider library and the package.
+        Some(expected) => assert!(err.contains(&expected), "{err}"),
+        // onnxruntime-gpu without a GPU: ONNX Runtime's own reason, with what the EP needs.
+        None => assert!(
+            err.contains("CUDA execution provider (device 0) could not be registered")
+                && err.contains("libcuda.so.1"),
+            "{err}"
+        ),
     }
 }
 

@@ -3,10 +3,12 @@
 Network (`small`): 3x3 stem (stride 1, no max-pool), one basic block per stage, widths
 16/32/64/128; (`resnet18`): the same stem, two basic blocks per stage, widths 64/128/256/512;
 global average pool; projector feat -> 512 (no bias) -> BN -> ReLU -> 128; NT-Xent T = 0.5;
-SGD momentum 0.9. Prints `seconds_per_step <s>`.
-Usage: /usr/bin/python3 ssl_step_peer.py <batch> <size> <steps> <threads> [small|resnet18] [channels] [cpu|cuda]
-On `cuda` every step reads its loss back (`.item()`), as the Rust step does, so the time is the
-GPU's work and not only its queueing.
+SGD momentum 0.9. Prints `seconds_per_step <median s> min <s>` and, on `cuda`,
+`peak_mib <torch.cuda.max_memory_allocated in MiB>`.
+Usage: python3 ssl_step_peer.py <batch> <size> <steps> <threads> [small|resnet18] [channels] [cpu|cuda] [fp32|bf16]
+Every step reads its loss back (`.item()`), as the Rust step does, so on `cuda` the time is the
+GPU's work and not only its queueing. `bf16`: forward and loss under
+`torch.autocast(device, dtype=torch.bfloat16)` (mixed precision; weights and optimiser in fp32).
 """
 import sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -15,6 +17,8 @@ batch, size, steps, threads = (int(a) for a in sys.argv[1:5])
 arch = sys.argv[5] if len(sys.argv) > 5 else "small"
 channels = int(sys.argv[6]) if len(sys.argv) > 6 else 1
 device = torch.device(sys.argv[7] if len(sys.argv) > 7 else "cpu")
+precision = sys.argv[8] if len(sys.argv) > 8 else "fp32"
+assert precision in ("fp32", "bf16"), precision
 widths, layers = {"small": ([16, 32, 64, 128], 1), "resnet18": ([64, 128, 256, 512], 2)}[arch]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -59,12 +63,21 @@ xa = torch.randn(batch, channels, size, size).to(device)
 xb = torch.randn(batch, channels, size, size).to(device)
 
 def step():
-    loss = nt_xent(net(xa), net(xb))
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = nt_xent(net(xa), net(xb))
     opt.zero_grad(); loss.backward(); opt.step()
     return loss.item()
 
 step()
-t0 = time.perf_counter()
+if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+times = []
 for _ in range(steps):
+    t0 = time.perf_counter()
     step()
-print(f"seconds_per_step {(time.perf_counter() - t0) / steps:.6f}")
+    times.append(time.perf_counter() - t0)
+times.sort()
+line = f"seconds_per_step {times[len(times) // 2]:.6f} min {times[0]:.6f}"
+if device.type == "cuda":
+    line += f" peak_mib {torch.cuda.max_memory_allocated() / 2**20:.0f}"
+print(line)

@@ -30,11 +30,11 @@ pub struct EmbedArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// ONNX Runtime sessions running batches side by side, sharing the threads (default: 2,
-    /// at most --threads; 1 with --cuda).
+    /// at most --threads; 1 with --ep cuda).
     #[arg(long)]
     replicas: Option<usize>,
     /// Images per ONNX Runtime call within a batch (default: 8 on the CPU, the batch size with
-    /// --cuda).
+    /// --ep cuda).
     #[arg(long)]
     inference_batch: Option<usize>,
     /// Decode/preprocess worker threads (default: half the cores).
@@ -58,10 +58,11 @@ pub struct EmbedArgs {
     /// Skip images that fail to decode; list them in `<out>.bad.json`.
     #[arg(long)]
     skip_bad: bool,
-    /// Run on CUDA device N (needs `--features cuda` and onnxruntime-gpu).
-    #[cfg(feature = "cuda")]
-    #[arg(long)]
-    cuda: Option<i32>,
+    /// ONNX Runtime execution provider: cpu | cuda[:N]. `cuda` needs the onnxruntime-gpu
+    /// library (`GPS_SSL_ORT=gpu bash scripts/setup.sh`), not a cargo feature; when it cannot
+    /// register, the error says what is missing (never a silent CPU run).
+    #[arg(long, default_value = "cpu")]
+    ep: gps_ssl::embed::ExecutionProvider,
 }
 
 /// Arguments of `gps-ssl merge-embeddings`.
@@ -125,10 +126,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     if let Some(o) = args.output {
         builder = builder.output_name(o);
     }
-    #[cfg(feature = "cuda")]
-    if let Some(d) = args.cuda {
-        builder = builder.execution_provider(gps_ssl::embed::ExecutionProvider::Cuda(d));
-    }
+    builder = builder.execution_provider(args.ep);
     let mut embedder = builder.build()?;
     let out = match args.shard {
         Some(s) => part_path(&args.out, s),

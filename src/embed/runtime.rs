@@ -23,7 +23,7 @@ pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 /// How to get a usable ONNX Runtime, appended to every discovery error.
 const FIX_HINT: &str = "To fix it, do one of:\n  \
      - run `scripts/setup.sh` (creates ./.venv with onnxruntime==1.32.0), or\n  \
-     - `pip install onnxruntime==1.32.0` (CPU) or `pip install onnxruntime-gpu==1.32.0` (CUDA) \
+     - `pip install onnxruntime==1.32.0` (CPU) or `pip install onnxruntime-gpu==1.31.1` (CUDA) \
      into the python3 on your PATH, or\n  \
      - set ORT_DYLIB_PATH=/path/to/libonnxruntime.so.<version> \
      (ONNX Runtime 1.24 or newer).";
@@ -83,6 +83,39 @@ fn init() -> std::result::Result<Runtime, String> {
         library,
         environment,
     })
+}
+
+/// Checks that the loaded ONNX Runtime has the execution provider `ep` (see
+/// [`missing_provider`]).
+///
+/// # Errors
+/// [`Error::OrtNotFound`] when no ONNX Runtime loads; [`Error::Ort`] naming the library that
+/// lacks the provider and how to install `package`.
+pub(crate) fn check_provider_library(ep: &str, package: &str) -> Result<()> {
+    match missing_provider(init_onnx_runtime()?, ep, package) {
+        None => Ok(()),
+        Some(msg) => Err(Error::Ort(msg)),
+    }
+}
+
+/// Why the ONNX Runtime `library` cannot run execution provider `ep`, or `None` when it can:
+/// every ONNX Runtime package ships its CUDA, TensorRT and ROCm providers as
+/// `libonnxruntime_providers_<ep>.so` beside the main library, and the CPU package has none.
+/// `package` names the package that has it.
+pub fn missing_provider(library: &Path, ep: &str, package: &str) -> Option<String> {
+    let provider = format!("libonnxruntime_providers_{ep}.so");
+    let dir = library.parent().unwrap_or(Path::new("."));
+    if dir.join(&provider).is_file() {
+        return None;
+    }
+    Some(format!(
+        "the ONNX Runtime in use ({}) has no {} execution provider: {provider} is not beside it \
+         (the `onnxruntime` package is CPU-only). Install `{package}` instead: \
+         `GPS_SSL_ORT=gpu bash scripts/setup.sh` puts it in ./.venv, or set {ORT_DYLIB_ENV} to \
+         the libonnxruntime.so.* of a `{package}` install",
+        library.display(),
+        ep.to_uppercase()
+    ))
 }
 
 /// Asks `python3` where its `onnxruntime` package lives.
@@ -193,6 +226,26 @@ fn find_in_capi(capi: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cpu_package_lacks_the_cuda_provider_and_a_gpu_package_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libonnxruntime.so.1.32.0");
+        std::fs::write(&lib, b"").unwrap();
+        // The CPU wheel's capi folder: the library and libonnxruntime_providers_shared.so.
+        std::fs::write(dir.path().join("libonnxruntime_providers_shared.so"), b"").unwrap();
+        let msg = missing_provider(&lib, "cuda", "onnxruntime-gpu").unwrap();
+        assert!(msg.contains("has no CUDA execution provider"), "{msg}");
+        assert!(msg.contains("libonnxruntime_providers_cuda.so"), "{msg}");
+        assert!(
+            msg.contains("GPS_SSL_ORT=gpu bash scripts/setup.sh"),
+            "{msg}"
+        );
+        assert!(msg.contains(&lib.display().to_string()), "{msg}");
+        // onnxruntime-gpu's capi folder has it beside the library.
+        std::fs::write(dir.path().join("libonnxruntime_providers_cuda.so"), b"").unwrap();
+        assert_eq!(missing_provider(&lib, "cuda", "onnxruntime-gpu"), None);
+    }
 
     #[test]
     fn missing_library_error_says_how_to_install() {
