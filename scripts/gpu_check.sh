@@ -24,7 +24,10 @@
 #   4. a one-epoch `gps-ssl demo --device <first device> --prior pixels` and its wall time.
 # Each stage runs under a time limit, so the whole run stays within about 8 minutes; a failed
 # stage prints FAILED and the run goes on. The summary is also written to
-# ${GPS_CHECK_OUT:-$TMPDIR/gps-ssl-gpu-check}/summary.txt.
+# ${GPS_CHECK_OUT:-$TMPDIR/gps-ssl-gpu-check}/summary.txt. GPS_CHECK_BATCH, GPS_CHECK_STEPS (10) and
+# GPS_CHECK_PYTHON (python3, the one with torch) adjust the step times; a dry run without a GPU:
+#   GPS_CHECK_FEATURES=wgpu bash scripts/gpu_check.sh build
+#   GPS_CHECK_DEVICES=wgpu GPS_CHECK_BATCH=16 GPS_CHECK_STEPS=2 bash scripts/gpu_check.sh run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -44,10 +47,11 @@ build)
     --config 'profile.dev.package."gps-ssl".overflow-checks=false'
   rm -rf "$OUT_DIR/stage"
   mkdir -p "$OUT_DIR/stage"
-  cp target/debug/gps-ssl "$OUT_DIR/stage/gps-ssl"
+  BUILT="${CARGO_TARGET_DIR:-target}/debug/gps-ssl"
+  cp "$BUILT" "$OUT_DIR/stage/gps-ssl"
   # What the bytes are: the largest crates by code size (before stripping).
   if command -v nm >/dev/null; then
-    nm --size-sort -S -C target/debug/gps-ssl 2>/dev/null | python3 -c '
+    nm --size-sort -S -C "$BUILT" 2>/dev/null | python3 -c '
 import collections, re, sys
 size = collections.Counter()
 for line in sys.stdin:
@@ -89,43 +93,60 @@ run)
   FIRST=${DEVICES%% *}
   BATCH=${GPS_CHECK_BATCH:-256}
   STEPS=${GPS_CHECK_STEPS:-10}
+  # Every stage has its own time limit, and all of them together this budget (8 minutes less
+  # the unpacking and the machine's start), so a hung kernel cannot eat the machine's time.
+  BUDGET=${GPS_CHECK_BUDGET:-440}
+  DEADLINE=$(( $(date +%s) + BUDGET ))
   SUMMARY="$WORK/summary.txt"
   : > "$SUMMARY"
   note() { echo "$*" | tee -a "$SUMMARY"; }
   export RUST_LOG=${RUST_LOG:-warn}
+  PY=${GPS_CHECK_PYTHON:-python3}  # the Python with torch
   HAVE_SMI=0; command -v nvidia-smi >/dev/null && HAVE_SMI=1
   gpu_mib() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
-  # peak NAME LIMIT CMD...: runs CMD under `timeout LIMIT`, sampling the GPU's memory; prints
-  # the peak above the idle reading (nvidia-smi sees every process's memory, the CUDA context
-  # included).
+  # peak NAME LIMIT KEEP CMD...: runs CMD under `timeout LIMIT` (its output also appended to the
+  # summary when KEEP=1), sampling the GPU's memory; notes the peak above the idle reading
+  # (nvidia-smi sees every process's memory, the CUDA context included).
   peak() {
-    local name=$1 limit=$2 rc=0 idle sampler=""
-    shift 2
+    local name=$1 limit=$2 keep=$3 rc=0 idle=0 sampler="" left
+    shift 3
+    left=$(( DEADLINE - $(date +%s) ))
+    if [ "$left" -lt 15 ]; then
+      note "SKIPPED: $name (the run's ${BUDGET} s budget is spent)"
+      return 0
+    fi
+    [ "$limit" -le "$left" ] || limit=$left
     if [ "$HAVE_SMI" = 1 ]; then
       idle=$(gpu_mib)
       nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$WORK/$name.mem" &
       sampler=$!
     fi
-    timeout "$limit" "$@" || rc=$?
+    if [ "$keep" = 1 ]; then
+      timeout "$limit" "$@" | tee -a "$SUMMARY" || rc=${PIPESTATUS[0]}
+    else
+      timeout "$limit" "$@" || rc=$?
+    fi
     if [ -n "$sampler" ]; then
       kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
-      note "peak GPU memory $name: $(( $(sort -n "$WORK/$name.mem" | tail -1) - idle )) MiB (nvidia-smi, above idle $idle MiB)"
+      note "  peak GPU memory of $name: $(( $(sort -n "$WORK/$name.mem" | tail -1) - idle )) MiB (nvidia-smi, above idle $idle MiB)"
     fi
-    [ "$rc" = 0 ] || note "FAILED: $name (exit $rc$([ "$rc" = 124 ] && echo ", over its ${limit} s limit"))"
+    if [ "$rc" != 0 ]; then
+      note "FAILED: $name (exit $rc$([ "$rc" = 124 ] && echo ", over its ${limit} s limit"))"
+    fi
     return 0
   }
 
   say "build and machine"
   cat "$WORK/bin/BUILD-INFO"
   [ "$HAVE_SMI" = 1 ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name(0))' 2>/dev/null || echo "torch: not importable by python3"
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name(0))' 2>/dev/null || echo "torch: not importable by python3"
 
   say "adapters"
-  "$BIN" devices
+  "$BIN" devices || note "FAILED: gps-ssl devices"
 
   for dev in $DEVICES; do
     say "selftest on $dev (against the CPU backend)"
-    peak "selftest-$dev" 150 "$BIN" selftest --device "$dev"
+    peak "selftest-$dev" 120 1 "$BIN" selftest --device "$dev"
   done
 
   say "step time at batch $BATCH, $STEPS steps after a warm-up, on $FIRST; PyTorch on the same GPU"
@@ -133,18 +154,18 @@ run)
   threads=$(nproc)
   for case in "small 28 1" "resnet18 32 3"; do
     read -r arch size ch <<<"$case"
-    peak "burn-$FIRST-$arch" 120 "$BIN" step-time --device "$FIRST" --batch "$BATCH" \
-      --steps "$STEPS" --cases "$arch" | tee -a "$SUMMARY"
+    peak "burn-$FIRST-$arch" 120 1 "$BIN" step-time --device "$FIRST" --batch "$BATCH" \
+      --steps "$STEPS" --cases "$arch"
     for precision in fp32 bf16; do
       printf 'pytorch %s %s %s/%spx/%sch/b%s ' "$torch_dev" "$precision" "$arch" "$size" "$ch" "$BATCH" | tee -a "$SUMMARY"
-      peak "pytorch-$precision-$arch" 90 python3 benches/peers/ssl_step_peer.py "$BATCH" "$size" \
-        "$STEPS" "$threads" "$arch" "$ch" "$torch_dev" "$precision" | tee -a "$SUMMARY"
+      peak "pytorch-$precision-$arch" 60 1 "$PY" benches/peers/ssl_step_peer.py "$BATCH" "$size" \
+        "$STEPS" "$threads" "$arch" "$ch" "$torch_dev" "$precision"
     done
   done
 
   say "one-epoch demo on $FIRST (raw-pixel prior: ONNX Runtime is not needed)"
   t0=$(date +%s.%N)
-  peak "demo-$FIRST" 150 "$BIN" demo --device "$FIRST" --prior pixels --epochs 1 --out "$WORK/demo"
+  peak "demo-$FIRST" 120 0 "$BIN" demo --device "$FIRST" --prior pixels --epochs 1 --out "$WORK/demo"
   note "demo --device $FIRST --epochs 1: $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)") s wall"
 
   say "summary ($SUMMARY)"

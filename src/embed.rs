@@ -303,9 +303,11 @@ impl EmbedderBuilder {
                     .map_err(|e| {
                         Error::Ort(format!(
                             "ONNX Runtime's CUDA execution provider (device {device}) could not \
-                             be registered: {e}\n(it needs the NVIDIA driver's libcuda.so.1, the \
-                             CUDA runtime, cuBLAS and cuDNN libraries onnxruntime-gpu was built \
-                             for, and a visible GPU)"
+                             be registered: {e}\n(it needs the NVIDIA driver's libcuda.so.1, a visible \
+                             GPU, and the CUDA libraries onnxruntime-gpu was built for on the \
+                             loader's path, LD_LIBRARY_PATH: for onnxruntime-gpu 1.31 the CUDA 13 \
+                             runtime, cuBLAS, cuRAND and cuDNN 9, e.g. the nvidia-*-cu13 Python \
+                             packages PyTorch installs; docs/gpu.md)"
                         ))
                     })?
             }
