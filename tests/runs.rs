@@ -504,28 +504,3 @@ fn checkpoint_of_another_run_with_the_same_seed_is_refused() {
         .with_checkpoint(&path)
         .unwrap();
 }
-
-/// Two trainers never write into one directory at once: the second is refused while the first
-/// holds it (the lock is the OS's, so another process is refused the same way), and gets it
-/// once the first is dropped.
-#[test]
-fn a_run_directory_has_one_writer_at_a_time() {
-    let device = Device::flex().autodiff();
-    let tmp = tempfile::tempdir().unwrap();
-    let config = small_config(3, 0.05);
-    let first = Trainer::new(config.clone(), 4, &device)
-        .unwrap()
-        .with_output_dir(tmp.path())
-        .unwrap();
-    let err = Trainer::new(config.clone(), 4, &device)
-        .unwrap()
-        .with_output_dir(tmp.path())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("another job"), "{err}");
-    drop(first);
-    Trainer::new(config, 4, &device)
-        .unwrap()
-        .with_output_dir(tmp.path())
-        .unwrap();
-}

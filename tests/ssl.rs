@@ -349,6 +349,41 @@ fn resume_is_exact(kind: MethodKind, optimizer: OptimizerConfig) {
     assert!(dir.path().join("config.json").exists());
 }
 
+/// Two trainers never write into one run directory at once: while one trains, another
+/// trainer's `with_output_dir` on it is refused (the lock is the OS's, so another process is
+/// refused the same way); once `fit` returns, the directory is free again.
+#[test]
+fn a_run_directory_has_one_writer_at_a_time() {
+    let images = fmnist::load_images(32);
+    let per_epoch = 2;
+    let mut config = small_config(MethodKind::Simclr);
+    config.batch_size = 16;
+    let device = Device::flex().autodiff();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Trainer::new(config.clone(), per_epoch, &device)
+        .unwrap()
+        .with_output_dir(dir.path())
+        .unwrap();
+    let second = || {
+        Trainer::new(config.clone(), per_epoch, &device)
+            .unwrap()
+            .with_output_dir(dir.path())
+    };
+    let mut during = None;
+    let mut source = gps_ssl::train::FnSource::new(per_epoch, |_epoch, start| {
+        // Asked for its batches by the first trainer's `fit`: the directory is taken.
+        during.get_or_insert_with(|| second().map(|_| ()).map_err(|e| e.to_string()));
+        (start..per_epoch).map(|b| Ok(fmnist::flip_batch(&images, 16, b)))
+    });
+    first.fit(&mut source, Some(1), &NoProgress).unwrap();
+    let err = during.expect("fit asked for batches").unwrap_err();
+    assert!(err.contains("another job"), "{err}");
+    // Once `fit` has returned, the run can be resumed (also while `first` still exists).
+    let resumed = Trainer::resume(dir.path(), per_epoch, &device).unwrap();
+    assert_eq!(resumed.position().step, 1);
+    drop(first);
+}
+
 #[test]
 fn resume_is_exact_simclr_sgd() {
     resume_is_exact(MethodKind::Simclr, OptimizerConfig::sgd());

@@ -31,6 +31,11 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 /// File name of the per-step log inside the output directory.
 pub const LOG_FILE: &str = "log.csv";
 
+/// The lock of the run directory `dir` (on `checkpoint.bin`), held by whoever writes into it.
+fn lock_run_dir(dir: &Path) -> Result<crate::store::embeddings::OutputLock> {
+    crate::store::embeddings::OutputLock::acquire(&dir.join(CHECKPOINT_FILE))
+}
+
 /// Whether `device` is burn's Flex CPU device (with or without autodiff).
 fn on_host(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
@@ -93,8 +98,6 @@ pub struct Trainer {
     batches_per_epoch: usize,
     position: Position,
     out_dir: Option<PathBuf>,
-    /// Held while the trainer writes into `out_dir`: one writer per run directory.
-    out_lock: Option<crate::store::embeddings::OutputLock>,
     log: Option<CsvLog>,
     device: Device,
     /// The re-mined lists in force (`(epoch mined at, lists)`), see [`Trainer::fit_loader`].
@@ -149,7 +152,6 @@ impl Trainer {
             batches_per_epoch,
             position: Position::default(),
             out_dir: None,
-            out_lock: None,
             log: None,
             device: device.clone(),
             remined: None,
@@ -167,19 +169,17 @@ impl Trainer {
     /// - a `checkpoint.bin` of this run further on than the trainer (e.g. a fresh
     ///   [`Trainer::new`] pointed at a run in progress): [`Error::InvalidInput`]; restore it
     ///   first ([`Trainer::with_checkpoint`], or [`Trainer::resume`]);
-    /// - a directory another trainer writes into (in this process or another: the lock
-    ///   `checkpoint.bin.lock`, held until the trainer is dropped): [`Error::InvalidInput`].
+    /// - a directory another trainer is writing into (in this process or another: the lock
+    ///   `checkpoint.bin.lock`, which [`fit`](Self::fit) holds while it trains and this call
+    ///   while it writes): [`Error::InvalidInput`].
     pub fn with_output_dir(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        // Released first: a second call with the same directory keeps it.
-        self.out_lock = None;
-        let lock = crate::store::embeddings::OutputLock::acquire(&dir.join(CHECKPOINT_FILE))?;
+        let _lock = lock_run_dir(&dir)?;
         self.check_output_dir(&dir)?;
         self.config.save(&dir.join(CONFIG_FILE))?;
         self.log = Some(CsvLog::open(&dir.join(LOG_FILE), self.position.step)?);
         self.out_dir = Some(dir);
-        self.out_lock = Some(lock);
         Ok(self)
     }
 
@@ -357,6 +357,9 @@ impl Trainer {
                 source.batches_per_epoch(),
             ));
         }
+        // One writer per run directory while training: another trainer's `fit` or
+        // `with_output_dir` on it is refused until this returns.
+        let _lock = self.out_dir.as_deref().map(lock_run_dir).transpose()?;
         let total = self.schedule.total_steps;
         let stop_at = max_steps.map_or(total, |m| (self.position.step + m).min(total));
         progress.start("train", stop_at.saturating_sub(self.position.step));
