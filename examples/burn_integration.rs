@@ -109,6 +109,14 @@ impl DataSource for Fashion {
     fn describe(&self) -> String {
         format!("fashion-mnist t10k subset ({N} samples)")
     }
+    // Every image is 28×28 grey: declared, so views stay 1-channel (undeclared sources get
+    // RGB views, as torchvision's ImageFolder does).
+    fn channels(&self) -> Option<u8> {
+        Some(1)
+    }
+    fn image_size(&self) -> Option<(u32, u32)> {
+        Some((28, 28))
+    }
 }
 
 fn gunzip(path: &str) -> anyhow::Result<Vec<u8>> {

@@ -7,6 +7,13 @@
 //! bit for bit the same values as the per-pixel reference kept in the tests); the result is
 //! normalised in place into the `C×H×W` f32 view.
 //!
+//! **Argument order.** A view's size is `(height, width)`, the order of its `[C, H, W]` shape
+//! and of torchvision's `size=(h, w)`: [`Augmenter::new`]`(recipe, channels, out_h, out_w)`,
+//! [`AugRecipe::with_output_size`]`(height, width)`, [`AugRecipe::output_size`] `[h, w]`. An
+//! input image's size is `(width, height)`, the order of [`Image`]'s fields and of the `image`
+//! crate: [`Augmenter::draw`]`(view, width, height, …)`, whose arguments are the image's
+//! `image.width, image.height`.
+//!
 //! ```
 //! use gps_ssl::augment::{AugRecipe, Augmenter};
 //! use gps_ssl::dataset::open_source;
@@ -78,9 +85,16 @@ use fast_image_resize::Resizer;
 use rand::Rng;
 use std::mem::MaybeUninit;
 
-/// `out` as a buffer the view writers fill: what every `&mut [f32]` entry point passes on. Sound
-/// because the writers only ever store initialised values (`MaybeUninit::write`), so `out`
-/// holds valid `f32`s afterwards whatever they write.
+/// `out` as a buffer the view writers fill: what every `&mut [f32]` entry point passes on.
+///
+/// Sound only while no code that receives the result stores an uninitialised value into it
+/// (`*o = MaybeUninit::uninit()`, or a copy from another `MaybeUninit` buffer): `out` is an
+/// initialised `&mut [f32]` again once the borrow ends. Where that is enforced: the result is
+/// only ever passed to [`Augmenter::finish`], whose writers (`normalize.rs`, `planar.rs`, see
+/// their module docs) are private to this module and store only through
+/// `MaybeUninit::write(f32)`, which cannot store an uninitialised value. A new writer must keep
+/// to that rule; `as_uninit` is private so that no code outside `augment` can obtain such a
+/// view of an initialised slice.
 fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; see above for why nothing uninitialised
     // is ever written through the result.
@@ -195,6 +209,7 @@ impl Augmenter {
         if out_h == 0 || out_w == 0 {
             return Err(Error::invalid("output size", format!("{out_h}x{out_w}")));
         }
+        recipe.normalize.check(channels as usize)?;
         Ok(Augmenter {
             normalizer: normalize::Normalizer::new(&recipe.normalize, channels as usize),
             recipe,

@@ -37,7 +37,7 @@ pub use cache::{CacheUse, DecodedCache};
 pub use cifar::{CifarFormat, CifarSource, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_SIDE};
 pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS};
 
-pub use self::image::Image;
+pub use self::image::{Image, MAX_IMAGE_PIXELS};
 pub(crate) use fingerprint::hex;
 pub use fingerprint::{sha256, sha256_file, sha256_hex_file, Fingerprinter, FINGERPRINT_VERSION};
 pub use idx::{IdxSource, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
@@ -57,7 +57,8 @@ pub(crate) fn out_of_range(index: usize, source: &str, count: usize) -> crate::E
 /// One decoded example of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// Position in the dataset, `0..len`. Stable for a given dataset.
+    /// Position in the dataset, `0..len`. Stable for a given dataset. The pair loader does
+    /// not rely on it: it keys decodes, ids and labels by the index it asked for.
     pub id: u64,
     /// Relative path (image folders) or row identifier (tables, IDX, CIFAR).
     pub key: String,
@@ -199,6 +200,23 @@ pub trait DataSource: Send + Sync {
     fn cache_use(&self) -> Option<CacheUse> {
         None
     }
+
+    /// The channel count every image of the source has by its format: `Some(1)` for grey
+    /// formats (IDX), `Some(3)` for RGB ones (CIFAR). `None` (the default) when images may
+    /// differ (folders, Parquet cells): the pair loader then makes every view RGB, as
+    /// torchvision's `ImageFolder` does, so the output never depends on which file sorts
+    /// first. A source that declares 1 and returns an RGB image is an error naming its key.
+    fn channels(&self) -> Option<u8> {
+        None
+    }
+
+    /// `(width, height)` every image of the source has by its format (IDX, CIFAR); `None` (the
+    /// default) when sizes may differ. The pair loader's output size is the recipe's, else this
+    /// one; without either it takes the first image's size and refuses any image of another
+    /// size (an error naming its key) rather than silently resizing it.
+    fn image_size(&self) -> Option<(u32, u32)> {
+        None
+    }
 }
 
 /// `DataSource` for a pointer to one (`Arc`, `Box`): every method forwarded.
@@ -242,6 +260,12 @@ macro_rules! forward_data_source {
             }
             fn cache_use(&self) -> Option<CacheUse> {
                 (**self).cache_use()
+            }
+            fn channels(&self) -> Option<u8> {
+                (**self).channels()
+            }
+            fn image_size(&self) -> Option<(u32, u32)> {
+                (**self).image_size()
             }
         }
     )*};

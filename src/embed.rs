@@ -49,7 +49,7 @@ pub const DEFAULT_CPU_REPLICAS: usize = 2;
 /// Default images per ONNX Runtime call on the CPU ([`EmbedderBuilder::inference_batch`]).
 pub const DEFAULT_CPU_INFERENCE_BATCH: usize = 8;
 
-/// Where ONNX Runtime executes the prior.
+/// Where ONNX Runtime executes the prior. Displays as `cpu` or `cuda:<device>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ExecutionProvider {
@@ -271,6 +271,7 @@ impl EmbedderBuilder {
             normalize: self.normalize,
             dim: None,
             prior: self.prior,
+            provider: self.provider,
         })
     }
 
@@ -334,6 +335,7 @@ pub struct Embedder {
     normalize: bool,
     /// Output width seen on the first run (`prior.dim` is only checked for its own output).
     dim: Option<usize>,
+    provider: ExecutionProvider,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -384,6 +386,18 @@ impl Embedder {
     /// Sessions that run batches side by side ([`EmbedderBuilder::replicas`]).
     pub fn replicas(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The execution provider the sessions run on.
+    pub fn execution_provider(&self) -> ExecutionProvider {
+        self.provider
+    }
+
+    /// The loaded ONNX Runtime library's build: `ort::info()`, e.g. `ORT Build Info:
+    /// git-branch=rel-1.22.0, git-commit-id=…, build type=Release, …`. Two wheels of one version
+    /// built differently differ here too.
+    pub fn runtime_build(&self) -> String {
+        ort::info().to_string()
     }
 
     /// Whether outputs are L2-normalised.

@@ -75,6 +75,9 @@ pub(crate) struct Plan {
     pub(crate) channels: u8,
     pub(crate) out_h: u32,
     pub(crate) out_w: u32,
+    /// `(width, height)` every image must have: the first image's, when neither the recipe nor
+    /// the source gives the output size (see [`PairLoaderBuilder::build`]).
+    pub(crate) fixed_size: Option<(u32, u32)>,
     pub(crate) batch_size: usize,
     pub(crate) workers: usize,
     pub(crate) prefetch: usize,

@@ -37,7 +37,7 @@ pub use ema::{cosine_momentum, ema_update};
 pub use head::{Mlp, MlpConfig};
 pub use loss::{
     barlow_twins_loss, byol_regression_loss, info_nce_loss, l2_normalize, nt_xent_loss,
-    vicreg_loss, VicRegWeights,
+    try_vicreg_loss, vicreg_loss, VicRegWeights,
 };
 pub use method::{batch_tensors, LossConfig, Method, MethodKind, MethodState, StepStats};
 pub use network::{NetworkConfig, SslNetwork, ViewOutput};

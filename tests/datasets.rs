@@ -714,3 +714,49 @@ fn open_source_rejects_paths_that_match_nothing() {
     .to_string();
     assert!(msg.contains("option `label`"), "{msg}");
 }
+
+/// A PNG and a JPEG whose headers declare 13,400 × 13,400 pixels (179.6 M, just over
+/// `MAX_IMAGE_PIXELS`; the files themselves are a few hundred bytes) are refused from their
+/// headers with the same limit and an error naming the file. JPEG had no limit before (libjpeg-
+/// turbo allocated whatever the header asked); PNG went through `image`'s own 512 MiB.
+#[test]
+fn forged_headers_over_the_pixel_limit_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("a");
+    std::fs::create_dir_all(&class).unwrap();
+    let px = vec![100u8; 16 * 16 * 3];
+    let img = image::RgbImage::from_raw(16, 16, px).unwrap();
+    let side: u32 = 13_400;
+    // PNG: IHDR's width and height, then its CRC over type + data.
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png[16..20].copy_from_slice(&side.to_be_bytes());
+    png[20..24].copy_from_slice(&side.to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    std::fs::write(class.join("forged.png"), &png).unwrap();
+    // JPEG: the baseline frame header (FF C0: length, precision, height, width).
+    let mut jpg = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut jpg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    let sof = jpg.windows(2).position(|m| m == [0xFF, 0xC0]).unwrap();
+    jpg[sof + 5..sof + 7].copy_from_slice(&(side as u16).to_be_bytes());
+    jpg[sof + 7..sof + 9].copy_from_slice(&(side as u16).to_be_bytes());
+    std::fs::write(class.join("forged.jpg"), &jpg).unwrap();
+
+    let src = ImageFolderSource::open(dir.path()).unwrap();
+    assert_eq!(src.len(), 2);
+    for i in 0..2 {
+        let key = src.key(i).unwrap();
+        let err = src.get(i).unwrap_err().to_string();
+        assert!(
+            err.contains(&key) && err.contains("13400x13400") && err.contains("MAX_IMAGE_PIXELS"),
+            "{key}: {err}"
+        );
+    }
+}

@@ -474,16 +474,22 @@ fn interrupted_then_resumed_equals_uninterrupted_bit_for_bit() {
     );
 }
 
-#[test]
-fn resume_with_other_settings_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("e.parquet");
+/// A job on 20 random images in `dir` interrupted at image 12 (batch size 2, chunks of 4 rows),
+/// and its source, ready to complete.
+fn interrupted_job(dir: &Path) -> (EmbedJob, VecSource) {
     let mut source = VecSource::random(20, 3);
     source.fail_at = Some(12);
-    let job = EmbedJob::new(&out).row_group_rows(4);
+    let job = EmbedJob::new(dir.join("e.parquet")).row_group_rows(4);
     job.run(&mut tiny_embedder(2), &source, &NoProgress)
         .unwrap_err();
     source.fail_at = None;
+    (job, source)
+}
+
+#[test]
+fn resume_with_other_settings_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (job, source) = interrupted_job(dir.path());
     let err = job
         .run(&mut tiny_embedder(4), &source, &NoProgress)
         .unwrap_err()
@@ -783,4 +789,46 @@ fn cli_reports_a_missing_prior_file() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("models/nope.toml"));
+}
+
+/// A job records where ONNX Runtime ran and which build it was (in `job.json` and the file's
+/// metadata): one interrupted under another execution provider or ONNX Runtime build is not
+/// joined to this one. Simulated by editing the interrupted job's state, as a run on CUDA or
+/// with another wheel would have written it (before, both were not recorded and the resume
+/// went ahead).
+#[test]
+fn resume_under_another_provider_or_runtime_is_refused() {
+    for (field, other) in [
+        ("execution_provider", "cuda:0"),
+        ("onnxruntime", "ORT Build Info: git-branch=rel-0.0.0"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (job, source) = interrupted_job(dir.path());
+        let state_path = job.partial_dir().join("job.json");
+        let mut state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+        assert_ne!(state[field], serde_json::Value::from(other), "{field}");
+        state[field] = other.into();
+        std::fs::write(&state_path, state.to_string()).unwrap();
+        let err = job
+            .run(&mut tiny_embedder(2), &source, &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("delete that directory") && err.contains(other),
+            "{field}: {err}"
+        );
+    }
+    // The finished file says where it was computed.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.parquet");
+    EmbedJob::new(&out)
+        .run(&mut tiny_embedder(2), &VecSource::random(6, 3), &NoProgress)
+        .unwrap();
+    let meta = EmbeddingTable::read(&out).unwrap().metadata;
+    assert_eq!(meta["gps.embed.execution_provider"], "cpu");
+    assert!(
+        meta["gps.embed.onnxruntime"].contains("git-commit-id"),
+        "{meta:?}"
+    );
 }

@@ -206,9 +206,28 @@ fn fashion(split: &str, n: usize) -> (Vec<f32>, Vec<i64>) {
     (x, y)
 }
 
+/// Raw pixels, 1000 train / 500 test images, against the same classifier in float64 NumPy
+/// (weighted: 358/500 = 0.716; 1-NN: 381/500 = 0.762), computed with:
+/// ```python
+/// import gzip, numpy as np
+/// d = "data/fashion-mnist/"
+/// def imgs(f, n): return np.frombuffer(gzip.open(d + f).read(), np.uint8, offset=16)[: n * 784].reshape(n, 784) / 255.0
+/// def labs(f, n): return np.frombuffer(gzip.open(d + f).read(), np.uint8, offset=8)[:n].astype(np.int64)
+/// xtr, ytr = imgs("train-images-idx3-ubyte.gz", 1000), labs("train-labels-idx1-ubyte.gz", 1000)
+/// xte, yte = imgs("t10k-images-idx3-ubyte.gz", 500), labs("t10k-labels-idx1-ubyte.gz", 500)
+/// ntr = xtr / np.linalg.norm(xtr, axis=1, keepdims=True)
+/// nte = xte / np.linalg.norm(xte, axis=1, keepdims=True)
+/// s = nte @ ntr.T
+/// idx = np.argsort(-s, axis=1, kind="stable")[:, :20]
+/// w = np.exp(np.take_along_axis(s, idx, 1) / 0.07)
+/// votes = np.zeros((500, 10))
+/// for i in range(500):
+///     np.add.at(votes[i], ytr[idx[i]], w[i])
+/// print((votes.argmax(1) == yte).mean(), (ytr[idx[:, 0]] == yte).mean())  # 0.716 0.762
+/// ```
+/// The f32 search may order a near-tie differently: at most one test image apart.
 #[test]
-fn raw_pixel_knn_on_fashion_mnist_is_in_the_expected_band() {
-    // ASSETS.md: raw pixels give ≈0.71 weighted 20-NN accuracy with 1000 train / 500 test.
+fn raw_pixel_knn_on_fashion_mnist_matches_numpy() {
     let (xtr, ytr) = fashion("train", 1000);
     let (xte, yte) = fashion("t10k", 500);
     let train = FeatureSet::new(&xtr, &ytr, 784).unwrap();
@@ -218,8 +237,12 @@ fn raw_pixel_knn_on_fashion_mnist_is_in_the_expected_band() {
         .unwrap()
         .evaluate(&train, &test)
         .unwrap();
-    assert!((0.6..=0.85).contains(&knn.weighted_accuracy), "{knn:?}");
-    assert!((0.55..=0.85).contains(&knn.nn1_accuracy), "{knn:?}");
+    let one_image = 1.0 / 500.0 + 1e-9;
+    assert!(
+        (knn.weighted_accuracy - 0.716).abs() <= one_image,
+        "{knn:?}"
+    );
+    assert!((knn.nn1_accuracy - 0.762).abs() <= one_image, "{knn:?}");
 }
 
 fn records() -> Vec<RunRecord> {

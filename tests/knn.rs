@@ -236,8 +236,9 @@ fn refine_does_not_lower_recall() {
             .unwrap()
     };
     let (plain, refined) = (run(1), run(4));
+    // Refining re-ranks more candidates exactly: recall must not drop at all.
     assert!(
-        refined >= plain - 0.01 && refined > 0.97,
+        refined >= plain && refined > 0.97,
         "plain {plain} refined {refined}"
     );
 }

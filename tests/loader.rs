@@ -5,13 +5,14 @@ mod common;
 use common::{fashion, VecSource};
 use gps_ssl::{
     augment::AugRecipe,
-    dataset::{DataSource, Image},
+    dataset::{DataSource, Image, Sample},
     knn::NeighbourLists,
     loader::{PairBatch, PairLoader, PairLoaderBuilder},
     sampler::GpsSampler,
     store::NeighbourTable,
     Error,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -206,18 +207,106 @@ fn corrupt_image_surfaces_as_err_naming_the_key() {
     }
 }
 
+/// Counts the threads other than `owner` (the test's, which the builder may read an image on)
+/// that have called `get` and not yet exited: each registers a thread-local guard on its first
+/// call, whose destructor (run when the thread exits, before a `join` of it returns) counts it
+/// out.
+struct ThreadCount {
+    owner: std::thread::ThreadId,
+    live: Arc<AtomicUsize>,
+    seen: Arc<AtomicUsize>,
+}
+
+impl ThreadCount {
+    fn register(&self) {
+        if std::thread::current().id() == self.owner {
+            return;
+        }
+        LIVE.with(|g| {
+            let mut g = g.borrow_mut();
+            if g.is_none() {
+                self.live.fetch_add(1, Ordering::SeqCst);
+                self.seen.fetch_add(1, Ordering::SeqCst);
+                *g = Some(LiveGuard(self.live.clone()));
+            }
+        });
+    }
+}
+
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static LIVE: std::cell::RefCell<Option<LiveGuard>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A user's source over `inner`: with `shift_ids`, its `Sample::id` is its own (database) id
+/// `(index + 1) % n`; it declares `channels`; with `threads`, it counts the threads that read.
+struct Custom {
+    inner: VecSource,
+    shift_ids: bool,
+    channels: Option<u8>,
+    threads: Option<ThreadCount>,
+}
+
+impl DataSource for Custom {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn get(&self, index: usize) -> gps_ssl::Result<Sample> {
+        if let Some(t) = &self.threads {
+            t.register();
+        }
+        let mut s = self.inner.get(index)?;
+        if self.shift_ids {
+            s.id = ((index + 1) % self.inner.len()) as u64;
+        }
+        Ok(s)
+    }
+    fn key(&self, index: usize) -> gps_ssl::Result<String> {
+        self.inner.key(index)
+    }
+    fn label(&self, index: usize) -> gps_ssl::Result<Option<i64>> {
+        self.inner.label(index)
+    }
+    fn fingerprint(&self) -> String {
+        self.inner.fingerprint()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn channels(&self) -> Option<u8> {
+        self.channels
+    }
+}
+
 #[test]
 fn dropping_mid_epoch_joins_all_workers() {
     let mut src = fashion(400);
     src.delay = Duration::from_millis(2);
-    let data: Arc<dyn DataSource> = Arc::new(src);
-    let l = PairLoaderBuilder::new(data.clone())
+    let live = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let data: Arc<dyn DataSource> = Arc::new(Custom {
+        inner: src,
+        shift_ids: false,
+        channels: Some(1),
+        threads: Some(ThreadCount {
+            owner: std::thread::current().id(),
+            live: live.clone(),
+            seen: seen.clone(),
+        }),
+    });
+    let l = PairLoaderBuilder::new(data)
         .batch_size(16)
         .workers(8)
         .prefetch(16)
         .build()
         .unwrap();
-    let before = Arc::strong_count(&data);
     let mut it = l.iter_epoch(0);
     it.next().unwrap().unwrap();
     // Consumer is slow: workers fill the prefetch window meanwhile.
@@ -229,8 +318,47 @@ fn dropping_mid_epoch_joins_all_workers() {
     });
     rx.recv_timeout(Duration::from_secs(10))
         .expect("drop did not join the workers in time");
-    // Every worker's handle on the dataset is gone (threads exited).
-    assert_eq!(Arc::strong_count(&data), before);
+    // Workers decoded (several threads did), and every one of them has exited: its
+    // thread-local guard was dropped by the time `drop(it)` returned.
+    assert!(seen.load(Ordering::SeqCst) >= 2, "workers did not decode");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "a worker thread is still running"
+    );
+}
+
+/// A source whose `Sample::id` is its own (database) id, not the index: here
+/// `(index + 1) % n`, so the id of sample `i` is the next sample's index. The loader keys its
+/// reuse of the previous decode by index: its batches are those of the same source with
+/// `id == index` (it used to hand anchor `i + 1` the image and label of anchor `i`).
+#[test]
+fn sample_ids_other_than_the_index_do_not_mix_up_images() {
+    let batches = |data: Arc<dyn DataSource>| {
+        let l = PairLoaderBuilder::new(data)
+            .batch_size(20)
+            .shuffle(false)
+            .workers(0)
+            .seed(5)
+            .build()
+            .unwrap();
+        collect(&l, 0)
+    };
+    let plain = batches(Arc::new(fashion(60)));
+    let own_ids = batches(Arc::new(Custom {
+        inner: fashion(60),
+        shift_ids: true,
+        channels: Some(1),
+        threads: None,
+    }));
+    assert_eq!(plain.len(), own_ids.len());
+    for (i, (a, b)) in plain.iter().zip(&own_ids).enumerate() {
+        assert_eq!(a.labels, b.labels, "batch {i}: labels");
+        assert!(
+            a.view_a == b.view_a && a.view_b == b.view_b,
+            "batch {i}: views"
+        );
+    }
 }
 
 #[test]
@@ -345,4 +473,112 @@ fn table_with_gaps_never_draws_ids_without_a_row() {
     }
     anchors.sort();
     assert_eq!(anchors, ids);
+}
+
+/// Two 28×28 images, a grey one first and an RGB one, in a source that declares no format.
+fn grey_then_colour(second_side: u32) -> VecSource {
+    let grey = Image::new(28, 28, 1, (0..28 * 28).map(|i| (i % 251) as u8).collect());
+    let n = (second_side * second_side * 3) as usize;
+    let colour = Image::new(
+        second_side,
+        second_side,
+        3,
+        (0..n).map(|i| (i * 7 % 253) as u8).collect(),
+    );
+    VecSource::new(vec![grey, colour], vec![0, 1])
+}
+
+/// The view channels do not depend on which image sorts first: a source that declares no
+/// channel count gets RGB views (grey images replicated, as torchvision's ImageFolder
+/// converts), so a grey first image no longer turns every colour image grey; a source that
+/// declares grey (IDX) keeps 1-channel views.
+#[test]
+fn view_channels_come_from_the_recipe_or_the_source_not_the_first_image() {
+    let l = PairLoaderBuilder::new(Arc::new(grey_then_colour(28)))
+        .batch_size(2)
+        .workers(0)
+        .build()
+        .unwrap();
+    assert_eq!(l.view_shape(), [3, 28, 28]);
+    let b = collect(&l, 0).remove(0);
+    assert_eq!(b.shape, [2, 3, 28, 28]);
+    // Declared grey: 1 channel; an RGB image in it is an error naming the image.
+    let l = PairLoaderBuilder::new(Arc::new(Custom {
+        inner: grey_then_colour(28),
+        shift_ids: false,
+        channels: Some(1),
+        threads: None,
+    }))
+    .batch_size(2)
+    .shuffle(false)
+    .workers(0)
+    .build()
+    .unwrap();
+    assert_eq!(l.view_shape(), [1, 28, 28]);
+    let err = l.iter_epoch(0).find_map(|b| b.err()).unwrap().to_string();
+    assert!(err.contains("mem:1") && err.contains("3 channels"), "{err}");
+    // The recipe decides when it asks for RGB.
+    let l = PairLoaderBuilder::new(Arc::new(Custom {
+        inner: grey_then_colour(28),
+        shift_ids: false,
+        channels: Some(1),
+        threads: None,
+    }))
+    .recipe(AugRecipe::rhflip().with_rgb(true))
+    .workers(0)
+    .build()
+    .unwrap();
+    assert_eq!(l.view_shape(), [3, 28, 28]);
+}
+
+/// Without an output size from the recipe or the source, an image whose size differs from the
+/// first one's is an error naming it (it used to be resized to the first one's size silently);
+/// with an output size, mixed sizes are resized.
+#[test]
+fn mixed_sizes_need_an_output_size() {
+    let l = PairLoaderBuilder::new(Arc::new(grey_then_colour(30)))
+        .batch_size(2)
+        .shuffle(false)
+        .workers(0)
+        .build()
+        .unwrap();
+    let err = l.iter_epoch(0).find_map(|b| b.err()).unwrap().to_string();
+    assert!(
+        err.contains("mem:1") && err.contains("30x30") && err.contains("output size"),
+        "{err}"
+    );
+    let l = PairLoaderBuilder::new(Arc::new(grey_then_colour(30)))
+        .recipe(AugRecipe::rhflip().with_output_size(24, 24))
+        .batch_size(2)
+        .workers(0)
+        .build()
+        .unwrap();
+    assert_eq!(collect(&l, 0)[0].shape, [2, 3, 24, 24]);
+}
+
+/// Normalisation statistics whose length fits neither 1 nor the channel count are refused
+/// (they used to fall back to the first value).
+#[test]
+fn normalize_lengths_must_fit_the_channels() {
+    use gps_ssl::augment::{Augmenter, Normalize};
+    let mut recipe = AugRecipe::rhflip();
+    recipe.normalize = Normalize {
+        mean: vec![0.5, 0.4],
+        std: vec![0.2, 0.2],
+    };
+    let err = Augmenter::new(recipe.clone(), 3, 8, 8)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mean has 2 values for 3-channel"), "{err}");
+    let err = PairLoaderBuilder::new(Arc::new(grey_then_colour(28)))
+        .recipe(recipe)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("normalize"), "{err}");
+    // One value (broadcast), three on grey (their mean) and C values are fine.
+    Augmenter::new(AugRecipe::rhflip(), 1, 8, 8).unwrap();
+    let mut half = AugRecipe::rhflip();
+    half.normalize = Normalize::half();
+    Augmenter::new(half, 3, 8, 8).unwrap();
 }

@@ -392,3 +392,115 @@ fn cli_user_errors_are_one_line_without_backtrace() {
         }
     }
 }
+
+/// The three files of an output directory, byte for byte (`None` for a missing one).
+fn run_files(dir: &Path) -> Vec<Option<Vec<u8>>> {
+    [CONFIG_FILE, LOG_FILE, CHECKPOINT_FILE]
+        .map(|f| std::fs::read(dir.join(f)).ok())
+        .into()
+}
+
+/// Run A's directory after a few steps: its config, a checkpoint at step 3 and three log rows
+/// (written as `CsvLog` writes them; no training needed to check who may write here).
+fn run_in_progress(dir: &Path, config: &TrainConfig, device: &Device) {
+    let trainer = Trainer::new(config.clone(), 4, device)
+        .unwrap()
+        .with_output_dir(dir)
+        .unwrap();
+    let mut ck = trainer.checkpoint();
+    ck.position.step = 3;
+    ck.position.batch = 3;
+    ck.save(&dir.join(CHECKPOINT_FILE)).unwrap();
+    let mut log = gps_ssl::train::CsvLog::open(&dir.join(LOG_FILE), 0).unwrap();
+    for step in 0..3 {
+        log.write(&gps_ssl::train::StepRecord {
+            step,
+            epoch: 0,
+            batch: step as usize,
+            lr: 0.1,
+            momentum: 0.0,
+            loss: 4.0 - step as f32,
+            embedding_std: 0.1,
+            seconds: 0.5,
+            data_seconds: Some(0.01),
+        })
+        .unwrap();
+    }
+}
+
+fn small_config(seed: u64, lr: f64) -> TrainConfig {
+    let mut config = TrainConfig::new(MethodKind::Simclr, ResNetConfig::small(1));
+    config.batch_size = 16;
+    config.seed = seed;
+    config.lr = lr;
+    config
+}
+
+/// `Trainer::new(B).with_output_dir(dir of run A)` is refused and leaves A's config, log and
+/// checkpoint as they were (it used to rewrite A's config and truncate A's log, so a later
+/// `Trainer::resume` loaded config B with A's weights).
+#[test]
+fn output_dir_of_another_run_is_refused_and_left_intact() {
+    let device = Device::flex().autodiff();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = small_config(7, 0.05);
+    run_in_progress(tmp.path(), &a, &device);
+    let before = run_files(tmp.path());
+    let b = small_config(7, 0.1);
+    let err = Trainer::new(b, 4, &device)
+        .unwrap()
+        .with_output_dir(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another run") && err.contains("lr"), "{err}");
+    assert_eq!(run_files(tmp.path()), before);
+    // A itself still resumes where it stood.
+    let resumed = Trainer::resume(tmp.path(), 4, &device).unwrap();
+    assert_eq!(resumed.position().step, 3);
+    assert_eq!(read_losses(&tmp.path().join(LOG_FILE)).unwrap().len(), 3);
+}
+
+/// A fresh trainer of the same run pointed at the run in progress (before `with_checkpoint`)
+/// is refused instead of truncating the log to step 0.
+#[test]
+fn fresh_trainer_does_not_truncate_a_run_in_progress() {
+    let device = Device::flex().autodiff();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = small_config(7, 0.05);
+    run_in_progress(tmp.path(), &a, &device);
+    let before = run_files(tmp.path());
+    let err = Trainer::new(a, 4, &device)
+        .unwrap()
+        .with_output_dir(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("step 3"), "{err}");
+    assert_eq!(run_files(tmp.path()), before);
+}
+
+/// A checkpoint carries its run's hash: another configuration with the same seed is refused
+/// (only the seed was compared before).
+#[test]
+fn checkpoint_of_another_run_with_the_same_seed_is_refused() {
+    let device = Device::flex().autodiff();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = small_config(7, 0.05);
+    let path = tmp.path().join(CHECKPOINT_FILE);
+    Trainer::new(a.clone(), 4, &device)
+        .unwrap()
+        .save_checkpoint(&path)
+        .unwrap();
+    let ck = gps_ssl::train::Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.run_hash.as_deref(), Some(a.run_hash().unwrap().as_str()));
+    let err = Trainer::new(small_config(7, 0.1), 4, &device)
+        .unwrap()
+        .with_checkpoint(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("run hash"), "{err}");
+    // The same run restores.
+    Trainer::new(a, 4, &device)
+        .unwrap()
+        .with_checkpoint(&path)
+        .unwrap();
+}

@@ -270,7 +270,17 @@ fn nnclr_loss_falls_on_fashion_mnist() {
     loss_falls(MethodKind::Nnclr);
 }
 
-/// Train n steps, checkpoint, resume in a new trainer, train m more == n + m straight.
+/// `f` on a rayon pool of `threads` threads (every parallel loop of the step runs there).
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+/// Train n steps on 2 threads, checkpoint, resume in a new trainer on 1 thread, train m more ==
+/// n + m straight on 2 threads, bit for bit: the losses of every step are the same f32.
 fn resume_is_exact(kind: MethodKind, optimizer: OptimizerConfig) {
     let images = fmnist::load_images(64);
     let (n, m, per_epoch) = (3u64, 3u64, 4usize);
@@ -283,43 +293,46 @@ fn resume_is_exact(kind: MethodKind, optimizer: OptimizerConfig) {
     let device = Device::flex().autodiff();
 
     let mut straight = Trainer::new(config.clone(), per_epoch, &device).unwrap();
-    let all = straight
-        .fit(
+    let all = on_threads(2, || {
+        straight.fit(
             &mut fmnist::flip_source(&images, 16, per_epoch),
             Some(n + m),
             &NoProgress,
         )
-        .unwrap();
+    })
+    .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut first = Trainer::new(config, per_epoch, &device)
         .unwrap()
         .with_output_dir(dir.path())
         .unwrap();
-    let head = first
-        .fit(
+    let head = on_threads(2, || {
+        first.fit(
             &mut fmnist::flip_source(&images, 16, per_epoch),
             Some(n),
             &NoProgress,
         )
-        .unwrap();
+    })
+    .unwrap();
     drop(first);
     let mut resumed = Trainer::resume(dir.path(), per_epoch, &device).unwrap();
     assert_eq!(resumed.position().step, n);
-    let tail = resumed
-        .fit(
+    let tail = on_threads(1, || {
+        resumed.fit(
             &mut fmnist::flip_source(&images, 16, per_epoch),
             Some(m),
             &NoProgress,
         )
-        .unwrap();
+    })
+    .unwrap();
 
     let joined: Vec<_> = head.iter().chain(&tail).collect();
     assert_eq!(joined.len(), all.len());
     for (a, b) in joined.iter().zip(&all) {
         assert_eq!((a.step, a.epoch, a.batch), (b.step, b.epoch, b.batch));
         assert!(
-            (a.loss - b.loss).abs() <= 1e-6,
+            a.loss.to_bits() == b.loss.to_bits(),
             "{}: step {} {} vs {}",
             kind.name(),
             a.step,
@@ -334,6 +347,41 @@ fn resume_is_exact(kind: MethodKind, optimizer: OptimizerConfig) {
         "log has one row per step"
     );
     assert!(dir.path().join("config.json").exists());
+}
+
+/// Two trainers never write into one run directory at once: while one trains, another
+/// trainer's `with_output_dir` on it is refused (the lock is the OS's, so another process is
+/// refused the same way); once `fit` returns, the directory is free again.
+#[test]
+fn a_run_directory_has_one_writer_at_a_time() {
+    let images = fmnist::load_images(32);
+    let per_epoch = 2;
+    let mut config = small_config(MethodKind::Simclr);
+    config.batch_size = 16;
+    let device = Device::flex().autodiff();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Trainer::new(config.clone(), per_epoch, &device)
+        .unwrap()
+        .with_output_dir(dir.path())
+        .unwrap();
+    let second = || {
+        Trainer::new(config.clone(), per_epoch, &device)
+            .unwrap()
+            .with_output_dir(dir.path())
+    };
+    let mut during = None;
+    let mut source = gps_ssl::train::FnSource::new(per_epoch, |_epoch, start| {
+        // Asked for its batches by the first trainer's `fit`: the directory is taken.
+        during.get_or_insert_with(|| second().map(|_| ()).map_err(|e| e.to_string()));
+        (start..per_epoch).map(|b| Ok(fmnist::flip_batch(&images, 16, b)))
+    });
+    first.fit(&mut source, Some(1), &NoProgress).unwrap();
+    let err = during.expect("fit asked for batches").unwrap_err();
+    assert!(err.contains("another job"), "{err}");
+    // Once `fit` has returned, the run can be resumed (also while `first` still exists).
+    let resumed = Trainer::resume(dir.path(), per_epoch, &device).unwrap();
+    assert_eq!(resumed.position().step, 1);
+    drop(first);
 }
 
 #[test]

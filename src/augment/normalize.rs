@@ -3,6 +3,11 @@
 //! The writers take their output as `&mut [MaybeUninit<f32>]` and write every value of it
 //! (shapes are checked first): the loader hands them a batch's spare capacity, so a view's
 //! memory is written once instead of zero-filled and then written.
+//!
+//! Rule for every writer here and in `planar.rs`: store only with `MaybeUninit::write` (an
+//! initialised `f32`), never assign a `MaybeUninit` value or copy from a `MaybeUninit` buffer.
+//! `augment::as_uninit` hands these writers an initialised `&mut [f32]` viewed as
+//! `MaybeUninit`, and is sound only because of this rule.
 
 use super::recipe::Normalize;
 use std::mem::MaybeUninit;

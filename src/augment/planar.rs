@@ -10,6 +10,9 @@
 //! straightforward one (no fused multiply-adds, no reassociated sums), so the result is **bit
 //! for bit** that of the reference path on any x86-64, with or without AVX2
 //! (`augment::tests::planar_photometric_path_is_the_reference_bit_for_bit` and the tests below).
+//!
+//! Output is written only with `MaybeUninit::write` (the rule in `normalize.rs`'s module doc
+//! that keeps `augment::as_uninit` sound).
 
 use super::blur::reflect;
 use super::grayscale::luma;

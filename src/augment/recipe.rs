@@ -89,7 +89,28 @@ impl Normalize {
         }
     }
 
-    /// `(mean, std)` of output channel `c` out of `channels`.
+    /// Checks that the statistics fit a `channels`-channel output: one value (broadcast),
+    /// `channels` values, or three on a 1-channel output (their mean is used, as for
+    /// [`Normalize::imagenet`] on grey images). Any other length is an error naming both
+    /// lengths (it used to fall back to the first value silently).
+    pub fn check(&self, channels: usize) -> Result<()> {
+        for (name, v) in [("mean", &self.mean), ("std", &self.std)] {
+            let n = v.len();
+            if !(n == 1 || n == channels || (channels == 1 && n == 3)) {
+                return Err(Error::invalid(
+                    "normalize",
+                    format!(
+                        "{name} has {n} values for {channels}-channel views (give 1 or \
+                         {channels})"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `(mean, std)` of output channel `c` out of `channels` (lengths as [`Normalize::check`]
+    /// accepts).
     pub(crate) fn channel(&self, c: usize, channels: usize) -> (f32, f32) {
         let pick = |v: &[f32]| -> f32 {
             if v.len() == channels {

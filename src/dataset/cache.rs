@@ -132,6 +132,14 @@ impl DataSource for DecodedCache {
         self.inner.class_names()
     }
 
+    fn channels(&self) -> Option<u8> {
+        self.inner.channels()
+    }
+
+    fn image_size(&self) -> Option<(u32, u32)> {
+        self.inner.image_size()
+    }
+
     fn cache_use(&self) -> Option<CacheUse> {
         Some(CacheUse {
             samples: self.cached_samples(),

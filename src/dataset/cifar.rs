@@ -279,6 +279,14 @@ impl DataSource for CifarSource {
             .then(|| CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect())
     }
 
+    fn channels(&self) -> Option<u8> {
+        Some(3)
+    }
+
+    fn image_size(&self) -> Option<(u32, u32)> {
+        Some((CIFAR_SIDE, CIFAR_SIDE))
+    }
+
     fn describe(&self) -> String {
         let first = self
             .files

@@ -269,10 +269,21 @@ pub(crate) fn decode_image_reduced(
         key: key.to_string(),
         detail,
     })?;
+    let refuse = |detail: String| Error::Decode {
+        key: key.to_string(),
+        detail,
+    };
     if format == image::ImageFormat::Jpeg {
-        if let Some(done) = super::jpeg::decode(bytes, ask) {
+        if let Some(done) = super::jpeg::decode(bytes, ask).map_err(refuse)? {
             return Ok(done);
         }
+    }
+    // The same pixel limit as libjpeg-turbo's path, from the header, before `image` allocates.
+    let (w, h) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| refuse(e.to_string()))?;
+    if let Some(detail) = super::image::over_pixel_limit(w, h) {
+        return Err(refuse(detail));
     }
     let img = decoded.decode().map_err(|e| Error::Decode {
         key: key.to_string(),

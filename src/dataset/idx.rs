@@ -57,7 +57,7 @@ impl IdxSource {
     /// count that differs from the image count.
     pub fn open(images: impl AsRef<Path>, labels: Option<&Path>) -> Result<Self> {
         let images_path = images.as_ref().to_path_buf();
-        let raw = read_maybe_gz(&images_path)?;
+        let raw = read_maybe_gz(&images_path, IDX_IMAGES_MAGIC)?;
         let (dims, offset) = parse_header(&images_path, &raw, IDX_IMAGES_MAGIC, "images")?;
         let (count, rows, cols) = (dims[0] as usize, dims[1], dims[2]);
         if rows == 0 || cols == 0 {
@@ -71,7 +71,7 @@ impl IdxSource {
 
         let labels_data = match labels {
             Some(path) => {
-                let raw = read_maybe_gz(path)?;
+                let raw = read_maybe_gz(path, IDX_LABELS_MAGIC)?;
                 let (ldims, loff) = parse_header(path, &raw, IDX_LABELS_MAGIC, "labels")?;
                 if ldims[0] as usize != count {
                     return Err(Error::format(
@@ -204,6 +204,14 @@ impl DataSource for IdxSource {
         self.fingerprint.clone()
     }
 
+    fn channels(&self) -> Option<u8> {
+        Some(1)
+    }
+
+    fn image_size(&self) -> Option<(u32, u32)> {
+        Some((self.cols, self.rows))
+    }
+
     fn describe(&self) -> String {
         format!(
             "idx:{} ({} samples, {}x{}x1, {})",
@@ -220,28 +228,60 @@ impl DataSource for IdxSource {
     }
 }
 
-/// Reads a whole file, gunzipping it when it starts with the gzip magic `1f 8b`.
+/// Reads an IDX file with `magic`, gunzipping it when it starts with the gzip magic `1f 8b`.
 ///
-/// A corrupt or truncated gzip stream is an [`Error::Format`] naming the file.
-pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+/// A gzip stream is decompressed no further than the IDX header it starts with declares, plus
+/// one byte: at most what the file needs (a gzip bomb or a stream with more data than the header
+/// declares stops there, and [`parse_header`] reports the extra byte as "too long"; a short one
+/// as "truncated"). Nothing is allocated from the header's sizes before the data arrives. A
+/// corrupt or truncated gzip stream is an [`Error::Format`] naming the file.
+pub(crate) fn read_maybe_gz(path: &Path, magic: u32) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 2);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                Error::format(
-                    path,
-                    format!(
-                        "corrupt or truncated gzip stream ({e}) after {} decompressed bytes",
-                        out.len()
-                    ),
-                )
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    if !(raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
+        return Ok(raw);
     }
+    let mut gz = flate2::read::MultiGzDecoder::new(&raw[..]);
+    let mut out = Vec::new();
+    let mut read_up_to = |out: &mut Vec<u8>, total: u64| {
+        let more = total.saturating_sub(out.len() as u64);
+        (&mut gz).take(more).read_to_end(out).map_err(|e| {
+            Error::format(
+                path,
+                format!(
+                    "corrupt or truncated gzip stream ({e}) after {} decompressed bytes",
+                    out.len()
+                ),
+            )
+        })
+    };
+    let header = 4 + 4 * u64::from(magic & 0xff);
+    read_up_to(&mut out, header)?;
+    if let Some(total) = declared_len(&out, magic) {
+        read_up_to(&mut out, total.saturating_add(1))?;
+    }
+    Ok(out)
+}
+
+/// Header plus payload bytes the IDX header at the start of `data` declares; `None` when the
+/// header is incomplete, has another magic, or its sizes overflow (all reported by
+/// [`parse_header`]).
+fn declared_len(data: &[u8], magic: u32) -> Option<u64> {
+    let ndim = (magic & 0xff) as usize;
+    let header = data.get(..4 + 4 * ndim)?;
+    let word = |i: usize| {
+        u32::from_be_bytes([
+            header[4 * i],
+            header[4 * i + 1],
+            header[4 * i + 2],
+            header[4 * i + 3],
+        ])
+    };
+    if word(0) != magic {
+        return None;
+    }
+    (1..=ndim)
+        .try_fold(1u64, |acc, d| acc.checked_mul(u64::from(word(d))))?
+        .checked_add(header.len() as u64)
 }
 
 /// Parses an IDX header; checks the magic and that the payload length is exactly the product of
@@ -345,6 +385,43 @@ mod tests {
         }
         v.extend_from_slice(payload);
         v
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// A gzip stream is read as far as its IDX header declares: trailing data is "too long"
+    /// (one byte past the declared size is read, not the whole 64 MiB tail), a short stream is
+    /// "truncated".
+    #[test]
+    fn gzip_streams_are_read_to_the_declared_size_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-images-idx3-ubyte.gz");
+        let mut long = idx_bytes(IDX_IMAGES_MAGIC, &[2, 2, 2], &[7; 8]);
+        long.resize(long.len() + (64 << 20), 0);
+        std::fs::write(&path, gzip(&long)).unwrap();
+        let read = read_maybe_gz(&path, IDX_IMAGES_MAGIC).unwrap();
+        assert_eq!(read.len(), 16 + 8 + 1);
+        let err = IdxSource::open(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("x-images-idx3-ubyte.gz") && err.contains("too long"),
+            "{err}"
+        );
+
+        let short = idx_bytes(IDX_IMAGES_MAGIC, &[2, 2, 2], &[7; 5]);
+        std::fs::write(&path, gzip(&short)).unwrap();
+        let err = IdxSource::open(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("truncated") && err.contains("found 21 bytes"),
+            "{err}"
+        );
+
+        let exact = idx_bytes(IDX_IMAGES_MAGIC, &[2, 2, 2], &[7; 8]);
+        std::fs::write(&path, gzip(&exact)).unwrap();
+        assert_eq!(IdxSource::open(&path, None).unwrap().len(), 2);
     }
 
     #[test]

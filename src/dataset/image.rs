@@ -1,5 +1,22 @@
 //! The decoded image type shared by every stage.
 
+/// Most pixels (`width × height`) an image file may declare: larger ones are refused from their
+/// header, before anything is allocated, by every decoder (JPEG through libjpeg-turbo, PNG and
+/// the rest through `image`), with an error naming the file. 178,956,970 is Pillow's
+/// `DecompressionBombError` threshold (twice `Image.MAX_IMAGE_PIXELS`): at most 512 MiB of RGB.
+pub const MAX_IMAGE_PIXELS: u64 = 178_956_970;
+
+/// The error detail for an image of `width × height` over [`MAX_IMAGE_PIXELS`], `None` within.
+pub(crate) fn over_pixel_limit(width: u32, height: u32) -> Option<String> {
+    let pixels = u64::from(width) * u64::from(height);
+    (pixels > MAX_IMAGE_PIXELS).then(|| {
+        format!(
+            "the header declares {width}x{height} = {pixels} pixels, over the limit of \
+             {MAX_IMAGE_PIXELS} (gps_ssl::dataset::MAX_IMAGE_PIXELS)"
+        )
+    })
+}
+
 /// A decoded u8 image, row-major `H×W×C` (interleaved channels), `C ∈ {1, 3}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {

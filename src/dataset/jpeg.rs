@@ -37,12 +37,22 @@ pub const REDUCTIONS: [u32; 4] = [1, 2, 4, 8];
 /// anew after a failed decode), and each image's header is parsed once here and once by the
 /// decompression itself.
 ///
-/// Grey JPEGs decode to 1 channel, the others (YCbCr, RGB) to RGB. `None` when libjpeg-turbo
-/// cannot decode the file to those (CMYK / YCCK, a corrupt stream): the caller falls back to the
-/// `image` crate, which decodes CMYK and words its own errors.
-pub(crate) fn decode(bytes: &[u8], ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -> Option<Decoded> {
-    with_decompressor(|tj| {
+/// Grey JPEGs decode to 1 channel, the others (YCbCr, RGB) to RGB. `Ok(None)` when
+/// libjpeg-turbo cannot decode the file to those (CMYK / YCCK, a corrupt stream): the caller
+/// falls back to the `image` crate, which decodes CMYK and words its own errors. `Err(detail)`
+/// when the header declares more than [`super::MAX_IMAGE_PIXELS`] pixels: refused before
+/// anything is allocated.
+pub(crate) fn decode(
+    bytes: &[u8],
+    ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
+) -> Result<Option<Decoded>, String> {
+    let mut refused = None;
+    let decoded = with_decompressor(|tj| {
         let header = tj.header(bytes)?;
+        if let Some(detail) = super::image::over_pixel_limit(header.width, header.height) {
+            refused = Some(detail);
+            return None;
+        }
         let (pixel_format, channels) = match header.colorspace {
             raw::TJCS_TJCS_GRAY => (raw::TJPF_TJPF_GRAY, 1u8),
             raw::TJCS_TJCS_YCbCr | raw::TJCS_TJCS_RGB => (raw::TJPF_TJPF_RGB, 3u8),
@@ -95,7 +105,11 @@ pub(crate) fn decode(bytes: &[u8], ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -
             full,
             origin: (0, 0),
         })
-    })
+    });
+    match refused {
+        Some(detail) => Err(detail),
+        None => Ok(decoded),
+    }
 }
 
 /// The full-size width and height of an iMCU for a TurboJPEG subsampling code (libjpeg-turbo's
@@ -284,6 +298,54 @@ mod tests {
     use crate::dataset::Region;
     use rand::{Rng, SeedableRng};
     use turbojpeg::{PixelFormat, Subsamp};
+
+    /// [`super::decode`] of a file within the pixel limit.
+    fn decode(bytes: &[u8], ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -> Option<Decoded> {
+        super::decode(bytes, ask).expect("within the pixel limit")
+    }
+
+    /// `bytes` (a baseline JPEG) with its frame header (SOF0) declaring `w × h`.
+    fn forge_size(mut bytes: Vec<u8>, w: u16, h: u16) -> Vec<u8> {
+        let sof = bytes
+            .windows(2)
+            .position(|m| m == [0xFF, 0xC0])
+            .expect("a baseline JPEG");
+        // FF C0, length (2), precision (1), height (2), width (2).
+        bytes[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        bytes[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        bytes
+    }
+
+    /// A 2-kB file whose header asks for 65,000 × 65,000 pixels (12.7 GB of RGB) is refused from
+    /// its header, before libjpeg-turbo allocates; just under the limit is decoded as usual
+    /// (here: it fails as a corrupt stream, `Ok(None)`, without a refusal).
+    #[test]
+    fn a_forged_header_over_the_pixel_limit_is_refused_before_decoding() {
+        let small = encode(16, 16, false);
+        let forged = forge_size(small.clone(), 65_000, 65_000);
+        let mut asked = false;
+        let Err(err) = super::decode(&forged, &mut |_, _| {
+            asked = true;
+            DecodeAsk::whole(1)
+        }) else {
+            panic!("a 65000x65000 header was not refused");
+        };
+        assert!(
+            err.contains("65000x65000") && err.contains("limit"),
+            "{err}"
+        );
+        assert!(
+            !asked,
+            "the caller was asked for a reduction of a refused image"
+        );
+        // 13,000 × 13,000 = 169 M pixels: under the limit, not refused.
+        assert!(
+            super::decode(&forge_size(small, 13_000, 13_000), &mut |_, _| {
+                DecodeAsk::whole(8)
+            })
+            .is_ok()
+        );
+    }
 
     fn encode(w: u32, h: u32, grey: bool) -> Vec<u8> {
         let c = if grey { 1 } else { 3 };

@@ -97,6 +97,14 @@ struct JobState {
     row_group_rows: usize,
     shard: Option<ShardSpec>,
     skip_bad: bool,
+    /// Where ONNX Runtime ran (`cpu`, `cuda:0`): another provider rounds differently. Absent
+    /// (empty) in jobs started before it was recorded, which then do not resume.
+    #[serde(default)]
+    execution_provider: String,
+    /// The ONNX Runtime build ([`Embedder::runtime_build`]): another version or wheel may round
+    /// differently.
+    #[serde(default)]
+    onnxruntime: String,
 }
 
 /// Embeds a [`DataSource`] into an embeddings Parquet file. See the [module docs](self).
@@ -192,7 +200,12 @@ impl EmbedJob {
             row_group_rows: r,
             shard: self.shard,
             skip_bad: self.skip_bad,
+            execution_provider: embedder.execution_provider().to_string(),
+            onnxruntime: embedder.runtime_build(),
         };
+        // One writer per output: a second job on the same `out` (another process, or this
+        // one) is refused while this one runs.
+        let _lock = store::OutputLock::acquire(&self.out)?;
         let partial = self.partial_dir();
         self.prepare_partial(&partial, &state)?;
 
@@ -377,6 +390,11 @@ impl EmbedJob {
         put(DATASET_LEN_KEY, n.to_string());
         put("gps.embed.row_group_rows", self.row_group_rows.to_string());
         put("gps.version", env!("CARGO_PKG_VERSION").to_string());
+        put(
+            "gps.embed.execution_provider",
+            embedder.execution_provider().to_string(),
+        );
+        put("gps.embed.onnxruntime", embedder.runtime_build());
         if let Some(s) = self.shard {
             put(SHARD_KEY, s.to_string());
         }

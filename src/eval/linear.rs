@@ -403,6 +403,18 @@ impl Problem<'_> {
     ) -> f64 {
         let (dim, c) = (self.dim, self.n_classes);
         let n = self.targets.len();
+        // The bounds of the `sgemm` below, checked in every build (once per evaluation, next to
+        // an `[n, dim] · [dim, C]` product).
+        assert!(
+            n.checked_mul(dim) == Some(self.x.len())
+                && n.checked_mul(c) == Some(probs.len())
+                && dim.checked_mul(c) == Some(grad_w.len()),
+            "linear probe: {} values for {n} rows of dim {dim}, {} probabilities and {} weight \
+             gradients for {c} classes",
+            self.x.len(),
+            probs.len(),
+            grad_w.len()
+        );
         logits(self.x, dim, c, params, probs);
         // Softmax in place, then P − Y scaled by 1/n; per-row losses summed in a fixed order.
         let scale = 1.0 / n as f32;
@@ -429,7 +441,8 @@ impl Problem<'_> {
         let ce = losses.iter().sum::<f64>() / n as f64;
         // grad_W = Xᵀ (P − Y)/n : [dim, n] · [n, C].
         // SAFETY: A = Xᵀ read through strides (1, dim) inside `x` ([n, dim]); B is `probs`
-        // ([n, C] row-major); C is `grad_w` ([dim, C] row-major), exclusive and non-aliasing.
+        // ([n, C] row-major); C is `grad_w` ([dim, C] row-major), exclusive and non-aliasing;
+        // the three lengths are asserted above.
         unsafe {
             matrixmultiply::sgemm(
                 dim,
@@ -464,6 +477,14 @@ impl Problem<'_> {
 /// `out[n, C] = x[n, dim] · W + b` for `params = [W (dim × C), b (C)]`.
 fn logits(x: &[f32], dim: usize, c: usize, params: &[f64], out: &mut [f32]) {
     let n = x.len() / dim;
+    // The bounds of the `sgemm` below (`w` has `dim × C` values by construction), checked in
+    // every build.
+    assert!(
+        n * dim == x.len() && n.checked_mul(c) == Some(out.len()),
+        "logits: {} values are not rows of dim {dim}, or {} outputs are not [n, {c}]",
+        x.len(),
+        out.len()
+    );
     let w: Vec<f32> = params[..dim * c].iter().map(|&v| v as f32).collect();
     let b = &params[dim * c..];
     for row in out.chunks_exact_mut(c) {
@@ -472,7 +493,7 @@ fn logits(x: &[f32], dim: usize, c: usize, params: &[f64], out: &mut [f32]) {
             .for_each(|(o, &bias)| *o = bias as f32);
     }
     // SAFETY: A is `x` ([n, dim] row-major), B is `w` ([dim, C] row-major), C is `out`
-    // ([n, C] row-major, exclusive); β = 1 adds the bias written above.
+    // ([n, C] row-major, exclusive), lengths asserted above; β = 1 adds the bias written above.
     unsafe {
         matrixmultiply::sgemm(
             n,
@@ -576,6 +597,26 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(p.l2_grid, vec![1e-1, 1e-3]);
+    }
+
+    /// The `sgemm` bounds hold in release builds: more feature rows than targets (so more
+    /// logits than `probs` holds) are refused before the unchecked product runs.
+    #[test]
+    #[should_panic(expected = "linear probe")]
+    fn objective_refuses_rows_that_do_not_match_the_targets() {
+        let (dim, c) = (2, 3);
+        let x = vec![0.5f32; 4 * dim];
+        let targets = [0u32, 1];
+        let problem = Problem {
+            x: &x,
+            targets: &targets,
+            dim,
+            n_classes: c,
+        };
+        let params = vec![0.1f64; dim * c + c];
+        let (mut probs, mut gw) = (vec![0f32; 2 * c], vec![0f32; dim * c]);
+        let mut grad = vec![0f64; params.len()];
+        problem.objective(&params, &mut grad, 0.0, &mut probs, &mut gw);
     }
 
     // The gradient must match central finite differences of the objective.

@@ -166,9 +166,16 @@ impl PairLoaderBuilder {
         self
     }
 
-    /// Validates the configuration (recipe, sampler against the dataset size, sizes) and reads
-    /// the first anchor (the first decodable one, with `skip_bad`) to fix the output geometry
-    /// and channel count.
+    /// Validates the configuration (recipe, sampler against the dataset size, sizes) and fixes
+    /// the view shape `[C, H, W]`, by rules that do not depend on which file sorts first:
+    /// - `C`: 3 with [`AugRecipe::to_rgb`]; else the source's declared
+    ///   [`DataSource::channels`] (IDX: 1, CIFAR: 3); else 3 (grey images are replicated to
+    ///   RGB, as torchvision's `ImageFolder` converts every image). An RGB image in a source
+    ///   declared grey is an error naming it.
+    /// - `H, W`: [`AugRecipe::output_size`]; else the source's declared
+    ///   [`DataSource::image_size`]; else the first anchor's size (the first decodable one,
+    ///   with `skip_bad`), and then an image of another size is an error naming it (set an
+    ///   output size to resize images of mixed sizes).
     pub fn build(self) -> Result<PairLoader> {
         self.recipe.validate()?;
         if self.batch_size == 0 {
@@ -191,7 +198,15 @@ impl PairLoaderBuilder {
         let anchors = self.sampler.anchors().map(<[u32]>::to_vec);
         let anchor_count = anchors.as_ref().map_or(n, Vec::len);
         let mut ids = (0..anchor_count).map(|i| anchors.as_ref().map_or(i, |a| a[i] as usize));
+        let declared = self.recipe.output_size.or_else(|| {
+            self.dataset
+                .image_size()
+                .map(|(width, height)| [height, width])
+        });
         let first = loop {
+            if declared.is_some() {
+                break None;
+            }
             let Some(id) = ids.next() else {
                 return Err(Error::invalid(
                     "dataset",
@@ -202,26 +217,36 @@ impl PairLoaderBuilder {
                 ));
             };
             match self.dataset.get(id) {
-                Ok(s) => break s,
+                Ok(s) => break Some(s),
                 Err(_) if self.skip_bad => continue,
                 Err(e) => return Err(e),
             }
         };
-        let [h, w] = self
-            .recipe
-            .output_size
-            .unwrap_or([first.image.height, first.image.width]);
+        let fixed_size = first.as_ref().map(|s| (s.image.width, s.image.height));
+        let [h, w] = declared
+            .or(fixed_size.map(|(width, height)| [height, width]))
+            .unwrap_or_default();
         if h == 0 || w == 0 {
             return Err(Error::invalid(
                 "output size",
-                format!("{h}x{w} (from the first image)"),
+                format!("{h}x{w} (from the recipe, the source or its first image)"),
             ));
         }
         let channels = if self.recipe.to_rgb {
             3
         } else {
-            first.image.channels
+            self.dataset.channels().unwrap_or(3)
         };
+        if channels != 1 && channels != 3 {
+            return Err(Error::invalid(
+                "dataset",
+                format!(
+                    "{} declares {channels} channels (1 or 3 are supported)",
+                    self.dataset.describe()
+                ),
+            ));
+        }
+        self.recipe.normalize.check(channels as usize)?;
         let prefetch = self
             .prefetch
             .unwrap_or(DEFAULT_PREFETCH_PER_WORKER * self.workers.max(1))
@@ -235,6 +260,7 @@ impl PairLoaderBuilder {
                 channels,
                 out_h: h,
                 out_w: w,
+                fixed_size,
                 batch_size: self.batch_size,
                 workers: self.workers,
                 prefetch,

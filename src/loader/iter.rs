@@ -281,7 +281,9 @@ impl BatchMaker {
         let (seed, epoch) = (plan.seed, self.epoch);
         // The anchor's decode, reused by consecutive pairs of one anchor (several positives)
         // when they ask for the same reduction.
-        let mut cached: Option<(Reduced, DecodeAsk)> = None;
+        // The previous anchor's decode, keyed by its dataset index (not `Sample::id`, which a
+        // user's source may fill with its own ids).
+        let mut cached: Option<(u32, Reduced, DecodeAsk)> = None;
         let mut bad_anchor: Option<u32> = None;
         self.augmenter()?;
         for t in items {
@@ -315,18 +317,21 @@ impl BatchMaker {
                     ask(aug, &[&pa], (w, h))
                 }
             };
-            let reuse = cached.take().filter(|(r, asked)| {
-                r.sample.id == anchor as u64 && {
-                    let want = wanted(aug, r.full.0, r.full.1);
-                    (r.factor == want.factor || asked.factor == want.factor)
-                        && holds(r, want.region)
-                }
-            });
+            let reuse = cached
+                .take()
+                .filter(|(index, r, asked)| {
+                    *index == anchor && {
+                        let want = wanted(aug, r.full.0, r.full.1);
+                        (r.factor == want.factor || asked.factor == want.factor)
+                            && holds(r, want.region)
+                    }
+                })
+                .map(|(_, r, asked)| (r, asked));
             let (a, asked_a) = match reuse {
                 Some(c) => c,
                 None => {
                     let mut asked = DecodeAsk::whole(1);
-                    let loaded = load(&*plan.dataset, anchor, &mut |w, h| {
+                    let loaded = load(&plan, anchor, &mut |w, h| {
                         asked = wanted(aug, w, h);
                         asked
                     });
@@ -361,7 +366,7 @@ impl BatchMaker {
                 if p == anchor {
                     break;
                 }
-                let loaded = load(&*plan.dataset, p, &mut |w, h| {
+                let loaded = load(&plan, p, &mut |w, h| {
                     let pp = aug.draw(1, w, h, seed, epoch, position);
                     ask(aug, &[&pp], (w, h))
                 });
@@ -380,7 +385,7 @@ impl BatchMaker {
                 let pp = aug.draw(1, a.full.0, a.full.1, seed, epoch, position);
                 let need = ask(aug, &[&pp], a.full);
                 if a.factor > need.factor || !holds(&a, need.region) {
-                    pb = Some(load(&*plan.dataset, anchor, &mut |_, _| need)?);
+                    pb = Some(load(&plan, anchor, &mut |_, _| need)?);
                 }
             }
             let i = anchor_ids.len();
@@ -423,7 +428,7 @@ impl BatchMaker {
             anchor_ids.push(anchor as u64);
             partner_ids.push(partner as u64);
             labels.push(a.sample.label);
-            cached = Some((a, asked_a));
+            cached = Some((anchor, a, asked_a));
         }
         let kept = anchor_ids.len();
         view_a.truncate(kept * view_len);
@@ -476,13 +481,32 @@ fn holds(r: &Reduced, region: Option<Region>) -> bool {
 
 /// Reads sample `id` with the reduction and region `ask(width, height)` asks for and checks its
 /// buffer (a bad sample is an error naming its key).
-fn load(
-    dataset: &dyn crate::dataset::DataSource,
-    id: u32,
-    ask: &mut dyn FnMut(u32, u32) -> DecodeAsk,
-) -> Result<Reduced> {
-    let r = dataset.get_region(id as usize, ask)?;
+fn load(plan: &Plan, id: u32, ask: &mut dyn FnMut(u32, u32) -> DecodeAsk) -> Result<Reduced> {
+    let r = plan.dataset.get_region(id as usize, ask)?;
     check_image(&r.sample)?;
+    if r.sample.image.channels > plan.channels {
+        return Err(Error::Decode {
+            key: r.sample.key.clone(),
+            detail: format!(
+                "an image of {} channels in a source declared to have {} ({}); views are not \
+                 converted to grey silently",
+                r.sample.image.channels,
+                plan.channels,
+                plan.dataset.describe()
+            ),
+        });
+    }
+    if let Some((fw, fh)) = plan.fixed_size.filter(|&f| f != r.full) {
+        return Err(Error::Decode {
+            key: r.sample.key.clone(),
+            detail: format!(
+                "the image is {}x{}, the views are {fw}x{fh} (the first image's size): set an \
+                 output size (AugRecipe::with_output_size, `--size`) to resize images of mixed \
+                 sizes",
+                r.full.0, r.full.1
+            ),
+        });
+    }
     let (w, h) = r.full;
     let d = r.factor.max(1);
     let (pw, ph) = (w.div_ceil(d), h.div_ceil(d));

@@ -207,10 +207,18 @@ fn gemm(
     rhs: &[f32],
     [rhs_rs, rhs_cs]: [usize; 2],
 ) {
-    debug_assert!(dst.len() >= m * n);
-    debug_assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    debug_assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    // SAFETY: the asserts above bound every element the strides reach inside its slice; `dst`
+    // Checked in every build (one GEMM call covers a whole group of samples, so the three
+    // comparisons are nothing next to it); overflow-checked so a wrapped product cannot pass.
+    assert!(
+        reach([m, n], [n, 1]).is_some_and(|r| r <= dst.len())
+            && reach([m, k], [lhs_rs, lhs_cs]).is_some_and(|r| r <= lhs.len())
+            && reach([k, n], [rhs_rs, rhs_cs]).is_some_and(|r| r <= rhs.len()),
+        "conv gemm [{m}, {n}, {k}]: operands of {}, {} and {} values are too short",
+        dst.len(),
+        lhs.len(),
+        rhs.len()
+    );
+    // SAFETY: the assert above bounds every element the strides reach inside its slice; `dst`
     // is exclusively borrowed and does not alias `lhs` or `rhs` (distinct borrows).
     unsafe {
         gemm::gemm(
@@ -237,12 +245,35 @@ fn gemm(
     }
 }
 
+/// Values a `[rows, cols]` matrix with strides `[row_stride, col_stride]` reaches: one past its
+/// last element's offset (0 when it is empty); `None` on overflow.
+fn reach([rows, cols]: [usize; 2], [rs, cs]: [usize; 2]) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)?
+        .checked_add(1)
+}
+
 /// Samples per rayon task: enough tasks for load balance on every worker, few enough that
-/// each task's `dW` accumulator and scratch are amortised.
+/// each task's `dW` accumulator and scratch are amortised. For the forward and input-gradient
+/// products, whose samples are independent, the split only decides who computes what.
 fn chunk_len(n: usize) -> usize {
     let tasks = 4 * rayon::current_num_threads().max(1);
     n.div_ceil(tasks).max(1)
 }
+
+/// Tasks of the weight gradient, whatever the thread count: its samples are summed per task and
+/// the task sums added in task order, so the split (and with it every rounding) is a function
+/// of the batch alone, and a run resumed with another thread count continues bit for bit. 8 is
+/// the split a 2-core machine had (4 tasks a thread); more threads than 8 leave the rest idle in
+/// this product.
+const WEIGHT_GRAD_TASKS: usize = 8;
+
+/// Values of the ordered task-sum per rayon job (a few L1/L2-sized blocks per thread).
+const SUM_BLOCK: usize = 16 * 1024;
 
 /// Columns per GEMM: samples are grouped until their output maps give about this many
 /// columns, so deep layers with small maps (4×4 = 16 columns a sample) still get wide GEMMs.
@@ -311,9 +342,10 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// Weight gradient `dW [O, C·kh·kw]` from contiguous `x` and output gradient `dy`.
 fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (ck, p) = (g.ck(), g.p());
-    let chunk = chunk_len(g.n);
+    let chunk = g.n.div_ceil(WEIGHT_GRAD_TASKS).max(1);
     let group = group_len(p, chunk);
-    x.par_chunks(chunk * g.in_len())
+    let parts: Vec<Vec<f32>> = x
+        .par_chunks(chunk * g.in_len())
         .zip(dy.par_chunks(chunk * g.out_len()))
         .map(|(xs, dys)| {
             let mut cols = vec![0.0f32; ck * group * p];
@@ -342,11 +374,23 @@ fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
             }
             dw
         })
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-        .unwrap_or_else(|| vec![0.0; g.o * ck])
+        .collect();
+    // Σ over tasks in task order, element by element (`collect` keeps the order); blocks of
+    // elements in parallel, which changes no sum.
+    let mut parts = parts.into_iter();
+    let Some(mut dw) = parts.next() else {
+        return vec![0.0; g.o * ck];
+    };
+    let rest: Vec<Vec<f32>> = parts.collect();
+    dw.par_chunks_mut(SUM_BLOCK)
+        .enumerate()
+        .for_each(|(b, block)| {
+            for part in &rest {
+                let src = &part[b * SUM_BLOCK..][..block.len()];
+                block.iter_mut().zip(src).for_each(|(a, v)| *a += v);
+            }
+        });
+    dw
 }
 
 /// Input gradient `dx [N, C, H, W]` from contiguous `w` and output gradient `dy`.
@@ -483,6 +527,56 @@ mod tests {
     use super::*;
     use crate::ssl::flex::max_diff;
     use burn::tensor::{Device, Distribution};
+
+    /// The GEMM wrapper's bounds hold in release builds too: operands shorter than the shape
+    /// and strides reach are refused before the unchecked GEMM runs.
+    #[test]
+    #[should_panic(expected = "too short")]
+    fn gemm_refuses_an_operand_shorter_than_its_strides_reach() {
+        let (lhs, rhs) = (vec![1.0f32; 2 * 3], vec![1.0f32; 3 * 4 - 1]);
+        let mut dst = vec![0.0f32; 2 * 4];
+        gemm([2, 4, 3], &mut dst, false, &lhs, [3, 1], &rhs, [4, 1]);
+    }
+
+    /// The weight gradient is the same bits under 1, 2, 3 and 5 rayon threads: its split and
+    /// the order of its sums do not depend on the thread count (they did: tasks were sized by
+    /// `rayon::current_num_threads` and summed with `reduce_with`).
+    #[test]
+    fn weight_grad_bits_do_not_depend_on_the_thread_count() {
+        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let g = Geometry::new([37, 3, 9, 9], [8, 3, 3, 3], &options).unwrap();
+        let x: Vec<f32> = (0..g.n * g.in_len())
+            .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0)
+            .collect();
+        let dy: Vec<f32> = (0..g.n * g.out_len())
+            .map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 113.0)
+            .collect();
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| weight_grad(&g, &x, &dy))
+        };
+        let one = in_pool(1);
+        for threads in [2, 3, 5] {
+            let other = in_pool(threads);
+            assert!(
+                one.iter()
+                    .zip(&other)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn reach_is_one_past_the_last_offset_and_none_on_overflow() {
+        assert_eq!(reach([2, 4], [4, 1]), Some(8));
+        assert_eq!(reach([3, 2], [1, 3]), Some(6));
+        assert_eq!(reach([0, 5], [5, 1]), Some(0));
+        assert_eq!(reach([usize::MAX, 2], [2, 1]), None);
+    }
 
     /// Values and both gradients of the fast path against burn's conv2d on an autodiff device,
     /// over strides, paddings, kernel sizes and shapes the ResNets use (and odd ones).

@@ -13,7 +13,7 @@ pub use barlow::barlow_twins_loss;
 pub use info_nce::info_nce_loss;
 pub use nt_xent::nt_xent_loss;
 pub use regression::byol_regression_loss;
-pub use vicreg::{vicreg_loss, VicRegWeights};
+pub use vicreg::{try_vicreg_loss, vicreg_loss, VicRegWeights};
 
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 

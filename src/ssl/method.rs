@@ -10,7 +10,7 @@ use super::ema::{cosine_momentum, ema_update};
 use super::head::MlpConfig;
 use super::loss::{
     barlow_twins_loss, byol_regression_loss, info_nce_loss, l2_normalize, nt_xent_loss,
-    vicreg_loss, VicRegWeights,
+    try_vicreg_loss, VicRegWeights,
 };
 use super::network::{NetworkConfig, SslNetwork};
 use super::queue::SupportQueue;
@@ -335,13 +335,14 @@ impl Method {
 
     /// Loss of one batch of views `[batch, C, H, W]` on the autodiff graph, plus the view-a
     /// projections `[batch, proj_dim]` (detached) for statistics and the NNCLR queue.
-    /// `ids = (anchor_ids, partner_ids)` is used only with false-negative masking.
+    /// `ids = (anchor_ids, partner_ids)` is used only with false-negative masking. Errors
+    /// where the loss cannot be computed for this batch (VICReg with fewer than 2 pairs).
     pub fn loss(
         &self,
         view_a: Tensor<4>,
         view_b: Tensor<4>,
         ids: Option<(&[u64], &[u64])>,
-    ) -> (Tensor<1>, Tensor<2>) {
+    ) -> Result<(Tensor<1>, Tensor<2>)> {
         let ids = if self.mask_false_negatives { ids } else { None };
         let swapped = ids.map(|(a, b)| (b, a));
         let oa = self.online.forward(view_a.clone());
@@ -354,7 +355,9 @@ impl Method {
             LossConfig::Barlow { lambda } => {
                 barlow_twins_loss(oa.projection, ob.projection, *lambda)
             }
-            LossConfig::Vicreg { weights } => vicreg_loss(oa.projection, ob.projection, *weights),
+            LossConfig::Vicreg { weights } => {
+                try_vicreg_loss(oa.projection, ob.projection, *weights)?
+            }
             LossConfig::Byol { .. } | LossConfig::Mocov3 { .. } => {
                 let (ta, tb) = match &self.target {
                     Some(t) => (
@@ -397,7 +400,7 @@ impl Method {
                 .mul_scalar(0.5)
             }
         };
-        (loss, za)
+        Ok((loss, za))
     }
 
     /// One training step on a pair batch: loss, backward, optimiser update of the online
@@ -412,7 +415,7 @@ impl Method {
         total_steps: u64,
     ) -> Result<StepStats> {
         let (a, b) = batch_tensors(batch, &self.device)?;
-        let (loss, za) = self.loss(a, b, Some((&batch.anchor_ids, &batch.partner_ids)));
+        let (loss, za) = self.loss(a, b, Some((&batch.anchor_ids, &batch.partner_ids)))?;
         // One read from the device per step: the logged loss and embedding std together
         // (NNCLR also reads the projections below, for its host-side support queue).
         let logged = Tensor::cat(

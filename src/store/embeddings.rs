@@ -4,7 +4,9 @@
 //! `embedding: FixedSizeList<Float32, D>`. File key-value metadata: `gps.prior.name`,
 //! `gps.prior.sha256`, `gps.prior.input_size`, `gps.prior.preprocess`, `gps.embedding.dim`,
 //! `gps.embedding.normalized`, `gps.dataset.fingerprint`, `gps.version` (plus
-//! `gps.dataset.len`, the output name and, in shard part files, `gps.shard`), written both as
+//! `gps.dataset.len`, the output name, where ONNX Runtime ran and its build
+//! (`gps.embed.execution_provider`, `gps.embed.onnxruntime`) and, in shard part files,
+//! `gps.shard`), written both as
 //! Parquet key-value metadata and into the embedded Arrow schema (what pyarrow, polars and
 //! DuckDB read). Files from other tools need only `id` and `embedding` (see
 //! [`EmbeddingTable::read`]).
@@ -219,11 +221,53 @@ pub(crate) fn write_file(
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// `path` with `.tmp` appended.
+/// A temporary file next to `path` for a write that ends in a rename onto `path`:
+/// `<path>.tmp.<process id>.<n>`, `n` counting the calls of this process, so two writers of the
+/// same output (two processes, or two threads) never write into one temporary file; the last
+/// rename wins, whole.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
+    s.push(format!(".tmp.{}.{n}", std::process::id()));
     PathBuf::from(s)
+}
+
+/// An exclusive lock on an output a long job writes, held until dropped: `<path>.lock`, locked
+/// with the OS's advisory file lock (`flock` on Linux; released when the process exits, however
+/// it exits). A second writer of the same output, in this process or another, is refused
+/// instead of clobbering the first one's files. The lock file itself stays (empty).
+#[derive(Debug)]
+pub(crate) struct OutputLock {
+    _file: std::fs::File,
+}
+
+impl OutputLock {
+    /// Locks `path` for writing, or errors naming it when another writer holds it.
+    pub(crate) fn acquire(path: &Path) -> Result<Self> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| Error::io(&lock, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::invalid(
+                "output",
+                format!(
+                    "{} is being written by another job (its lock {} is held); wait for it or \
+                     choose another output",
+                    path.display(),
+                    lock.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock, e)),
+        }
+    }
 }
 
 /// Reads the `gps.*` (non-Arrow) key-value metadata of a Parquet file.
@@ -641,7 +685,29 @@ mod tests {
         assert_eq!(col.column_path().string(), "embedding.list.item");
         assert!(col.encodings().any(|e| e == Encoding::BYTE_STREAM_SPLIT));
         assert!(matches!(col.compression(), Compression::ZSTD(_)));
-        assert!(!tmp_path(&path).exists());
+        // Nothing but the file is left next to it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["e.parquet"]);
+    }
+
+    /// Temporary names differ from call to call; a second lock on an output is refused until
+    /// the first is dropped.
+    #[test]
+    fn temporary_names_are_unique_and_outputs_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        assert_ne!(tmp_path(&path), tmp_path(&path));
+        let first = OutputLock::acquire(&path).unwrap();
+        let err = OutputLock::acquire(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("e.parquet") && err.contains("another job"),
+            "{err}"
+        );
+        drop(first);
+        OutputLock::acquire(&path).unwrap();
     }
 
     #[test]

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -271,7 +271,7 @@ impl NeighbourTable {
     /// Writes `path` (zstd-compressed Parquet) via a temporary file and a rename.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let tmp = tmp_path(path);
+        let tmp = super::embeddings::tmp_path(path);
         let res = self.write_to(&tmp);
         if res.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -466,15 +466,6 @@ impl NeighbourTable {
             ids: row_ids,
         })
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|s| s.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 fn list_size(path: &Path, schema: &Schema, name: &str, item: &DataType) -> Result<usize> {

@@ -19,22 +19,38 @@ pub const TRIM_THRESHOLD: usize = i32::MAX as usize;
 
 /// Sets glibc `malloc`'s mmap and trim thresholds to [`MMAP_THRESHOLD`] and
 /// [`TRIM_THRESHOLD`], so freed blocks are reused rather than unmapped and faulted in again.
-/// Process-wide; call it once, first thing in `main`, before any other thread starts (glibc
-/// documents `mallopt` as MT-Unsafe: it writes parameters that other threads' `malloc` calls
-/// read without a lock). The `gps-ssl` binary, the `ssl_step` bench and the examples do.
-/// Returns whether the setting took effect: `false` where the C library is not glibc (musl,
-/// macOS, Windows), where nothing is changed.
+///
+/// Process-wide and irreversible: the process keeps its peak heap until it exits. It is a
+/// setting for a binary to make (the `gps-ssl` binary, the benches and the examples make it on
+/// the first line of `main`); a library embedding gps-ssl should leave it to its own binary, or
+/// set the same values through glibc's tunables before the process starts:
+/// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=2147483647`.
+///
+/// glibc documents `mallopt` as MT-Unsafe (it writes parameters other threads' `malloc` calls
+/// read without a lock), so the change is made only while the calling thread is the process's
+/// only thread, checked in `/proc/self/task` (a thread is only ever added by a thread of the
+/// process, so none can appear between the check and the call). Called once a thread pool
+/// (rayon, tokio, ONNX Runtime) or any other thread has started, it changes nothing.
+///
+/// Returns whether the setting took effect: `false` where another thread runs, where
+/// `/proc/self/task` cannot be read, or where the C library is not glibc (musl, macOS,
+/// Windows).
 ///
 /// ```
+/// // The first line of a doctest's `main`: no other thread has started.
 /// let tuned = gps_ssl::train::reuse_freed_memory();
 /// assert_eq!(tuned, cfg!(all(target_os = "linux", target_env = "gnu")));
 /// ```
 pub fn reuse_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        if !only_thread() {
+            return false;
+        }
         // SAFETY: `mallopt` only changes two numeric parameters of glibc's allocator, both
-        // values are in its accepted range, and callers make this call before other threads
-        // run (see above).
+        // values are in its accepted range, and the calling thread is the process's only thread
+        // (checked just above; only this thread could start another, and it does not before
+        // both calls return), so no other `malloc` call reads them concurrently.
         let mmap = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
         let trim = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) };
         mmap == 1 && trim == 1
@@ -42,5 +58,31 @@ pub fn reuse_freed_memory() -> bool {
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
         false
+    }
+}
+
+/// Whether the calling thread is the process's only thread: `/proc/self/task` holds one entry
+/// per thread of the process. `false` when it cannot be read.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn only_thread() -> bool {
+    match std::fs::read_dir("/proc/self/task") {
+        Ok(entries) => entries.take(2).count() == 1,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another thread is alive while the call is made (the test harness's own threads, and one
+    /// started here to be sure): `mallopt` must not run.
+    #[test]
+    fn refused_while_another_thread_runs() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv());
+        assert!(!reuse_freed_memory());
+        drop(tx);
+        other.join().unwrap().unwrap_err();
     }
 }

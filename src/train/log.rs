@@ -47,17 +47,22 @@ pub struct CsvLog {
 
 impl CsvLog {
     /// Opens `path`, keeping the rows of steps before `from_step` (a resumed run rewrites
-    /// what came after its checkpoint).
+    /// what came after its checkpoint). A log that exists but cannot be read (permissions, not
+    /// UTF-8) is an error, and is left as it is.
     pub fn open(path: &Path, from_step: u64) -> Result<Self> {
         let mut kept = String::from(LOG_HEADER);
         kept.push('\n');
-        if let Ok(old) = std::fs::read_to_string(path) {
-            for line in old.lines().skip(1) {
-                let step = line.split(',').next().and_then(|s| s.parse::<u64>().ok());
-                if step.is_some_and(|s| s < from_step) {
-                    kept.push_str(line);
-                    kept.push('\n');
-                }
+        let old = match std::fs::read_to_string(path) {
+            Ok(old) => old,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            // Unreadable (permissions, not UTF-8, ...): refused rather than truncated.
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        for line in old.lines().skip(1) {
+            let step = line.split(',').next().and_then(|s| s.parse::<u64>().ok());
+            if step.is_some_and(|s| s < from_step) {
+                kept.push_str(line);
+                kept.push('\n');
             }
         }
         std::fs::write(path, kept).map_err(|e| Error::io(path, e))?;
@@ -182,6 +187,20 @@ mod tests {
             [0, 1, 2, 3]
         );
         assert_eq!(rows[2], record(2, 0.25));
+    }
+
+    /// A log that cannot be read is an error and stays as it was: it used to be truncated to
+    /// its header as if it did not exist.
+    #[test]
+    fn an_unreadable_log_is_refused_not_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        let mut bytes = format!("{LOG_HEADER}\n0,0,0,0.1,0,1.5,0.1,0.2,\n").into_bytes();
+        bytes.extend_from_slice(&[0xff, 0xfe, b'\n']);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = CsvLog::open(&path, 5).unwrap_err().to_string();
+        assert!(err.contains("log.csv"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::checkpoint::{Checkpoint, Position};
+use super::checkpoint::{Checkpoint, Position, Saved};
 use super::config::TrainConfig;
 use super::identity::differences;
 use super::log::{CsvLog, StepRecord};
@@ -30,6 +30,11 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 /// File name of the per-step log inside the output directory.
 pub const LOG_FILE: &str = "log.csv";
+
+/// The lock of the run directory `dir` (on `checkpoint.bin`), held by whoever writes into it.
+fn lock_run_dir(dir: &Path) -> Result<crate::store::embeddings::OutputLock> {
+    crate::store::embeddings::OutputLock::acquire(&dir.join(CHECKPOINT_FILE))
+}
 
 /// Whether `device` is burn's Flex CPU device (with or without autodiff).
 fn on_host(device: &Device) -> bool {
@@ -85,6 +90,8 @@ pub fn seeded_module<M: Module>(
 #[derive(Debug)]
 pub struct Trainer {
     config: TrainConfig,
+    /// `config.run_hash()`, recorded in every checkpoint.
+    run_hash: String,
     method: Method,
     optimizer: Optimizer,
     schedule: LrSchedule,
@@ -104,6 +111,7 @@ impl Trainer {
     /// reproducible as long as other threads draw from burn's RNG only through [`seeded`] too.
     pub fn new(config: TrainConfig, batches_per_epoch: usize, device: &Device) -> Result<Self> {
         config.validate()?;
+        let run_hash = config.run_hash()?;
         if batches_per_epoch == 0 {
             return Err(Error::invalid("source", "yields no batch per epoch"));
         }
@@ -138,6 +146,7 @@ impl Trainer {
         Ok(Self {
             optimizer: Optimizer::new(config.optimizer.clone()),
             config,
+            run_hash,
             method,
             schedule,
             batches_per_epoch,
@@ -150,13 +159,76 @@ impl Trainer {
     }
 
     /// Writes outputs (`config.json`, `log.csv`, `checkpoint.bin`) into `dir`, creating it.
+    ///
+    /// `dir` may be new or empty, or hold this same run ([`TrainConfig::run_hash`]) no further
+    /// than the trainer stands: `log.csv` keeps the rows before the trainer's step and the
+    /// rest is rewritten. Anything else is refused before a file is touched:
+    /// - a `config.json` of another run: [`Error::Mismatch`] naming the first field that
+    ///   differs (an unreadable one: its error);
+    /// - a `checkpoint.bin` of another run ([`Checkpoint::run_hash`]): [`Error::Mismatch`];
+    /// - a `checkpoint.bin` of this run further on than the trainer (e.g. a fresh
+    ///   [`Trainer::new`] pointed at a run in progress): [`Error::InvalidInput`]; restore it
+    ///   first ([`Trainer::with_checkpoint`], or [`Trainer::resume`]);
+    /// - a directory another trainer is writing into (in this process or another: the lock
+    ///   `checkpoint.bin.lock`, which [`fit`](Self::fit) holds while it trains and this call
+    ///   while it writes): [`Error::InvalidInput`].
     pub fn with_output_dir(mut self, dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let _lock = lock_run_dir(&dir)?;
+        self.check_output_dir(&dir)?;
         self.config.save(&dir.join(CONFIG_FILE))?;
         self.log = Some(CsvLog::open(&dir.join(LOG_FILE), self.position.step)?);
         self.out_dir = Some(dir);
         Ok(self)
+    }
+
+    /// Refuses an output directory that holds another run, or this run further on than the
+    /// trainer stands (see [`with_output_dir`](Self::with_output_dir)).
+    fn check_output_dir(&self, dir: &Path) -> Result<()> {
+        let config = dir.join(CONFIG_FILE);
+        if config.exists() {
+            let saved = TrainConfig::load(&config)?;
+            let diffs = differences(&saved.identity()?, &self.config.identity()?)?;
+            if let Some((field, was, now)) = diffs.into_iter().next() {
+                return Err(Error::mismatch(
+                    format!(
+                        "{}: the directory holds another run; run configuration `{field}`",
+                        config.display()
+                    ),
+                    was,
+                    now,
+                ));
+            }
+        }
+        let checkpoint = dir.join(CHECKPOINT_FILE);
+        if checkpoint.exists() {
+            let saved = Saved::read(&checkpoint)?;
+            if let Some(hash) = saved.run_hash.filter(|h| *h != self.run_hash) {
+                return Err(Error::mismatch(
+                    format!(
+                        "{}: the directory holds another run; run hash",
+                        checkpoint.display()
+                    ),
+                    hash,
+                    &self.run_hash,
+                ));
+            }
+            if saved.position.step > self.position.step {
+                return Err(Error::invalid(
+                    "output directory",
+                    format!(
+                        "{} holds this run at step {}, the trainer is at step {}: restore the \
+                         checkpoint first (Trainer::resume or with_checkpoint) or choose another \
+                         directory",
+                        checkpoint.display(),
+                        saved.position.step,
+                        self.position.step
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Resumes the run in `dir` from its `config.json` and `checkpoint.bin`.
@@ -227,6 +299,7 @@ impl Trainer {
         Checkpoint {
             position: self.position,
             seed: self.config.seed,
+            run_hash: Some(self.run_hash.clone()),
             method: self.method.state(),
             optimizer: self.optimizer.state(),
         }
@@ -239,8 +312,19 @@ impl Trainer {
 
     /// Restores a checkpoint of a run with the same configuration. Draws no random numbers:
     /// the networks built by [`Trainer::new`] (under [`seeded`]) receive the saved tensors.
+    ///
+    /// A checkpoint of another run (its [`Checkpoint::run_hash`] is not this configuration's
+    /// [`TrainConfig::run_hash`]) is refused with [`Error::Mismatch`]; one written before the
+    /// hash was recorded is matched on its seed.
     pub fn with_checkpoint(mut self, path: &Path) -> Result<Self> {
         let ck = Checkpoint::load(path)?;
+        if let Some(hash) = ck.run_hash.as_ref().filter(|h| **h != self.run_hash) {
+            return Err(Error::mismatch(
+                format!("{}: run hash (a checkpoint of another run)", path.display()),
+                &self.run_hash,
+                hash,
+            ));
+        }
         if ck.seed != self.config.seed {
             return Err(Error::mismatch(
                 format!("{}: seed", path.display()),
@@ -273,6 +357,9 @@ impl Trainer {
                 source.batches_per_epoch(),
             ));
         }
+        // One writer per run directory while training: another trainer's `fit` or
+        // `with_output_dir` on it is refused until this returns.
+        let _lock = self.out_dir.as_deref().map(lock_run_dir).transpose()?;
         let total = self.schedule.total_steps;
         let stop_at = max_steps.map_or(total, |m| (self.position.step + m).min(total));
         progress.start("train", stop_at.saturating_sub(self.position.step));

@@ -68,6 +68,11 @@ impl DataSource for VecSource {
     fn describe(&self) -> String {
         format!("memory ({} samples)", self.images.len())
     }
+    /// The images' channel count when they all share one (Fashion-MNIST: grey).
+    fn channels(&self) -> Option<u8> {
+        let c = self.images.first()?.channels;
+        self.images.iter().all(|i| i.channels == c).then_some(c)
+    }
 }
 
 fn read_gz(path: &Path) -> Vec<u8> {

@@ -45,10 +45,79 @@ fn covariance_term(z: Tensor<2>) -> Tensor<1> {
 }
 
 /// VICReg: `λ·mse(zₐ, z_b) + μ·(v(zₐ) + v(z_b))/2 + ν·(c(zₐ) + c(z_b))`, with `z` `[batch, dim]`
-/// (batch ≥ 2). Shape `[1]`.
+/// (batch ≥ 2). Shape `[1]`. [`try_vicreg_loss`] returns the same as a `Result`.
+///
+/// # Panics
+/// When `batch < 2` (the unbiased variance and covariance divide by `batch − 1`) or the two
+/// shapes differ.
 pub fn vicreg_loss(z_a: Tensor<2>, z_b: Tensor<2>, w: VicRegWeights) -> Tensor<1> {
+    match try_vicreg_loss(z_a, z_b, w) {
+        Ok(loss) => loss,
+        Err(e) => panic!("vicreg_loss: {e}"),
+    }
+}
+
+/// [`vicreg_loss`], with an [`Error::InvalidInput`](crate::Error::InvalidInput) naming the
+/// argument for a batch under 2 rows, and an [`Error::Mismatch`](crate::Error::Mismatch) when
+/// `z_a` and `z_b` differ in shape.
+pub fn try_vicreg_loss(
+    z_a: Tensor<2>,
+    z_b: Tensor<2>,
+    w: VicRegWeights,
+) -> crate::Result<Tensor<1>> {
+    let (da, db) = (z_a.dims(), z_b.dims());
+    if da != db {
+        return Err(crate::Error::mismatch(
+            "vicreg_loss: z_b shape",
+            format!("{da:?} (z_a's)"),
+            format!("{db:?}"),
+        ));
+    }
+    if da[0] < 2 {
+        return Err(crate::Error::invalid(
+            "z_a / z_b",
+            format!(
+                "VICReg needs a batch of at least 2 rows (unbiased variance), got {}",
+                da[0]
+            ),
+        ));
+    }
+    Ok(vicreg_terms(z_a, z_b, w))
+}
+
+fn vicreg_terms(z_a: Tensor<2>, z_b: Tensor<2>, w: VicRegWeights) -> Tensor<1> {
     let inv = (z_a.clone() - z_b.clone()).square().mean();
     let var = (variance_term(z_a.clone()) + variance_term(z_b.clone())).div_scalar(2.0);
     let cov = covariance_term(z_a) + covariance_term(z_b);
     inv.mul_scalar(w.invariance) + var.mul_scalar(w.variance) + cov.mul_scalar(w.covariance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    /// A batch of one row used to divide by `batch − 1 = 0` (NaN loss), a batch of none to
+    /// underflow; both are errors naming the argument now.
+    #[test]
+    fn batches_under_two_rows_are_errors() {
+        let device = Device::flex();
+        for batch in [0usize, 1] {
+            let z = || {
+                Tensor::<2>::from_data(
+                    TensorData::new(vec![0.5f32; batch * 4], [batch, 4]),
+                    &device,
+                )
+            };
+            let err = try_vicreg_loss(z(), z(), VicRegWeights::default()).unwrap_err();
+            assert!(err.to_string().contains("at least 2 rows"), "{err}");
+        }
+        let z = |b: usize| {
+            Tensor::<2>::from_data(TensorData::new(vec![0.5f32; b * 4], [b, 4]), &device)
+        };
+        let err = try_vicreg_loss(z(3), z(2), VicRegWeights::default()).unwrap_err();
+        assert!(err.to_string().contains("z_b shape"), "{err}");
+        let loss = try_vicreg_loss(z(2), z(2), VicRegWeights::default()).unwrap();
+        assert!(loss.into_scalar::<f32>().is_finite());
+    }
 }
