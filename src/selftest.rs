@@ -292,13 +292,13 @@ impl SelfTest {
         let mean = |r: &[StepRecord]| r.iter().map(|r| r.loss).sum::<f32>() / r.len() as f32;
         let (first, last) = (mean(&rec[..5]), mean(&rec[15..]));
         let std = rec[19].embedding_std;
-        if !(last < first) {
+        if last.partial_cmp(&first) != Some(std::cmp::Ordering::Less) {
             return Err(failed(
                 "learns",
                 format!("loss {first:.4} → {last:.4} did not fall"),
             ));
         }
-        if !(std > 0.02) {
+        if std.is_nan() || std <= 0.02 {
             return Err(failed("learns", format!("collapse: embedding std {std}")));
         }
         Ok(format!(
@@ -441,7 +441,7 @@ fn close(check: &str, what: &str, a: &[f32], b: &[f32], rel: f32) -> Result<f32>
     let mut worst = 0f32;
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         let d = (x - y).abs() / scale;
-        if !(d <= rel) {
+        if d.is_nan() || d > rel {
             return Err(failed(
                 check,
                 format!("{what}[{i}]: device {x} vs cpu {y} (scale {scale}, limit {rel:e})"),
