@@ -245,7 +245,7 @@ fn draw_bars(
             }
             // The value just above the bar (above its error bar when it has one).
             let (x, y) = chart.backend_coord(&(mid, top));
-            values_text.push((format!("{mean:.1}"), (x, y - 3)));
+            values_text.push((format!("{mean:.2}"), (x, y - 3)));
         }
         chart.draw_series(bars).map_err(|e| e.to_string())?;
         chart.draw_series(whiskers).map_err(|e| e.to_string())?;
@@ -259,12 +259,23 @@ fn draw_bars(
                 style,
             )))
             .map_err(|e| e.to_string())?;
-        let (x, y) = chart.backend_coord(&(groups as f64 - 0.5, v));
-        let text = format!("{}: {v:.1}", reference.label);
+        // At the line's left end, just under it, on a white box: readable over a bar, and away
+        // from the value labels, which sit above their bars.
+        let (x, y) = chart.backend_coord(&(-0.5, v));
+        let text = format!("{}: {v:.2}", reference.label);
         let style = TextStyle::from(("sans-serif", 13).into_font())
             .color(&RGBColor(120, 40, 90))
-            .pos(Pos::new(HPos::Right, VPos::Bottom));
-        plot.draw(&Text::new(text, (x - plot_x - 4, y - plot_y - 3), style))
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        let (tw, th) = plot
+            .estimate_text_size(&text, &style)
+            .map_err(|e| e.to_string())?;
+        let (bx, by) = (x - plot_x + 4, y - plot_y + 3);
+        plot.draw(&Rectangle::new(
+            [(bx - 2, by - 1), (bx + tw as i32 + 2, by + th as i32 + 1)],
+            WHITE.filled(),
+        ))
+        .map_err(|e| e.to_string())?;
+        plot.draw(&Text::new(text, (bx, by), style))
             .map_err(|e| e.to_string())?;
     }
     for (text, (x, y)) in values_text {
