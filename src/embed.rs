@@ -289,7 +289,7 @@ impl EmbedderBuilder {
             .map_err(ort_err)?
             // The decode workers share the cores: an intra-op thread spinning while it waits
             // for work would take their time (measured: 1.32x -> 1.42x Python with one
-            // replica, 1.45x -> 1.58x with two, README "embed").
+            // replica, 1.45x -> 1.58x with two, docs/performance.md, "embed").
             .with_intra_op_spinning(false)
             .map_err(ort_err)?;
         let mut builder = match self.provider {

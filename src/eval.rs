@@ -11,7 +11,10 @@
 //! - [`recall_at_k`] / [`recall_at_1`]: retrieval metrics with the query set as its own gallery
 //!   (self excluded) or a separate gallery.
 //! - [`RunRecord`], [`write_results_json`], [`markdown_table`], [`write_figure`]: the report of an
-//!   experiment grid (JSON, a table shaped like the paper's Table 2, a PNG figure).
+//!   experiment grid (JSON, a table shaped like the paper's Table 2, a PNG figure with the
+//!   prior's own accuracy as a [`ReferenceLine`]).
+//! - [`Montage`]: a picture of sampled anchors and their neighbours in prior space, to judge a
+//!   prior's lists by eye before training on them.
 //!
 //! ```
 //! use gps_ssl::eval::{FeatureSet, KnnClassifier, LinearProbe};
@@ -32,14 +35,23 @@ mod figure;
 mod knn;
 mod lbfgs;
 mod linear;
+mod montage;
 mod report;
 mod retrieval;
 mod topk;
 
 pub use features::FeatureSet;
-pub use figure::{write_figure, FIGURE_HEIGHT, FIGURE_WIDTH};
+pub use figure::{
+    write_figure, write_figure_with_references, ReferenceLine, FIGURE_HEIGHT, FIGURE_WIDTH,
+    REFERENCE_COLOUR,
+};
 pub use knn::{KnnClassifier, KnnClassifierBuilder, KnnPredictions, KnnReport};
 pub use linear::{L2Score, LinearModel, LinearProbe, LinearProbeBuilder, LinearProbeReport};
+pub use montage::{
+    tile_image, Montage, MontageBuilder, MontageLayout, MontageRow, ANCHOR_COLOUR,
+    DEFAULT_MONTAGE_NEIGHBOURS, DEFAULT_MONTAGE_ROWS, DEFAULT_MONTAGE_SEED, DEFAULT_MONTAGE_TILE,
+    MATCH_COLOUR, MISMATCH_COLOUR, MONTAGE_FILTER, UNKNOWN_COLOUR,
+};
 pub use report::{
     chain_label, markdown_table, mean_std, read_results_json, rounds_table, write_results_json,
     AugSetting, Metric, RunRecord,

@@ -11,9 +11,13 @@
 //!                                     prior sha256, resolution and preprocessing match)
 //!   neighbours-<prior>-k<k>.parquet   GPS neighbour lists (reused when built from the same
 //!                                     embedding vectors, by their sha256, with the same k)
+//!   montage-<prior>-k<k>.png          8 sampled anchors and their neighbours (`eval::Montage`),
+//!                                     written before any training
 //!   runs/<method>-<aug>-<base|gps-...>-s<seed>-<run hash>/
 //!                                     config.json, log.csv, checkpoint.bin, record.json
-//!   results.json  table.md  figure.png  priors.json
+//!   results.json  table.md  priors.json
+//!   figure.png                        accuracy bars (the prior's own kNN accuracy as a line) and
+//!                                     loss curves
 //!   experiment.json                   every invocation's configuration, oldest first
 //! ```
 //!
@@ -42,7 +46,8 @@ mod stages;
 pub use config::{ExperimentConfig, NO_PRIOR, PIXEL_PRIOR};
 pub use encode::encode_features;
 pub use run::{
-    run_experiment, ExperimentOutput, PriorReport, EXPERIMENT_LOG_FILE, RECORD_FILE, RUNS_DIR,
+    reference_lines, run_experiment, ExperimentOutput, PriorReport, EXPERIMENT_LOG_FILE,
+    RECORD_FILE, RUNS_DIR,
 };
 pub use stages::{
     ensure_embeddings, ensure_neighbours, pixel_embeddings, vectors_sha256, PriorVectors,

@@ -85,6 +85,7 @@ pub mod store;
 pub mod train;
 
 mod error;
+mod file_kind;
 mod seed;
 
 pub use error::{Error, Result};

@@ -4,8 +4,9 @@
 use gps_ssl::{
     eval::{
         markdown_table, read_results_json, recall_at_1, recall_at_k, write_figure,
-        write_results_json, AugSetting, FeatureSet, Gallery, KnnClassifier, LinearProbe, Metric,
-        RunRecord, FIGURE_HEIGHT, FIGURE_WIDTH,
+        write_figure_with_references, write_results_json, AugSetting, FeatureSet, Gallery,
+        KnnClassifier, LinearProbe, Metric, Montage, ReferenceLine, RunRecord, ANCHOR_COLOUR,
+        FIGURE_HEIGHT, FIGURE_WIDTH, MATCH_COLOUR, MISMATCH_COLOUR, REFERENCE_COLOUR,
     },
     progress::NoProgress,
 };
@@ -392,6 +393,18 @@ fn bars_of_a_group_with_two_settings_are_centred_on_it() {
 
 /// Writes an embeddings.parquet (DESIGN.md schema and metadata) with the given rows.
 fn write_embeddings(path: &Path, x: &[f32], labels: &[Option<i64>], dim: usize) {
+    write_embeddings_with(path, x, labels, dim, true);
+}
+
+/// [`write_embeddings`], with the `gps.*` metadata or without it (a file written by another tool:
+/// no prior, no dataset recorded).
+fn write_embeddings_with(
+    path: &Path,
+    x: &[f32],
+    labels: &[Option<i64>],
+    dim: usize,
+    metadata: bool,
+) {
     use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};
     use arrow_array::{RecordBatch, UInt64Array};
     use arrow_schema::{DataType, Field, Schema};
@@ -442,7 +455,7 @@ fn write_embeddings(path: &Path, x: &[f32], labels: &[Option<i64>], dim: usize) 
         .map(|(k, v)| KeyValue::new(k.to_string(), v.clone()))
         .collect();
     let props = WriterProperties::builder()
-        .set_key_value_metadata(Some(kv))
+        .set_key_value_metadata(metadata.then_some(kv))
         .build();
     let file = std::fs::File::create(path).unwrap();
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
@@ -538,4 +551,331 @@ fn report_cli_writes_table_and_figure() {
     assert!(table.contains("| SimCLR | 72.00 ± 1.00 |"), "{table}");
     let img = image::open(out_dir.join("report.png")).unwrap();
     assert_eq!((img.width(), img.height()), (FIGURE_WIDTH, FIGURE_HEIGHT));
+}
+
+/// The demo's shape: SimCLR under RHFlipAug, baseline and GPS, one seed each.
+fn demo_records() -> Vec<RunRecord> {
+    records()
+        .into_iter()
+        .filter(|r| r.method == "SimCLR" && r.aug == AugSetting::Rhflip && r.seed == 0)
+        .collect()
+}
+
+/// The columns and the top row of the bar of `colour` in the bar panel: `(x_lo, x_hi, top)`,
+/// and its bottom row. Only vertical runs of at least 15 pixels count: anti-aliased text (a
+/// value label, a legend) may hit a bar's colour in a few pixels.
+fn bar_extent(rgb: &image::RgbImage, colour: [u8; 3]) -> ((u32, u32, u32), u32) {
+    let panel = FIGURE_WIDTH * 11 / 20;
+    let (mut lo, mut hi, mut top, mut bottom) = (u32::MAX, 0, u32::MAX, 0);
+    for x in 0..panel {
+        let mut run = 0;
+        // Below the legend strip, which repeats the colours in 16-pixel squares.
+        for y in FIGURE_HEIGHT / 4..FIGURE_HEIGHT {
+            if rgb.get_pixel(x, y).0 == colour {
+                run += 1;
+                if run == 15 {
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                    top = top.min(y + 1 - 15);
+                }
+                if run >= 15 {
+                    bottom = bottom.max(y);
+                }
+            } else {
+                run = 0;
+            }
+        }
+    }
+    assert!(hi > lo, "no bar of colour {colour:?}");
+    ((lo, hi, top), bottom)
+}
+
+#[test]
+fn figure_writes_each_bar_value_above_it() {
+    // One seed: no error bar, so whatever is drawn just above a bar is its value label.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.png");
+    write_figure(&path, &demo_records(), Metric::Knn).unwrap();
+    let rgb = image::open(&path).unwrap().to_rgb8();
+    for colour in [[160, 160, 160], [213, 94, 0]] {
+        let ((lo, hi, top), _) = bar_extent(&rgb, colour);
+        let dark = (top.saturating_sub(22)..top.saturating_sub(1))
+            .flat_map(|y| (lo..=hi).map(move |x| (x, y)))
+            .filter(|&(x, y)| rgb.get_pixel(x, y).0.iter().all(|&c| c < 90))
+            .count();
+        assert!(
+            dark > 20,
+            "bar {colour:?}: only {dark} dark pixels above it"
+        );
+    }
+}
+
+#[test]
+fn figure_draws_the_reference_line_at_its_value() {
+    // Baseline bar 70 %, GPS bar 82 % (demo_records, seed 0); the reference at 50 %.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reference.png");
+    let reference = ReferenceLine {
+        label: "prior".into(),
+        value: 0.5,
+    };
+    write_figure_with_references(&path, &demo_records(), Metric::Knn, &[reference]).unwrap();
+    let rgb = image::open(&path).unwrap().to_rgb8();
+    let ((_, _, top), bottom) = bar_extent(&rgb, [160, 160, 160]);
+    let panel = FIGURE_WIDTH * 11 / 20;
+    let row = (0..FIGURE_HEIGHT)
+        .max_by_key(|&y| {
+            (0..panel)
+                .filter(|&x| rgb.get_pixel(x, y).0 == [204, 121, 167])
+                .count()
+        })
+        .unwrap();
+    let wide = (0..panel)
+        .filter(|&x| rgb.get_pixel(x, row).0 == [204, 121, 167])
+        .count();
+    assert_eq!(REFERENCE_COLOUR.0, 204);
+    assert!(wide as u32 > panel / 2, "the line spans only {wide} px");
+    // The axis is linear from the bars' common bottom (0 %) through the 70 % bar's top.
+    let expected = bottom as f64 - (bottom - top) as f64 * 50.0 / 70.0;
+    assert!(
+        (row as f64 - expected).abs() <= 3.0,
+        "line at row {row}, expected {expected:.1}"
+    );
+    // A value outside [0, 1] draws no line.
+    let off = ReferenceLine {
+        label: "off".into(),
+        value: 1.5,
+    };
+    write_figure_with_references(&path, &demo_records(), Metric::Knn, &[off]).unwrap();
+    let rgb = image::open(&path).unwrap().to_rgb8();
+    assert!(!rgb.pixels().any(|p| p.0 == [204, 121, 167]));
+}
+
+#[test]
+fn figure_grid_has_one_line_every_ten_percent_and_no_minor_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grid.png");
+    write_figure(&path, &demo_records(), Metric::Knn).unwrap();
+    let rgb = image::open(&path).unwrap().to_rgb8();
+    let ((lo, _, _), _) = bar_extent(&rgb, [160, 160, 160]);
+    // Between the y axis (52 + 14 px from the left) and the first bar: a grid row is one grey
+    // across all of these columns.
+    let columns = 75..lo - 5;
+    let grid_rows = (0..FIGURE_HEIGHT)
+        .filter(|&y| {
+            let first = rgb.get_pixel(columns.start, y).0;
+            first[0] == first[1]
+                && first[1] == first[2]
+                && (150..250).contains(&first[0])
+                && columns.clone().all(|x| rgb.get_pixel(x, y).0 == first)
+        })
+        .count();
+    assert!(
+        (5..=11).contains(&grid_rows),
+        "{grid_rows} grid lines (expected one per 10 %, at most 11)"
+    );
+}
+
+/// The 28×28 grey image `id` of the bundled training set, read straight from the IDX file, as
+/// RGB scaled to `tile × tile` by bilinear interpolation.
+fn idx_tile(pixels: &[u8], id: u32, tile: u32) -> image::RgbImage {
+    let grey = &pixels[id as usize * 784..(id as usize + 1) * 784];
+    let rgb: Vec<u8> = grey.iter().flat_map(|&v| [v, v, v]).collect();
+    let img = image::RgbImage::from_raw(28, 28, rgb).unwrap();
+    image::imageops::resize(&img, tile, tile, image::imageops::FilterType::Triangle)
+}
+
+#[test]
+fn montage_tiles_are_the_images_the_neighbour_table_names() {
+    use gps_ssl::knn::{KnnMethod, Metric as Distance, NeighbourBuilder};
+    use gps_ssl::store::NeighbourTable;
+    let n = 300;
+    let (x, labels) = fashion("train", n);
+    let lists = NeighbourBuilder::new(&x, 784)
+        .k(5)
+        .metric(Distance::Cosine)
+        .method(KnnMethod::Exact)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap()
+        .lists;
+    let table = NeighbourTable::new(lists, Default::default());
+    let source =
+        gps_ssl::dataset::open_source(fashion_dir().join("train").to_str().unwrap()).unwrap();
+    let (_, pixels) = read_idx(&fashion_dir().join("train-images-idx3-ubyte.gz"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("montage.png");
+    let tile = 56;
+    let montage = Montage::builder()
+        .rows(4)
+        .neighbours(5)
+        .tile(tile)
+        .seed(7)
+        .build()
+        .unwrap();
+    let layout = montage.write(&path, &table, source.as_ref()).unwrap();
+    let png = image::open(&path).unwrap().to_rgb8();
+    // 10 px margins, cells of 56 + 2·3 px, 6 px gaps, 14 px after the anchor column; a 26 px
+    // title and a 17 px label line under each tile.
+    let width = 2 * 10 + 6 * (tile + 6) + 5 * 6 + 14;
+    let height = 2 * 10 + 26 + 4 * (tile + 6 + 17) + 3 * 6;
+    assert_eq!((png.width(), png.height()), (width, height));
+    assert_eq!((layout.width, layout.height), (width, height));
+    assert_eq!(layout.rows.len(), 4);
+    assert!(layout.labelled);
+
+    let crop = |r: usize, c: usize| {
+        let (x0, y0) = layout.tile_origin(r, c);
+        image::imageops::crop_imm(&png, x0, y0, tile, tile).to_image()
+    };
+    let mut matched = 0;
+    for (r, row) in layout.rows.iter().enumerate() {
+        // The row is the anchor's list, nearest first.
+        assert_eq!(
+            row.neighbours,
+            table.neighbours_of(row.anchor).unwrap(),
+            "row {r}"
+        );
+        let ids = std::iter::once(row.anchor).chain(row.neighbours.iter().copied());
+        for (c, id) in ids.enumerate() {
+            assert_eq!(
+                crop(r, c),
+                idx_tile(&pixels, id, tile),
+                "row {r} column {c}"
+            );
+            assert_eq!(row.labels[c], Some(labels[id as usize]));
+            let (x0, y0) = layout.tile_origin(r, c);
+            let frame = png.get_pixel(x0 - 1, y0 - 1).0;
+            let expected = match c {
+                0 => ANCHOR_COLOUR,
+                _ if labels[id as usize] == labels[row.anchor as usize] => {
+                    matched += 1;
+                    MATCH_COLOUR
+                }
+                _ => MISMATCH_COLOUR,
+            };
+            assert_eq!(frame, expected, "outline of row {r} column {c}");
+        }
+    }
+    assert_eq!(layout.matches(), matched);
+    assert_eq!(layout.matches() + layout.mismatches(), 4 * 5);
+    // The comparison tells images apart: another anchor's image is not this tile.
+    let other = layout.rows[1].anchor;
+    assert_ne!(crop(0, 0), idx_tile(&pixels, other, tile));
+
+    // Seeded: the same seed gives the same picture, another seed other anchors.
+    let again = dir.path().join("again.png");
+    montage.write(&again, &table, source.as_ref()).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+    let reseeded = Montage::builder()
+        .rows(4)
+        .seed(8)
+        .build()
+        .unwrap()
+        .layout(&table, source.as_ref())
+        .unwrap();
+    let anchors = |l: &gps_ssl::eval::MontageLayout| -> Vec<u32> {
+        l.rows.iter().map(|r| r.anchor).collect()
+    };
+    assert_ne!(anchors(&reseeded), anchors(&layout));
+
+    // A table made for another dataset is refused.
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("gps.dataset.fingerprint".to_string(), "other".to_string());
+    let foreign = NeighbourTable::new(table.lists.clone(), meta);
+    let err = montage
+        .write(&dir.path().join("foreign.png"), &foreign, source.as_ref())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("fingerprint"), "{err}");
+}
+
+#[test]
+fn neighbours_cli_draws_a_montage_of_the_lists_it_writes() {
+    // Raw-pixel embeddings of the first 200 bundled training images, with their labels.
+    let dir = tempfile::tempdir().unwrap();
+    let n = 200;
+    let (x, labels) = fashion("train", n);
+    let emb = dir.path().join("emb.parquet");
+    write_embeddings(
+        &emb,
+        &x,
+        &labels.iter().map(|&l| Some(l)).collect::<Vec<_>>(),
+        784,
+    );
+    let (nn, png) = (dir.path().join("nn.parquet"), dir.path().join("m.png"));
+    let data = fashion_dir().join("train");
+    let run = |emb: &Path, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
+            .args(["neighbours", "--k", "4", "--embeddings"])
+            .arg(emb)
+            .arg("--out")
+            .arg(&nn)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let (png_arg, data_arg) = (png.to_str().unwrap(), data.to_str().unwrap());
+    // The embeddings record the fingerprint "test", so --data (another fingerprint) is
+    // refused before anything is drawn; without --data, --montage is refused by the parser.
+    let out = run(&emb, &["--montage", png_arg]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data"));
+    let out = run(&emb, &["--montage", png_arg, "--data", data_arg]);
+    assert!(!out.status.success());
+    assert!(!png.exists());
+    // Embeddings without a recorded dataset: --data records it and the montage is drawn.
+    let bare = dir.path().join("bare.parquet");
+    let labels: Vec<Option<i64>> = labels.iter().map(|&l| Some(l)).collect();
+    write_embeddings_with(&bare, &x, &labels, 784, false);
+    let out = run(
+        &bare,
+        &[
+            "--montage-rows",
+            "3",
+            "--data",
+            data_arg,
+            "--montage",
+            png_arg,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("montage    "), "{stdout}");
+    assert!(
+        stdout.contains("3 anchors × up to 4 neighbours"),
+        "{stdout}"
+    );
+    let img = image::open(&png).unwrap();
+    // 10 px margins, 5 cells of 96 + 6 px, 4 gaps of 6 px and 14 px after the anchor; 3 rows.
+    assert_eq!(
+        (img.width(), img.height()),
+        (20 + 5 * 102 + 4 * 6 + 14, 20 + 26 + 3 * (102 + 17) + 2 * 6)
+    );
+}
+
+#[test]
+fn report_refuses_a_priors_json_passed_as_results_naming_the_right_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let priors = dir.path().join("priors.json");
+    std::fs::write(
+        &priors,
+        r#"[{"prior": "efficientnet_lite0", "knn_acc": 0.854, "purity": []}]"#,
+    )
+    .unwrap();
+    let err = read_results_json(&priors).unwrap_err().to_string();
+    assert!(err.contains("priors.json"), "{err}");
+    assert!(
+        err.contains("this is an experiment's priors.json") && err.contains("results.json"),
+        "{err}"
+    );
+    assert!(!err.contains("invalid type"), "{err}");
 }

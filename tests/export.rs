@@ -288,14 +288,29 @@ macro_rules! args {
     ($($a:expr),* $(,)?) => { &[$(std::ffi::OsStr::new($a)),*] };
 }
 
-fn cli(args: &[&std::ffi::OsStr]) -> String {
+/// Runs `gps-ssl ARGS` quietly: whether it succeeded, and its stderr.
+fn run_cli(args: &[&std::ffi::OsStr]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gps-ssl"))
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "gps-ssl {args:?}:\n{err}");
+    (out.status.success(), err)
+}
+
+/// `gps-ssl ARGS`, which must succeed: its stderr.
+fn cli(args: &[&std::ffi::OsStr]) -> String {
+    let (ok, err) = run_cli(args);
+    assert!(ok, "gps-ssl {args:?}:\n{err}");
+    err
+}
+
+/// `gps-ssl ARGS`, which must fail with a one-line error: its stderr.
+fn cli_fails(args: &[&std::ffi::OsStr]) -> String {
+    let (ok, err) = run_cli(args);
+    assert!(!ok, "gps-ssl {args:?} succeeded:\n{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     err
 }
 
@@ -361,6 +376,34 @@ fn train_export_encode_eval_from_the_command_line() {
     ]);
     assert!(log.contains("exported simclr-rhflip-"), "{log}");
     let model = format!("{exported}/encoder.toml");
+    // Each manifest passed where the other belongs: the error says what the file is and which
+    // one to pass, not the parser's `invalid type: sequence, expected u32`.
+    let err = cli_fails(args![
+        "embed",
+        "--data",
+        &test,
+        "--prior",
+        &model,
+        "--out",
+        &p("wrong.parquet")
+    ]);
+    assert!(
+        err.contains("this is an encoder manifest written by `gps-ssl export`"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{exported}/prior.toml")), "{err}");
+    assert!(!err.contains("invalid type"), "{err}");
+    let err = cli_fails(args![
+        "encode",
+        "--model",
+        &format!("{exported}/prior.toml"),
+        "--data",
+        &test,
+        "--out",
+        &p("wrong.parquet")
+    ]);
+    assert!(err.contains("this is a prior manifest"), "{err}");
+    assert!(err.contains("encoder.toml"), "{err}");
     encode("--run", &run, &train, &p("train.parquet"));
     encode("--model", &model, &test, &p("test.parquet"));
     encode("--run", &run, &test, &p("test-run.parquet"));

@@ -311,6 +311,14 @@ fn demo_takes_rounds_and_remining() {
     ] {
         assert!(stdout.contains(row), "{row}: {stdout}");
     }
+    // The prior's lists, drawn before training: 8 anchors, each followed by its 3 neighbours.
+    let montage = out.join("montage-pixels-k3.png");
+    assert!(
+        stdout.contains(&format!("montage: {}", montage.display())),
+        "{stdout}"
+    );
+    let img = image::open(&montage).unwrap();
+    assert_eq!(img.height(), 20 + 26 + 8 * (96 + 6 + 17) + 7 * 6);
     let names: Vec<String> = run_dirs(&out)
         .iter()
         .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())

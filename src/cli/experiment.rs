@@ -154,9 +154,15 @@ fn print_summary(output: &ExperimentOutput, seconds: f64) {
         );
     }
     println!(
-        "\nresults: {}\nfigure:  {}\nwall time {:.0} s",
+        "\nresults: {}\nfigure:  {}",
         output.results.display(),
         output.figure.display(),
-        seconds
     );
+    for montage in &output.montages {
+        println!(
+            "montage: {} (anchors and their prior neighbours)",
+            montage.display()
+        );
+    }
+    println!("wall time {seconds:.0} s");
 }

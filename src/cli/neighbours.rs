@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use gps_ssl::{
+    eval::Montage,
     knn::{
         default_purity_ks, label_purity, AdaptiveTau, HnswParams, KnnMethod, Metric,
         NeighbourBuilder, Radius,
@@ -80,6 +81,19 @@ pub struct NeighboursArgs {
     /// ids outside it.
     #[arg(long, value_name = "SPEC")]
     data: Option<String>,
+    /// Also draw a PNG of sampled anchors, each followed by its neighbours (labels under the
+    /// tiles; green outline: same label as the anchor, vermilion: another). Needs --data.
+    #[arg(long, value_name = "FILE.png", requires = "data")]
+    montage: Option<PathBuf>,
+    /// Montage: anchors drawn (rows).
+    #[arg(long, default_value_t = gps_ssl::eval::DEFAULT_MONTAGE_ROWS)]
+    montage_rows: usize,
+    /// Montage: neighbours shown per anchor (at most k).
+    #[arg(long, default_value_t = gps_ssl::eval::DEFAULT_MONTAGE_NEIGHBOURS)]
+    montage_neighbours: usize,
+    /// Montage: seed of the anchor sample.
+    #[arg(long, default_value_t = gps_ssl::eval::DEFAULT_MONTAGE_SEED)]
+    montage_seed: u64,
 }
 
 /// Draws one indicatif bar per library stage.
@@ -163,8 +177,10 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
     if let Some(len) = emb.metadata.get(META_DATASET_LEN) {
         meta.insert(META_DATASET_LEN.into(), len.clone());
     }
+    let mut source = None;
     if let Some(spec) = &args.data {
-        let source = gps_ssl::dataset::open_source(spec)?;
+        let data = gps_ssl::dataset::open_source(spec)?;
+        let source = source.insert(data);
         let fingerprint = source.fingerprint();
         if let Some(recorded) = emb.metadata.get(META_DATASET_FINGERPRINT) {
             if *recorded != fingerprint {
@@ -210,6 +226,19 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
         .write(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    let montage = match (&args.montage, &source) {
+        (Some(path), Some(source)) => {
+            let layout = Montage::builder()
+                .rows(args.montage_rows)
+                .neighbours(args.montage_neighbours)
+                .seed(args.montage_seed)
+                .build()?
+                .write(path, &table, source.as_ref())
+                .with_context(|| format!("writing the montage {}", path.display()))?;
+            Some((path, layout))
+        }
+        _ => None,
+    };
 
     let s = &out.summary;
     println!(
@@ -274,5 +303,22 @@ pub fn run(args: NeighboursArgs) -> anyhow::Result<()> {
         args.out.display(),
         bytes as f64 / s.n as f64
     );
+    if let Some((path, layout)) = montage {
+        let shown: usize = layout.rows.iter().map(|r| r.neighbours.len()).sum();
+        let labels = if layout.labelled {
+            format!(
+                "; {} of {shown} neighbours share their anchor's label",
+                layout.matches()
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "  montage    {} ({} anchors × up to {} neighbours{labels})",
+            path.display(),
+            layout.rows.len(),
+            args.montage_neighbours.min(s.k),
+        );
+    }
     Ok(())
 }

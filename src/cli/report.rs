@@ -2,7 +2,8 @@
 //! PNG figure, e.g. after adding runs by hand or to re-draw with another metric.
 
 use anyhow::Context;
-use gps_ssl::eval::{markdown_table, read_results_json, write_figure, Metric};
+use gps_ssl::eval::{markdown_table, read_results_json, write_figure_with_references, Metric};
+use gps_ssl::experiment::{reference_lines, PriorReport};
 use std::path::PathBuf;
 
 /// Which accuracy the table and figure show.
@@ -16,7 +17,8 @@ pub enum MetricArg {
     Linear,
 }
 
-/// Write `table.md` and `report.png` from a `results.json`.
+/// Write `table.md` and `report.png` from a `results.json` (with the priors' own kNN accuracy
+/// as reference lines when a `priors.json` lies beside it).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The `results.json` to read (a JSON array of run records).
@@ -46,8 +48,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let table_path = args.out.join("table.md");
     std::fs::write(&table_path, &table).with_context(|| format!("{}", table_path.display()))?;
+    // The priors' own kNN accuracy, from the experiment's priors.json beside results.json.
+    let priors_path = args.results.with_file_name("priors.json");
+    let references = if matches!(metric, Metric::Knn) && priors_path.is_file() {
+        let text = std::fs::read_to_string(&priors_path)
+            .with_context(|| format!("reading {}", priors_path.display()))?;
+        let priors: Vec<PriorReport> = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not the priors.json of an experiment (move it away to draw without the \
+                 priors' reference lines)",
+                priors_path.display()
+            )
+        })?;
+        reference_lines(&priors)
+    } else {
+        Vec::new()
+    };
     let png = args.out.join("report.png");
-    write_figure(&png, &records, metric)?;
+    write_figure_with_references(&png, &records, metric, &references)?;
     println!("{table}");
     eprintln!("wrote {} and {}", table_path.display(), png.display());
     Ok(())

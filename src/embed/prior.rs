@@ -19,6 +19,7 @@
 //! ```
 
 use crate::dataset::sha256_hex_file;
+use crate::file_kind::{toml_error, FileKind};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,24 @@ pub struct PriorManifest {
     pub logits_name: Option<String>,
 }
 
+/// Which file to pass instead of the encoder manifest `path` (text `text`): its prior manifest,
+/// named by its `prior` key, or how to get one when it has none.
+fn encoder_hint(path: &Path, text: &str) -> String {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let prior = toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| t.get("prior")?.as_str().map(|p| dir.join(p)));
+    match prior {
+        Some(prior) => format!(
+            "pass its prior manifest, {} (`--prior` takes the prior.toml written beside it)",
+            prior.display()
+        ),
+        None => "this export has no ONNX graph and so no prior.toml; export the run again \
+                 without `--no-onnx` and pass its prior.toml"
+            .to_string(),
+    }
+}
+
 impl PriorManifest {
     /// Reads a manifest, resolves `onnx` relative to it, and checks that the ONNX file exists and
     /// its SHA-256 equals `sha256`.
@@ -80,9 +99,10 @@ impl PriorManifest {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut manifest: PriorManifest = toml::from_str(&text).map_err(|e| Error::Serde {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
+        let mut manifest: PriorManifest = toml::from_str(&text).map_err(|e| {
+            toml_error(path, &text, &e, FileKind::PriorManifest, |found| {
+                (found == FileKind::EncoderManifest).then(|| encoder_hint(path, &text))
+            })
         })?;
         manifest.validate(path)?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));

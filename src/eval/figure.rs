@@ -46,7 +46,7 @@ fn setting_label(aug: AugSetting, gps: bool) -> String {
 }
 
 /// Registers the embedded font as plotters' `sans-serif` family, once per process.
-fn register_font() -> Result<()> {
+pub(super) fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
@@ -61,15 +61,40 @@ fn register_font() -> Result<()> {
     }
 }
 
+/// A horizontal reference line on the accuracy panel, e.g. the prior's own weighted 20-NN
+/// accuracy, which a GPS run is measured against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceLine {
+    /// Text drawn above the line's right end (its value is appended).
+    pub label: String,
+    /// Accuracy as a fraction in `[0, 1]`, like [`RunRecord::knn_acc`].
+    pub value: f64,
+}
+
+/// Colour of the [`ReferenceLine`]s (Okabe–Ito reddish purple, unlike any bar).
+pub const REFERENCE_COLOUR: RGBColor = RGBColor(204, 121, 167);
+
+/// [`write_figure_with_references`] without reference lines.
+pub fn write_figure(path: &Path, records: &[RunRecord], metric: Metric) -> Result<()> {
+    write_figure_with_references(path, records, metric, &[])
+}
+
 /// Draws `records` into a PNG of [`FIGURE_WIDTH`] × [`FIGURE_HEIGHT`] pixels at `path`.
 ///
 /// Left panel: for each method (row of [`super::markdown_table`]) one bar per setting with
 /// runs — RHFlipAug and StrongAug, baseline and GPS — showing the mean of `metric` in percent
-/// over seeds, with a ±1 standard deviation error bar when there are several seeds. Right
-/// panel: the mean training-loss curve (one point per optimiser step) per (method, setting)
-/// over seeds; curves are divided by their first value when several methods (with different
-/// loss scales) are shown. The file is written through a temporary file and renamed.
-pub fn write_figure(path: &Path, records: &[RunRecord], metric: Metric) -> Result<()> {
+/// over seeds, its value written above it, with a ±1 standard deviation error bar when there
+/// are several seeds; a horizontal grid line every 10 %, and one line per `references` entry
+/// (values outside `[0, 1]` are not drawn). Right panel: the mean training-loss curve (one
+/// point per optimiser step) per (method, setting) over seeds; curves are divided by their
+/// first value when several methods (with different loss scales) are shown. The file is
+/// written through a temporary file and renamed.
+pub fn write_figure_with_references(
+    path: &Path,
+    records: &[RunRecord],
+    metric: Metric,
+    references: &[ReferenceLine],
+) -> Result<()> {
     register_font()?;
     let (w, h) = (FIGURE_WIDTH, FIGURE_HEIGHT);
     let mut buf = vec![0u8; (w * h * 3) as usize];
@@ -78,7 +103,7 @@ pub fn write_figure(path: &Path, records: &[RunRecord], metric: Metric) -> Resul
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_err(e.to_string()))?;
         let (left, right) = root.split_horizontally((w * 11 / 20) as i32);
-        draw_bars(&left, records, metric).map_err(draw_err)?;
+        draw_bars(&left, records, metric, references).map_err(draw_err)?;
         draw_losses(&right, records).map_err(draw_err)?;
         root.present().map_err(|e| draw_err(e.to_string()))?;
     }
@@ -95,9 +120,17 @@ pub fn write_figure(path: &Path, records: &[RunRecord], metric: Metric) -> Resul
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// The grid's lines: one every 10 % (bold style), no minor lines.
+const GRID_COLOUR: RGBColor = RGBColor(222, 222, 222);
+
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
-fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(), String> {
+fn draw_bars(
+    area: &Area<'_>,
+    records: &[RunRecord],
+    metric: Metric,
+    references: &[ReferenceLine],
+) -> Result<(), String> {
     let rows = rows(records);
     let groups = rows.len().max(1);
     let title = format!("{} (%), mean ± std over seeds", metric.title());
@@ -148,7 +181,8 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
         .x_labels(0)
         .y_labels(11)
         .y_label_formatter(&|v| format!("{v:.0}"))
-        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(GRID_COLOUR)
+        .light_line_style(TRANSPARENT)
         .y_label_style(("sans-serif", 14))
         .y_desc("accuracy (%)")
         .axis_desc_style(("sans-serif", 16))
@@ -170,6 +204,9 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
     // Bars of the settings that have runs share the group's width, so a group is centred on
     // its label whether it shows two settings or four.
     let bar = 0.8 / present.len().max(1) as f64;
+    let value_style =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let mut values_text = Vec::new();
     for (slot, &s) in present.iter().enumerate() {
         let (aug, gps) = SETTINGS[s];
         let colour = COLOURS[s];
@@ -188,8 +225,10 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
                 [(x0 + 0.01, 0.0), (x0 + bar - 0.01, mean)],
                 colour.filled(),
             ));
+            let mut top = mean;
             if values.len() > 1 {
                 let (lo, hi) = ((mean - std).max(0.0), (mean + std).min(100.0));
+                top = hi;
                 let cap = bar / 4.0;
                 whiskers.push(PathElement::new(
                     vec![(mid, lo), (mid, hi)],
@@ -204,9 +243,48 @@ fn draw_bars(area: &Area<'_>, records: &[RunRecord], metric: Metric) -> Result<(
                     BLACK,
                 ));
             }
+            // The value just above the bar (above its error bar when it has one).
+            let (x, y) = chart.backend_coord(&(mid, top));
+            values_text.push((format!("{mean:.2}"), (x, y - 3)));
         }
         chart.draw_series(bars).map_err(|e| e.to_string())?;
         chart.draw_series(whiskers).map_err(|e| e.to_string())?;
+    }
+    for reference in references.iter().filter(|r| (0.0..=1.0).contains(&r.value)) {
+        let v = 100.0 * reference.value;
+        let style = REFERENCE_COLOUR.stroke_width(2);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(-0.5, v), (groups as f64 - 0.5, v)],
+                style,
+            )))
+            .map_err(|e| e.to_string())?;
+        // At the line's left end, just under it, on a white box: readable over a bar, and away
+        // from the value labels, which sit above their bars.
+        let (x, y) = chart.backend_coord(&(-0.5, v));
+        let text = format!("{}: {v:.2}", reference.label);
+        let style = TextStyle::from(("sans-serif", 13).into_font())
+            .color(&RGBColor(120, 40, 90))
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        let (tw, th) = plot
+            .estimate_text_size(&text, &style)
+            .map_err(|e| e.to_string())?;
+        let (bx, by) = (x - plot_x + 4, y - plot_y + 3);
+        plot.draw(&Rectangle::new(
+            [(bx - 2, by - 1), (bx + tw as i32 + 2, by + th as i32 + 1)],
+            WHITE.filled(),
+        ))
+        .map_err(|e| e.to_string())?;
+        plot.draw(&Text::new(text, (bx, by), style))
+            .map_err(|e| e.to_string())?;
+    }
+    for (text, (x, y)) in values_text {
+        plot.draw(&Text::new(
+            text,
+            (x - plot_x, y - plot_y),
+            value_style.clone(),
+        ))
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -290,7 +368,8 @@ fn draw_losses(area: &Area<'_>, records: &[RunRecord]) -> Result<(), String> {
         .configure_mesh()
         .x_labels(len.min(11))
         .x_label_formatter(&steps)
-        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(GRID_COLOUR)
+        .light_line_style(TRANSPARENT)
         .x_desc("training step")
         .y_desc(if relative {
             "loss / first-step loss"

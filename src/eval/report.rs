@@ -1,6 +1,7 @@
 //! The record of one training run and the tables built from many: `results.json` and a markdown
 //! table shaped like the GPS-SSL paper's Table 2.
 
+use crate::file_kind::{json_error, FileKind};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -122,9 +123,10 @@ pub fn write_results_json(path: &Path, records: &[RunRecord]) -> Result<()> {
 /// Reads a JSON array of [`RunRecord`]s written by [`write_results_json`].
 pub fn read_results_json(path: &Path) -> Result<Vec<RunRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Serde {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
+    serde_json::from_str(&text).map_err(|e| {
+        json_error(path, &text, &e, FileKind::Results, |_| {
+            Some("pass the results.json of an experiment's output folder".to_string())
+        })
     })
 }
 

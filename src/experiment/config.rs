@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
 
+use crate::file_kind::{toml_error, FileKind};
 use crate::{Error, Result};
 
 /// The prior name that selects the hand-crafted raw-pixel prior (the identity map of
@@ -89,7 +90,7 @@ pub struct ExperimentConfig {
 impl Default for ExperimentConfig {
     /// The README demo: SimCLR vs GPS-SimCLR, RHFlipAug, Lite0 prior at 112 px, k = 5, seed 0,
     /// 8 epochs of batch 256 with a half-epoch warm-up (SimCLR: SGD 0.05, τ = 0.2; how these were
-    /// chosen: README, "How the demo's recipe was chosen").
+    /// chosen: `docs/experiments.md`, "How the demo's recipe was chosen").
     fn default() -> Self {
         ExperimentConfig {
             name: "demo".into(),
@@ -126,9 +127,15 @@ impl ExperimentConfig {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config: ExperimentConfig = toml::from_str(&text).map_err(|e| Error::Serde {
-            path: path.to_path_buf(),
-            detail: one_line_toml_error(&text, &e),
+        let config: ExperimentConfig = toml::from_str(&text).map_err(|e| {
+            toml_error(path, &text, &e, FileKind::ExperimentConfig, |found| {
+                (found == FileKind::PriorManifest).then(|| {
+                    format!(
+                        "name it in an experiment's priors list instead: priors = [\"{}\"]",
+                        path.display()
+                    )
+                })
+            })
         })?;
         config.validate()?;
         Ok(config)
@@ -219,23 +226,31 @@ impl ExperimentConfig {
     }
 }
 
-/// `line L, column C: message` for a TOML error (its `Display` draws a multi-line snippet).
-fn one_line_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let before = text.get(..span.start).unwrap_or(text);
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prior_manifest_passed_as_experiment_config_says_where_it_belongs() {
+        let prior = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/efficientnet_lite0.toml"
+        );
+        let err = ExperimentConfig::load(prior).unwrap_err().to_string();
+        assert!(err.contains("this is a prior manifest"), "{err}");
+        assert!(err.contains("priors = ["), "{err}");
+        assert!(!err.contains("unknown field"), "{err}");
+        // Any other bad key still gets the parser's message, on one line with its position.
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "methods = [\"simclr\"]\nepoch = 3\n").unwrap();
+        let err = ExperimentConfig::load(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2, column 1: unknown field `epoch`"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+    }
 
     #[test]
     fn default_is_the_demo_and_valid() {

@@ -13,12 +13,12 @@ use super::stages::{
     ensure_embeddings, ensure_neighbours, pixel_embeddings, vectors_sha256, PriorVectors,
 };
 use crate::eval::{
-    markdown_table, rounds_table, write_figure, write_results_json, AugSetting, FeatureSet,
-    KnnClassifier, LinearProbe, Metric, RunRecord,
+    markdown_table, rounds_table, write_figure_with_references, write_results_json, AugSetting,
+    FeatureSet, KnnClassifier, LinearProbe, Metric, Montage, ReferenceLine, RunRecord,
 };
 use crate::export::{TrainedEncoder, META_ENCODER_RUN_HASH};
 use crate::ssl::{MethodKind, ResNetConfig};
-use crate::store::META_DATASET_FINGERPRINT;
+use crate::store::{NeighbourTable, META_DATASET_FINGERPRINT};
 use crate::train::{
     read_losses, OptimizerConfig, PairData, RemineConfig, TrainConfig, Trainer, CHECKPOINT_FILE,
     LOG_FILE,
@@ -89,6 +89,9 @@ pub struct ExperimentOutput {
     pub results: PathBuf,
     /// `figure.png`.
     pub figure: PathBuf,
+    /// The neighbour montage of each prior's lists, `montage-<prior>-k<k>.png` (see
+    /// [`Montage`]), in the order of the priors and `k`s.
+    pub montages: Vec<PathBuf>,
 }
 
 /// How good a prior's own features and its neighbour lists are, before any training.
@@ -174,6 +177,7 @@ pub fn run_experiment(
 
     let mut variants = Vec::new();
     let mut priors = Vec::new();
+    let mut montages = Vec::new();
     if config.gps {
         for prior in &config.priors {
             let label = ExperimentConfig::prior_label(prior);
@@ -205,8 +209,16 @@ pub fn run_experiment(
             let mut purity = Vec::new();
             for &k in &config.k {
                 let path = out.join(format!("neighbours-{label}-k{k}.parquet"));
-                let (_, p) = ensure_neighbours(&vectors, k, &train_fingerprint, &path, progress)?;
+                let (lists, p) =
+                    ensure_neighbours(&vectors, k, &train_fingerprint, &path, progress)?;
                 tracing::info!(prior = %label, k, purity = ?p, "GPS neighbour lists ready");
+                // A look at the lists before any training: anchors and their neighbours.
+                let montage = out.join(format!("montage-{label}-k{k}.png"));
+                let table = NeighbourTable::new(lists, Default::default());
+                Montage::builder()
+                    .build()?
+                    .write(&montage, &table, train.as_ref())?;
+                montages.push(montage);
                 purity.push((k, p.clone()));
                 variants.push(Variant {
                     start: label.clone(),
@@ -296,14 +308,28 @@ pub fn run_experiment(
     let table_path = out.join("table.md");
     std::fs::write(&table_path, &table).map_err(|e| Error::io(&table_path, e))?;
     let figure = out.join("figure.png");
-    write_figure(&figure, &records, Metric::Knn)?;
+    write_figure_with_references(&figure, &records, Metric::Knn, &reference_lines(&priors))?;
     Ok(ExperimentOutput {
         records,
         priors,
         table,
         results,
         figure,
+        montages,
     })
+}
+
+/// One reference line per prior whose own weighted 20-NN accuracy was measured.
+pub fn reference_lines(priors: &[PriorReport]) -> Vec<ReferenceLine> {
+    priors
+        .iter()
+        .filter_map(|p| {
+            Some(ReferenceLine {
+                label: format!("{} prior, its own features", p.prior),
+                value: p.knn_acc?,
+            })
+        })
+        .collect()
 }
 
 fn labels_of(source: &dyn DataSource, spec: &str) -> Result<Vec<i64>> {

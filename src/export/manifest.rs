@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::file_kind::{toml_error, FileKind};
 use crate::ssl::{MlpConfig, ResNetConfig};
 use crate::{
     augment::{AugRecipe, Normalize},
@@ -117,9 +118,14 @@ impl EncoderManifest {
             path.to_path_buf()
         };
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let mut m: EncoderManifest = toml::from_str(&text).map_err(|e| Error::Serde {
-            path: path.clone(),
-            detail: e.to_string(),
+        let mut m: EncoderManifest = toml::from_str(&text).map_err(|e| {
+            toml_error(&path, &text, &e, FileKind::EncoderManifest, |found| {
+                (found == FileKind::PriorManifest).then(|| {
+                    "an encoder is loaded from the encoder.toml written by `gps-ssl export` (or \
+                     from its folder); a prior manifest is for `gps-ssl embed --prior`"
+                        .to_string()
+                })
+            })
         })?;
         m.validate(&path)?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
