@@ -67,6 +67,18 @@ pub struct SelfTest {
 /// check, in the order [`SelfTest::run_all`] runs them.
 pub type Outcomes = Vec<(&'static str, Result<String>)>;
 
+/// One check: a one-line summary of what it measured, or the failure.
+pub type Check = fn(&SelfTest) -> Result<String>;
+
+/// Every check by name, in the order of the [module](self) table (what `gps-ssl selftest
+/// --checks` names).
+pub const CHECKS: [(&str, Check); 4] = [
+    ("losses", SelfTest::losses),
+    ("one_step", SelfTest::one_step),
+    ("resume", SelfTest::resume),
+    ("learns", SelfTest::learns),
+];
+
 impl SelfTest {
     /// The checks of `device` (without autodiff; the training checks add it) on the first
     /// [`IMAGES`] images of the IDX file `fashion_mnist_images` (28×28 grey, gzip or not).
@@ -106,12 +118,10 @@ impl SelfTest {
 
     /// Every check, in the order of the [module](self) table.
     pub fn run_all(&self) -> Outcomes {
-        vec![
-            ("losses", self.losses()),
-            ("one_step", self.one_step()),
-            ("resume", self.resume()),
-            ("learns", self.learns()),
-        ]
+        CHECKS
+            .iter()
+            .map(|&(name, check)| (name, check(self)))
+            .collect()
     }
 
     /// Every loss (NT-Xent, InfoNCE, BYOL, Barlow Twins, VICReg, masked NT-Xent) and its

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use gps_ssl::device::DeviceChoice;
-use gps_ssl::selftest::{median, step_seconds, SelfTest, StepCase};
+use gps_ssl::selftest::{median, step_seconds, Check, SelfTest, StepCase, CHECKS};
 use gps_ssl::ssl::MethodKind;
 
 /// The bundled Fashion-MNIST subset's training images, relative to the repository root.
@@ -31,9 +31,6 @@ pub struct SelfTestArgs {
     checks: Vec<String>,
 }
 
-/// One check of [`SelfTest`].
-type Check = fn(&SelfTest) -> gps_ssl::Result<String>;
-
 /// Runs the checks of [`SelfTest`], one line each; an error when any failed.
 #[allow(clippy::print_stdout)]
 pub fn run(args: SelfTestArgs) -> anyhow::Result<()> {
@@ -50,20 +47,14 @@ pub fn run(args: SelfTestArgs) -> anyhow::Result<()> {
                 )
             })?,
     };
-    let all: [(&str, Check); 4] = [
-        ("losses", SelfTest::losses),
-        ("one_step", SelfTest::one_step),
-        ("resume", SelfTest::resume),
-        ("learns", SelfTest::learns),
-    ];
     if let Some(bad) = args
         .checks
         .iter()
-        .find(|c| !all.iter().any(|(name, _)| name == c))
+        .find(|c| !CHECKS.iter().any(|(name, _)| name == c))
     {
         bail!("--checks: `{bad}`; expected losses, one_step, resume or learns");
     }
-    let checks: Vec<(&str, Check)> = all
+    let checks: Vec<(&str, Check)> = CHECKS
         .into_iter()
         .filter(|(name, _)| args.checks.is_empty() || args.checks.iter().any(|c| c == name))
         .collect();
