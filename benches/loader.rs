@@ -181,7 +181,7 @@ fn peer(
         .args(extra)
         .env("OMP_NUM_THREADS", "1")
         .env("MKL_NUM_THREADS", "1")
-        // The allocator setting of `gps_ssl::train::reuse_freed_memory` (which `main` makes for
+        // The allocator setting of `gps_ssl::process::reuse_freed_memory` (which `main` makes for
         // the Rust side, as the `gps-ssl` binary does), through glibc's tunables.
         .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
         .output()
@@ -202,7 +202,7 @@ fn peer(
     v["pairs_per_s"].as_f64()
 }
 
-/// `gps_ssl::train::reuse_freed_memory` as glibc tunables, for the Python peers.
+/// `gps_ssl::process::reuse_freed_memory` as glibc tunables, for the Python peers.
 const GLIBC_TUNABLES: &str =
     "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=2147483647";
 
@@ -218,7 +218,7 @@ fn main() {
     // Freed batches stay in the heap for the next one instead of being unmapped and faulted in
     // again, as in `gps-ssl train` (its `main` makes the same call); the peers get the same
     // setting through GLIBC_TUNABLES.
-    gps_ssl::train::reuse_freed_memory();
+    gps_ssl::process::reuse_freed_memory();
     let fashion_path = std::env::var("GPS_FASHION_IDX")
         .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz".into());
     let foolbox = std::env::var("GPS_FOOLBOX_DIR").unwrap_or_else(|_| {

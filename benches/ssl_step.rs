@@ -11,7 +11,7 @@
 //! `SSL_STEP_DEVICE=wgpu` (or `vulkan`, `cuda`; built with that feature) times the steps on that
 //! device instead of the CPU (each step reads its loss back, so the time includes the work).
 //! `SSL_STEP_MALLOC=default` leaves glibc's allocator thresholds as they are
-//! (`gps_ssl::train::reuse_freed_memory` is not called).
+//! (`gps_ssl::process::reuse_freed_memory` is not called).
 
 use std::process::Command;
 
@@ -63,7 +63,7 @@ fn main() {
     // As the `gps-ssl` binary does: freed step buffers are reused, not unmapped
     // (`SSL_STEP_MALLOC=default` keeps glibc's defaults, for the before/after figure).
     if std::env::var("SSL_STEP_MALLOC").as_deref() != Ok("default") {
-        gps_ssl::train::reuse_freed_memory();
+        gps_ssl::process::reuse_freed_memory();
     }
     let steps: usize = std::env::var("SSL_STEP_STEPS")
         .ok()

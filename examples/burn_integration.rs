@@ -153,7 +153,7 @@ fn pixel_neighbours(data: &Fashion) -> anyhow::Result<NeighbourLists> {
 }
 
 fn main() -> anyhow::Result<()> {
-    gps_ssl::train::reuse_freed_memory();
+    gps_ssl::process::reuse_freed_memory();
     let plain = std::env::args().any(|a| a == "--plain");
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist");
     let pixels = gunzip(&format!("{root}/t10k-images-idx3-ubyte.gz"))?[16..].to_vec();

@@ -24,6 +24,8 @@ mod fingerprint;
 mod folder;
 mod idx;
 mod image;
+#[cfg(feature = "turbojpeg")]
+#[cfg_attr(docsrs, doc(cfg(feature = "turbojpeg")))]
 pub mod jpeg;
 mod open;
 mod parquet;
@@ -44,6 +46,7 @@ pub use idx::{IdxSource, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 pub use open::open_source;
 
 use crate::Result;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The error for an `index` past the end of a source of `count` samples.
@@ -52,6 +55,19 @@ pub(crate) fn out_of_range(index: usize, source: &str, count: usize) -> crate::E
         "index",
         format!("{index} out of range for {source} ({count} samples)"),
     )
+}
+
+/// A sample that could not be read or decoded and was skipped: by an embedding job with
+/// `skip_bad` (`embed::EmbedJob::skip_bad`, listed in its summary) or by a pair loader, which
+/// draws another partner and reports it ([`crate::loader::PairLoader::skipped`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadSample {
+    /// The sample's id (dataset position).
+    pub id: u64,
+    /// Its key (or `#<id>` when even the key could not be read).
+    pub key: String,
+    /// The error message.
+    pub error: String,
 }
 
 /// One decoded example of a dataset.

@@ -1,5 +1,10 @@
 //! The embed stage: run an ONNX prior over images and datasets.
 //!
+//! Running a prior ([`Embedder`], [`EmbedJob`]) needs the `embed` feature (ONNX Runtime, loaded
+//! at run time). The prior's data contracts need nothing: [`PriorManifest`] (the TOML that names
+//! a prior's ONNX file, input and normalisation) and [`Preprocess`] (what the prior's input
+//! must be), which `export` writes for a trained encoder.
+//!
 //! An [`Embedder`] owns the ONNX Runtime sessions of a prior ([`PriorManifest`]) and its
 //! [`Preprocess`]ing. [`Embedder::embed_images`] embeds a slice of images; [`EmbedJob`] runs the
 //! embedder over a whole [`DataSource`](crate::dataset::DataSource) with decoding on worker threads,
@@ -22,33 +27,48 @@
 //! # }
 //! ```
 
+#[cfg(feature = "embed")]
 mod job;
+#[cfg(feature = "embed")]
 mod pipeline;
 mod preprocess;
 mod prior;
 mod resize;
+#[cfg(feature = "embed")]
 mod runtime;
 
-pub use job::{EmbedJob, EmbedSummary, ShardSpec, DEFAULT_ROW_GROUP_ROWS};
-pub use pipeline::BadSample;
+#[cfg(feature = "embed")]
+pub use job::{EmbedJob, EmbedSummary, ShardSpec};
 pub use preprocess::Preprocess;
 pub use prior::PriorManifest;
+#[cfg(feature = "embed")]
 pub use runtime::{find_onnx_runtime, init_onnx_runtime, missing_provider, ORT_DYLIB_ENV};
 
+/// Default rows per chunk of `embeddings.parquet` (= per Parquet row group, = the unit of an
+/// embedding job's resumption).
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 4096;
+
+#[cfg(feature = "embed")]
 use crate::{dataset::Image, Error, Result};
+#[cfg(feature = "embed")]
 use ort::session::Session;
+#[cfg(feature = "embed")]
 use ort::value::TensorRef;
 
+#[cfg(feature = "embed")]
 /// Default number of images per batch: the unit of decoding, ordering and output, run through
 /// the network in calls of [`EmbedderBuilder::inference_batch`] images.
 pub const DEFAULT_BATCH_SIZE: usize = 64;
 
+#[cfg(feature = "embed")]
 /// Default number of CPU [replicas](EmbedderBuilder::replicas), capped at the thread count.
 pub const DEFAULT_CPU_REPLICAS: usize = 2;
 
+#[cfg(feature = "embed")]
 /// Default images per ONNX Runtime call on the CPU ([`EmbedderBuilder::inference_batch`]).
 pub const DEFAULT_CPU_INFERENCE_BATCH: usize = 8;
 
+#[cfg(feature = "embed")]
 /// Where ONNX Runtime executes the prior. Displays as `cpu` or `cuda:<device>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -62,11 +82,13 @@ pub enum ExecutionProvider {
     Cuda(i32),
 }
 
+#[cfg(feature = "embed")]
 impl ExecutionProvider {
     /// The names [`FromStr`](std::str::FromStr) accepts.
     pub const NAMES: &'static str = "cpu | cuda[:N]";
 }
 
+#[cfg(feature = "embed")]
 impl std::fmt::Display for ExecutionProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -76,6 +98,7 @@ impl std::fmt::Display for ExecutionProvider {
     }
 }
 
+#[cfg(feature = "embed")]
 /// `cpu`, `cuda` (device 0) or `cuda:N`.
 ///
 /// ```
@@ -107,6 +130,7 @@ impl std::str::FromStr for ExecutionProvider {
     }
 }
 
+#[cfg(feature = "embed")]
 /// Builds an [`Embedder`]. Obtain one with [`Embedder::builder`].
 #[derive(Debug, Clone)]
 pub struct EmbedderBuilder {
@@ -121,6 +145,7 @@ pub struct EmbedderBuilder {
     normalize: bool,
 }
 
+#[cfg(feature = "embed")]
 impl EmbedderBuilder {
     /// The execution provider. Defaults to [`ExecutionProvider::Cpu`].
     pub fn execution_provider(mut self, provider: ExecutionProvider) -> Self {
@@ -322,6 +347,7 @@ impl EmbedderBuilder {
     }
 }
 
+#[cfg(feature = "embed")]
 /// Runs an ONNX prior on images: preprocessing, inference, optional L2 normalisation.
 pub struct Embedder {
     /// The replicas; the first serves [`Embedder::run_batch`].
@@ -338,6 +364,7 @@ pub struct Embedder {
     provider: ExecutionProvider,
 }
 
+#[cfg(feature = "embed")]
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedder")
@@ -352,6 +379,7 @@ impl std::fmt::Debug for Embedder {
     }
 }
 
+#[cfg(feature = "embed")]
 impl Embedder {
     /// Starts a builder for `prior`.
     pub fn builder(prior: PriorManifest) -> EmbedderBuilder {
@@ -470,6 +498,7 @@ impl Embedder {
     }
 }
 
+#[cfg(feature = "embed")]
 /// What one inference run needs besides its session, shared by the replicas.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RunSpec<'a> {
@@ -480,6 +509,7 @@ pub(crate) struct RunSpec<'a> {
     normalize: bool,
 }
 
+#[cfg(feature = "embed")]
 impl RunSpec<'_> {
     /// [`Embedder::run_batch`] on `session`, in calls of at most `inference_batch` images.
     pub(crate) fn run(

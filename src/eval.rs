@@ -10,11 +10,13 @@
 //!   chosen on a held-out split, trained to convergence by L-BFGS.
 //! - [`recall_at_k`] / [`recall_at_1`]: retrieval metrics with the query set as its own gallery
 //!   (self excluded) or a separate gallery.
-//! - [`RunRecord`], [`write_results_json`], [`markdown_table`], [`write_figure`]: the report of an
-//!   experiment grid (JSON, a table shaped like the paper's Table 2, a PNG figure with the
-//!   prior's own accuracy as a [`ReferenceLine`]).
-//! - [`Montage`]: a picture of sampled anchors and their neighbours in prior space, to judge a
-//!   prior's lists by eye before training on them.
+//! - [`RunRecord`], [`write_results_json`], [`markdown_table`], [`write_figure`] (`plots`): the
+//!   report of an experiment grid (JSON, a table shaped like the paper's Table 2, a PNG figure
+//!   with the prior's own accuracy as a [`ReferenceLine`]).
+//! - [`encode_features`]: a trained backbone's features of a whole dataset (what the experiment,
+//!   re-mining and `gps-ssl encode` evaluate).
+//! - [`Montage`] (`plots`): a picture of sampled anchors and their neighbours in prior space, to
+//!   judge a prior's lists by eye before training on them.
 //!
 //! ```
 //! use gps_ssl::eval::{FeatureSet, KnnClassifier, LinearProbe};
@@ -30,23 +32,31 @@
 //! # Ok::<(), gps_ssl::Error>(())
 //! ```
 
+mod encode;
 mod features;
+#[cfg(feature = "plots")]
 mod figure;
 mod knn;
 mod lbfgs;
 mod linear;
+#[cfg(feature = "plots")]
 mod montage;
 mod report;
 mod retrieval;
 mod topk;
 
+pub use encode::{encode_features, ENCODE_BATCH_SIZE};
 pub use features::FeatureSet;
+#[cfg(feature = "plots")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plots")))]
 pub use figure::{
     write_figure, write_figure_with_references, ReferenceLine, FIGURE_HEIGHT, FIGURE_WIDTH,
     REFERENCE_COLOUR,
 };
 pub use knn::{KnnClassifier, KnnClassifierBuilder, KnnPredictions, KnnReport};
 pub use linear::{L2Score, LinearModel, LinearProbe, LinearProbeBuilder, LinearProbeReport};
+#[cfg(feature = "plots")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plots")))]
 pub use montage::{
     tile_image, Montage, MontageBuilder, MontageLayout, MontageRow, ANCHOR_COLOUR,
     DEFAULT_MONTAGE_NEIGHBOURS, DEFAULT_MONTAGE_ROWS, DEFAULT_MONTAGE_SEED, DEFAULT_MONTAGE_TILE,

@@ -39,12 +39,10 @@
 //! ```
 
 mod config;
-mod encode;
 mod run;
 mod stages;
 
 pub use config::{ExperimentConfig, NO_PRIOR, PIXEL_PRIOR};
-pub use encode::encode_features;
 pub use run::{
     reference_lines, run_experiment, ExperimentOutput, PriorReport, EXPERIMENT_LOG_FILE,
     RECORD_FILE, RUNS_DIR,

@@ -6,8 +6,13 @@ use std::path::Path;
 
 use crate::Error;
 
+/// Value of `export::EncoderManifest::format` (one string for the writer and for
+/// recognising a misplaced encoder manifest, which needs no `train` feature).
+pub(crate) const ENCODER_FORMAT: &str = "gps-ssl-encoder/1";
+
 /// A gps-ssl file that users pass on the command line or in a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "train", test)), allow(dead_code))]
 pub(crate) enum FileKind {
     /// A prior manifest (`models/*.toml`, an export's `prior.toml`).
     PriorManifest,
@@ -48,7 +53,7 @@ impl FileKind {
     pub(crate) fn of_toml(text: &str) -> Option<Self> {
         let table: toml::Table = toml::from_str(text).ok()?;
         let has = |key: &str| table.contains_key(key);
-        if table.get("format").and_then(|v| v.as_str()) == Some(crate::export::ENCODER_FORMAT)
+        if table.get("format").and_then(|v| v.as_str()) == Some(ENCODER_FORMAT)
             || (has("backbone") && has("weights") && has("run"))
         {
             Some(FileKind::EncoderManifest)
@@ -64,6 +69,7 @@ impl FileKind {
         }
     }
 
+    #[cfg(any(feature = "train", test))]
     /// The kind of a JSON text, from its keys; `None` when it is not JSON or not recognised.
     pub(crate) fn of_json(text: &str) -> Option<Self> {
         let value: serde_json::Value = serde_json::from_str(text).ok()?;
@@ -110,6 +116,7 @@ pub(crate) fn toml_error(
     }
 }
 
+#[cfg(feature = "train")]
 /// [`toml_error`] for a JSON file.
 pub(crate) fn json_error(
     path: &Path,

@@ -68,20 +68,37 @@
 //!   (burn's default features, off here to keep the CI build small): turn both on for a real
 //!   GPU, `--features "vulkan fusion autotune"`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod augment;
 pub mod dataset;
+#[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub mod device;
 pub mod embed;
+#[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub mod eval;
+#[cfg(feature = "experiment")]
+#[cfg_attr(docsrs, doc(cfg(feature = "experiment")))]
 pub mod experiment;
+#[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub mod export;
 pub mod knn;
 pub mod loader;
+pub mod process;
 pub mod progress;
 pub mod sampler;
+#[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub mod selftest;
+#[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub mod ssl;
 pub mod store;
+#[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub mod train;
 
 mod error;
@@ -94,14 +111,17 @@ pub use error::{Error, Result};
 pub mod prelude {
     pub use crate::augment::AugRecipe;
     pub use crate::dataset::{open_source, DataSource};
+    #[cfg(feature = "train")]
     pub use crate::device::DeviceChoice;
     pub use crate::knn::{NeighbourBuilder, NeighbourLists};
     pub use crate::loader::{
         BurnPairLoader, PairBatch, PairLoader, PairLoaderBuilder, TensorPairBatch,
     };
     pub use crate::sampler::{GpsSampler, PositiveSampler, SelfSampler};
+    #[cfg(feature = "train")]
     pub use crate::ssl::Method;
     pub use crate::store::{EmbeddingTable, NeighbourTable};
+    #[cfg(feature = "train")]
     pub use crate::train::{TrainConfig, Trainer};
     pub use crate::{Error, Result};
 }

@@ -59,7 +59,10 @@ pub use iter::PairIter;
 use crate::augment::AugRecipe;
 use crate::sampler::PositiveSampler;
 use crate::seed::{rng_for, STREAM_SHUFFLE};
-use crate::{dataset::DataSource, embed::BadSample, Error, Result};
+use crate::{
+    dataset::{BadSample, DataSource},
+    Error, Result,
+};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

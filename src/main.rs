@@ -69,8 +69,8 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> std::process::ExitCode {
     use std::io::IsTerminal;
     // Before any large allocation: training steps reuse freed buffers instead of faulting in
-    // fresh pages every step (see `gps_ssl::train::reuse_freed_memory`).
-    gps_ssl::train::reuse_freed_memory();
+    // fresh pages every step (see `gps_ssl::process::reuse_freed_memory`).
+    gps_ssl::process::reuse_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

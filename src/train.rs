@@ -34,7 +34,6 @@
 //! # Ok::<(), gps_ssl::Error>(())
 //! ```
 
-mod alloc;
 mod checkpoint;
 mod config;
 mod data;
@@ -46,7 +45,6 @@ mod schedule;
 mod source;
 mod trainer;
 
-pub use alloc::{reuse_freed_memory, MMAP_THRESHOLD, TRIM_THRESHOLD};
 pub use checkpoint::{Checkpoint, Position};
 pub use config::{
     TrainConfig, DEFAULT_ADAMW_LR, DEFAULT_HIDDEN_DIM, DEFAULT_LR, DEFAULT_PROJECTION_DIM,

@@ -400,9 +400,11 @@ fn jpeg_folder_matches_pillow_within_decoder_tolerance() {
         fixtures().join("imagenet_jpeg").display()
     ))
     .unwrap();
-    // JPEGs decode with libjpeg-turbo, as Pillow's do: the same bytes (zune-jpeg, before, was
-    // up to 12 levels away).
-    check_samples(src.as_ref(), exp, 0);
+    // With the `turbojpeg` feature JPEGs decode with libjpeg-turbo, as Pillow's do: the same
+    // bytes. Without it (`default-features = false`) `image`'s zune-jpeg decodes them, whose IDCT
+    // and chroma upsampling differ: measured at most 1 level away at the fixture's checked pixels.
+    let tol = if cfg!(feature = "turbojpeg") { 0 } else { 2 };
+    check_samples(src.as_ref(), exp, tol);
     assert_eq!(labels_of(src.as_ref()), as_i64s(&exp["labels"]));
 }
 

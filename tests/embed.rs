@@ -2,6 +2,8 @@
 //!
 //! Needs `scripts/setup.sh` to have built `models/efficientnet_lite0.onnx` and fetched the
 //! foolbox sample images into `.cache/assets/` (the README's test command runs it).
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Integration tests of the evaluation stage: constructed cases with known answers, a real-data
 //! check on Fashion-MNIST raw pixels, and the report files (JSON, markdown, PNG).
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 use gps_ssl::{
     eval::{

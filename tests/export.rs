@@ -8,6 +8,8 @@
 //! bundled Fashion-MNIST test images and the CIFAR-10 fixture batch (foolbox's samples).
 //! Networks get seeded random weights and batch-norm statistics (so folding and naming are
 //! exercised with values far from their initialisation); the CLI tests train 4 real steps.
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -7,6 +7,8 @@
 //! a temporary folder) and the bundled ImageNet sample JPEG; the CLI test embeds with the tiny
 //! random ONNX prior of `tests/fixtures` (ONNX Runtime from `scripts/setup.sh`, as in
 //! `tests/embed.rs`).
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 use std::cell::RefCell;
 use std::io::Read;

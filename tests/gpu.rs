@@ -5,6 +5,8 @@
 //! D` runs on a GPU machine, `scripts/gpu_check.sh`); here each is a test. Both backends get
 //! identical host tensors: the devices' RNGs differ, so nothing draws on a device. Kept small,
 //! because lavapipe runs every shader on the CPU.
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 #![cfg(feature = "wgpu")]
 
 mod common;

@@ -10,6 +10,8 @@
 //! each view equals the straightforward path (decode at the factor the crops allow, crop box /
 //! factor, resize) and is close to the full-size view; the same seed gives the same bytes for
 //! 0, 1 and 2 workers.
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! pyarrow (the setup's venv) reads the `gps.*` keys of a gps-ssl embeddings file from its Arrow
 //! schema; an embeddings file written by pyarrow with only `id` + `embedding` (List<float32>)
 //! builds neighbour lists equal to numpy's exact cosine top-k, and trains.
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

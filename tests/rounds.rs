@@ -4,6 +4,8 @@
 //! backbone and batches of 16, so each test takes seconds. The re-mined lists are checked
 //! against an independent computation: the exported-encoder path (`TrainedEncoder`) for the
 //! features and exact k-NN for the lists.
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

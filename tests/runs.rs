@@ -4,6 +4,8 @@
 //! Everything runs on tiny subsets of the bundled Fashion-MNIST test images (raw IDX files
 //! written into a temporary folder), the raw-pixel prior (no ONNX Runtime needed), the `small`
 //! backbone and batches of 16, so each test takes seconds.
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,4 +1,6 @@
 //! Integration tests of the SSL methods and the trainer.
+// The binary and the trainer: the default features.
+#![cfg(feature = "cli")]
 
 #[path = "common/fmnist.rs"]
 mod fmnist;

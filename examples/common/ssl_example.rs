@@ -21,7 +21,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 
 /// Trains `kind` per the command-line flags and prints the loss curve's ends.
 pub fn run(kind: MethodKind) -> anyhow::Result<()> {
-    gps_ssl::train::reuse_freed_memory();
+    gps_ssl::process::reuse_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let neighbours = flag(&args, "--gps").map(Into::into);
     let steps: u64 = flag(&args, "--steps").map_or(Ok(50), |s| s.parse())?;

@@ -209,6 +209,13 @@ pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 /// `key` names the image in the error. A truncated file (a JPEG without its end-of-image
 /// marker, a PNG without its `IEND` chunk) is an error, as in Pillow, never decoded into grey
 /// fill.
+///
+/// JPEG decoder: with the `turbojpeg` feature (on by default) libjpeg-turbo, whose pixels are
+/// Pillow's byte for byte, and whose DCT scaling and cropping let the pair loader decode only the
+/// resolution and region a view needs. Without it `image`'s pure-Rust decoder (zune-jpeg), always
+/// whole and at full size (a loader's view is then resized from the full image): pixels within a
+/// few grey levels of libjpeg-turbo's (its IDCT and chroma upsampling differ; docs/guide.md "As a
+/// dependency" has the measured difference and speed). PNGs are decoded by `image` either way.
 pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
     decode_image_reduced(bytes, key, &mut |_, _| DecodeAsk::whole(1)).map(|d| d.image)
 }
@@ -273,6 +280,7 @@ pub(crate) fn decode_image_reduced(
         key: key.to_string(),
         detail,
     };
+    #[cfg(feature = "turbojpeg")]
     if format == image::ImageFormat::Jpeg {
         if let Some(done) = super::jpeg::decode(bytes, ask).map_err(refuse)? {
             return Ok(done);

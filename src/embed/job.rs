@@ -12,8 +12,9 @@
 //! A shard `i/n` takes chunks `i*C/n .. (i+1)*C/n` of the `C` chunks, so shards joined with
 //! [`merge_embeddings`](crate::store::merge_embeddings) give the same bytes as one unsharded run.
 
-use super::pipeline::{self, BadSample};
+use super::pipeline;
 use super::Embedder;
+use crate::dataset::BadSample;
 use crate::store::embeddings::{
     self as store, Rows, DATASET_LEN_KEY, DIM_KEY, PRIOR_INPUT_SIZE_KEY, PRIOR_SHA256_KEY,
     SHARD_KEY,
@@ -26,8 +27,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// Default rows per chunk (= per Parquet row group, = the unit of resumption).
-pub const DEFAULT_ROW_GROUP_ROWS: usize = 4096;
+use super::DEFAULT_ROW_GROUP_ROWS;
 
 /// Metadata key of a chunk file listing the samples skipped in it (JSON).
 const BAD_KEY: &str = "gps.embed.bad";

@@ -11,23 +11,15 @@
 
 use super::{Embedder, Preprocess, RunSpec};
 use crate::store::embeddings::Rows;
-use crate::{dataset::DataSource, Error, Result};
+use crate::{
+    dataset::{BadSample, DataSource},
+    Error, Result,
+};
 use crossbeam::channel;
 use ort::session::Session;
-use serde::{Deserialize, Serialize};
+
 use std::collections::BTreeMap;
 use std::ops::Range;
-
-/// A sample that could not be read or decoded and was skipped (`skip_bad`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BadSample {
-    /// The sample's id (dataset position).
-    pub id: u64,
-    /// Its key (or `#<id>` when even the key could not be read).
-    pub key: String,
-    /// The error message.
-    pub error: String,
-}
 
 /// One embedded batch, in dataset order.
 #[derive(Debug)]

@@ -8,10 +8,10 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::config::{ExperimentConfig, NO_PRIOR, PIXEL_PRIOR};
-use super::encode::encode_features;
 use super::stages::{
     ensure_embeddings, ensure_neighbours, pixel_embeddings, vectors_sha256, PriorVectors,
 };
+use crate::eval::encode_features;
 use crate::eval::{
     markdown_table, rounds_table, write_figure_with_references, write_results_json, AugSetting,
     FeatureSet, KnnClassifier, LinearProbe, Metric, Montage, ReferenceLine, RunRecord,

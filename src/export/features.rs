@@ -11,7 +11,7 @@ use super::trained::TrainedEncoder;
 use crate::embed::DEFAULT_ROW_GROUP_ROWS;
 use crate::store::embeddings::{self as store, Rows, DATASET_LEN_KEY, DIM_KEY};
 use crate::store::META_DATASET_FINGERPRINT;
-use crate::{dataset::DataSource, experiment::encode_features, progress::Progress, Error, Result};
+use crate::{dataset::DataSource, eval::encode_features, progress::Progress, Error, Result};
 
 /// Metadata key: the run hash of the encoder that made a features file.
 pub const META_ENCODER_RUN_HASH: &str = "gps.encoder.run_hash";

@@ -42,7 +42,7 @@ use crate::{
 };
 
 /// Value of [`EncoderManifest::format`] this version writes and reads.
-pub const ENCODER_FORMAT: &str = "gps-ssl-encoder/1";
+pub const ENCODER_FORMAT: &str = crate::file_kind::ENCODER_FORMAT;
 
 /// The run an exported encoder comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

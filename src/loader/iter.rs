@@ -11,8 +11,7 @@ use super::{PairBatch, Plan};
 use crate::augment::Augmenter;
 use crate::{
     augment::ViewParams,
-    dataset::{DecodeAsk, Reduced, Region, Sample},
-    embed::BadSample,
+    dataset::{BadSample, DecodeAsk, Reduced, Region, Sample},
     Error, Result,
 };
 use crossbeam::channel::{bounded, Receiver, Sender};

@@ -17,10 +17,9 @@
 
 use super::columns;
 use crate::{Error, Result};
-use arrow_array::{
-    Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
-    UInt64Array,
-};
+use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
+#[cfg(any(feature = "embed", feature = "train", test))]
+use arrow_array::{Int64Array, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -39,8 +38,10 @@ pub const DATASET_LEN_KEY: &str = "gps.dataset.len";
 /// Metadata key: embedding width `D`.
 pub const DIM_KEY: &str = "gps.embedding.dim";
 
+#[cfg(any(feature = "embed", feature = "train", test))]
 /// Metadata key: SHA-256 of the prior's ONNX file.
 pub const PRIOR_SHA256_KEY: &str = "gps.prior.sha256";
+#[cfg(any(feature = "embed", feature = "train", test))]
 /// Metadata key: the prior's input side in pixels.
 pub const PRIOR_INPUT_SIZE_KEY: &str = "gps.prior.input_size";
 
@@ -76,6 +77,7 @@ pub struct EmbeddingTable {
     pub metadata: BTreeMap<String, String>,
 }
 
+#[cfg(any(feature = "embed", feature = "train", test))]
 /// Rows of one chunk, ready to be written as one row group.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Rows {
@@ -163,6 +165,7 @@ pub(crate) fn schema(dim: usize) -> SchemaRef {
     ]))
 }
 
+#[cfg(any(feature = "embed", feature = "train", test))]
 /// Converts rows to a record batch of [`schema`]`(dim)`.
 pub(crate) fn to_batch(rows: &Rows, dim: usize) -> Result<RecordBatch> {
     let values = Float32Array::from(rows.vectors.clone());
@@ -233,6 +236,7 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+#[cfg(any(feature = "embed", feature = "train", test))]
 /// An exclusive lock on an output a long job writes, held until dropped: `<path>.lock`, locked
 /// with the OS's advisory file lock (`flock` on Linux; released when the process exits, however
 /// it exits). A second writer of the same output, in this process or another, is refused
@@ -242,6 +246,7 @@ pub(crate) struct OutputLock {
     _file: std::fs::File,
 }
 
+#[cfg(any(feature = "embed", feature = "train", test))]
 impl OutputLock {
     /// Locks `path` for writing, or errors naming it when another writer holds it.
     pub(crate) fn acquire(path: &Path) -> Result<Self> {

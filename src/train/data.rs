@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{META_EMBEDDINGS_SHA256, META_EMBEDDINGS_VECTORS_SHA256};
 use crate::{
     augment::AugRecipe,
-    dataset::{open_source, DecodedCache},
-    embed::BadSample,
+    dataset::{open_source, BadSample, DecodedCache},
     loader::{PairLoader, PairLoaderBuilder},
     sampler::{GpsSampler, SelfSampler},
     store::NeighbourTable,

@@ -29,7 +29,7 @@ use crate::store::META_DATASET_FINGERPRINT;
 use crate::{
     augment::AugRecipe,
     dataset::DataSource,
-    experiment::encode_features,
+    eval::encode_features,
     knn::{label_purity, Metric, NeighbourBuilder, NeighbourLists, Purity},
     progress::Progress,
     ssl::ResNet,

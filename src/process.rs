@@ -1,4 +1,12 @@
-//! Keep freed memory for reuse: the allocator setting a training process wants.
+//! Process-wide settings for a *binary* to make on the first line of its `main`, never for a
+//! library to make on its users' behalf: today one, [`reuse_freed_memory`], the allocator setting
+//! a training process wants.
+//!
+//! It lives here, outside the stages, because it is not part of any of them: it changes glibc's
+//! allocator for the whole process and for good, and takes effect only while the calling thread
+//! is the process's only thread. No function of this crate calls it; the `gps-ssl` binary, the
+//! examples and the benches do, first thing. It needs no feature (a Burn project that takes only
+//! the data path and trains on the CPU benefits as much).
 //!
 //! A training step allocates and frees the same large buffers every step (activations,
 //! im2col columns, gradients: 1–100 MB each at batch 256). glibc's `malloc` serves blocks over
@@ -38,7 +46,7 @@ pub const TRIM_THRESHOLD: usize = i32::MAX as usize;
 ///
 /// ```
 /// // The first line of a doctest's `main`: no other thread has started.
-/// let tuned = gps_ssl::train::reuse_freed_memory();
+/// let tuned = gps_ssl::process::reuse_freed_memory();
 /// assert_eq!(tuned, cfg!(all(target_os = "linux", target_env = "gnu")));
 /// ```
 pub fn reuse_freed_memory() -> bool {
