@@ -130,6 +130,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .collect();
 
     let device = Device::default().autodiff();
+    device.seed(0); // the model's initial weights
     let loader: Arc<dyn DataLoader<TensorPairBatch>> = PairLoaderBuilder::new(data)
         .sampler(GpsSampler::from_table(table))
         .recipe(AugRecipe::simclr().with_output_size(28, 28))
