@@ -12,24 +12,25 @@
 //! Every name lives in the module of its stage, under its plain name (`loader::DEFAULT_SEED`,
 //! `embed::DEFAULT_BATCH_SIZE`); the root holds only [`Error`], [`Result`] and the [`prelude`].
 //!
-//! | module | stage | main types | output |
-//! |---|---|---|---|
-//! | [`dataset`] | image sources | [`dataset::open_source`], [`dataset::DataSource`] (IDX, CIFAR, image folder, Parquet) | [`dataset::Sample`]s with a dataset fingerprint |
-//! | [`embed`] | embed with a prior | [`embed::Embedder`], [`embed::EmbedJob`], [`embed::PriorManifest`] | `embeddings.parquet` |
-//! | [`store`] | the files between stages | [`store::EmbeddingTable`], [`store::NeighbourTable`] | Parquet with provenance metadata |
-//! | [`knn`] | neighbour lists | [`knn::NeighbourBuilder`] (exact / HNSW / auto), [`knn::label_purity`] | `neighbours.parquet`, [`knn::NeighbourLists`] |
-//! | [`sampler`] | who is paired with whom | [`sampler::GpsSampler`], [`sampler::SelfSampler`], [`sampler::MixSampler`] | partner ids |
-//! | [`augment`] | views | [`augment::AugRecipe`], [`augment::Augmenter`] | `[C, H, W]` f32 views |
-//! | [`loader`] | pair batches | [`loader::PairLoaderBuilder`], [`loader::BurnPairLoader`] | [`loader::PairBatch`] `[batch, C, H, W]` ×2 |
-//! | [`ssl`] | networks and losses | [`ssl::Method`] (SimCLR, BYOL, Barlow Twins, VICReg, MoCo v3, NNCLR), [`ssl::ResNet`] | losses, [`ssl::StepStats`] |
-//! | [`train`] | the training loop | [`train::Trainer`], [`train::TrainConfig`] | checkpoints, `log.csv`, `config.json` |
-//! | [`eval`] | accuracy of features | [`eval::KnnClassifier`], [`eval::LinearProbe`], [`eval::recall_at_1`] | accuracies, [`eval::RunRecord`] |
-//! | [`export`] | the trained encoder | [`export::export_encoder`], [`export::load_encoder`] | safetensors (torchvision names), ONNX + prior manifest |
-//! | [`experiment`] | whole grids | [`experiment::run_experiment`], [`experiment::ExperimentConfig`] | `results.json`, `table.md`, `figure.png` |
+//! | module | stage | main types | output | feature |
+//! |---|---|---|---|---|
+//! | [`dataset`] | image sources | [`dataset::open_source`], [`dataset::DataSource`] (IDX, CIFAR, image folder, Parquet) | [`dataset::Sample`]s with a dataset fingerprint | — |
+//! | [`embed`] | embed with a prior | [`embed::Embedder`], [`embed::EmbedJob`], [`embed::PriorManifest`] | `embeddings.parquet` | `embed` (the manifest: none) |
+//! | [`store`] | the files between stages | [`store::EmbeddingTable`], [`store::NeighbourTable`] | Parquet with provenance metadata | — |
+//! | [`knn`] | neighbour lists | [`knn::NeighbourBuilder`] (exact / HNSW / auto), [`knn::label_purity`] | `neighbours.parquet`, [`knn::NeighbourLists`] | — |
+//! | [`sampler`] | who is paired with whom | [`sampler::GpsSampler`], [`sampler::SelfSampler`], [`sampler::MixSampler`] | partner ids | — |
+//! | [`augment`] | views | [`augment::AugRecipe`], [`augment::Augmenter`] | `[C, H, W]` f32 views | — |
+//! | [`loader`] | pair batches | [`loader::PairLoaderBuilder`], [`loader::BurnPairLoader`] | [`loader::PairBatch`] `[batch, C, H, W]` ×2 | — |
+//! | [`ssl`] | networks and losses | [`ssl::Method`] (SimCLR, BYOL, Barlow Twins, VICReg, MoCo v3, NNCLR), [`ssl::ResNet`] | losses, [`ssl::StepStats`] | `train` |
+//! | [`train`] | the training loop | [`train::Trainer`], [`train::TrainConfig`] | checkpoints, `log.csv`, `config.json` | `train` |
+//! | [`eval`] | accuracy of features | [`eval::KnnClassifier`], [`eval::LinearProbe`], [`eval::recall_at_1`] | accuracies, [`eval::RunRecord`] | `train` (figures: `plots`) |
+//! | [`export`] | the trained encoder | [`export::export_encoder`], [`export::load_encoder`] | safetensors (torchvision names), ONNX + prior manifest | `train` |
+//! | [`experiment`] | whole grids | [`experiment::run_experiment`], [`experiment::ExperimentConfig`] | `results.json`, `table.md`, `figure.png` | `experiment` |
 //!
 //! [`progress`] carries progress reports out of long jobs (the CLI draws them as bars);
-//! [`device`] names the device the networks run on (`cpu`, `wgpu`, `vulkan`, `cuda`);
-//! [`selftest`] checks a device against the CPU and times the training step on it.
+//! [`process`] holds the allocator setting a training binary makes first thing in `main`;
+//! [`device`] names the device the networks run on (`cpu`, `wgpu`, `vulkan`, `cuda`) and
+//! [`selftest`] checks a device against the CPU and times the training step on it (both `train`).
 //!
 //! ## Example: GPS pairs for your own Burn loop
 //! The [`prelude`] has what this needs.
@@ -54,19 +55,28 @@
 //! ```
 //!
 //! ## Features
-//! - default: CPU — burn's `flex` backend with autodiff; ONNX Runtime's CPU execution provider,
-//!   loaded at run time from `ORT_DYLIB_PATH` or the `onnxruntime` Python wheel.
-//! - `wgpu`: burn's wgpu backend (WGSL kernels on Vulkan / Metal / DX12; no download at build
-//!   time): `--device wgpu`. Tested on Mesa's software Vulkan driver (lavapipe) by
-//!   `scripts/test.sh --features wgpu`, which CI runs.
-//! - `vulkan`: the same runtime pinned to Vulkan with cubecl's SPIR-V compiler, for real GPUs:
-//!   `--device vulkan`.
-//! - `cuda`: burn's CUDA backend (`--device cuda[:N]`). Its build links LLVM 23, which
-//!   `GPS_SSL_CUDA=1 scripts/setup.sh` installs from PyPI (docs/gpu.md). ONNX Runtime's CUDA
-//!   execution provider (`embed --ep cuda`) needs no feature, only the `onnxruntime-gpu` library.
-//! - `fusion`, `autotune`: burn's kernel fusion and autotuning for `wgpu`, `vulkan` and `cuda`
-//!   (burn's default features, off here to keep the CI build small): turn both on for a real
-//!   GPU, `--features "vulkan fusion autotune"`.
+//! The default is everything (`cli`). A Burn project that only wants GPS pairs takes the data
+//! path alone, which turns on no burn backend (the tensors go to the backend and device of the
+//! project's own burn features) and builds with a Rust toolchain and a C compiler:
+//! ```toml
+//! gps-ssl = { version = "0.1", default-features = false }
+//! ```
+//! | feature | adds | brings in |
+//! |---|---|---|
+//! | (none) | `dataset`, `augment`, `sampler`, `knn`, `store` (read and write), `loader` + burn's `DataLoader`, `progress`, `process` | burn (`std`, `dataset`; no backend), parquet + arrow, `image` (PNG, JPEG by zune-jpeg) |
+//! | `embed` | `embed::Embedder`, `embed::EmbedJob`: run an ONNX prior | ONNX Runtime's bindings (`ort`, library loaded at run time) |
+//! | `train` | `ssl`, `train`, `eval`, `export`, `device`, `selftest` | burn's CPU backend (`flex` with autodiff, `x86-v4`), this crate's CPU kernels (`gemm`) |
+//! | `plots` | `eval::write_figure`, `eval::Montage` | plotters |
+//! | `turbojpeg` | JPEG through libjpeg-turbo: Pillow's bytes, DCT-scaled and cropped decoding (the fast path at 224 px) | libjpeg-turbo, built from C (cmake, nasm) |
+//! | `experiment` | `experiment` (= `train` + `embed` + `plots`) | |
+//! | `cli` (default) | the `gps-ssl` binary (= `experiment` + `turbojpeg`) | clap, indicatif, tracing-subscriber |
+//! | `wgpu` | burn's wgpu backend (WGSL on Vulkan / Metal / DX12): `--device wgpu`. Tested on Mesa's lavapipe in CI | wgpu, cubecl |
+//! | `vulkan` | the same, pinned to Vulkan with cubecl's SPIR-V compiler, for real GPUs: `--device vulkan` | |
+//! | `cuda` | burn's CUDA backend: `--device cuda[:N]`. Links LLVM 23: `GPS_SSL_CUDA=1 scripts/setup.sh` installs it from PyPI (docs/gpu.md) | cubecl-cuda, LLVM |
+//! | `fusion`, `autotune` | burn's kernel fusion and autotuning for `wgpu`, `vulkan`, `cuda`: turn both on for a real GPU | |
+//!
+//! The backend features imply `train`. ONNX Runtime's CUDA execution provider (`embed --ep cuda`)
+//! needs no feature, only the `onnxruntime-gpu` library.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
