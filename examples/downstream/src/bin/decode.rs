@@ -40,7 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{} JPEGs, decoder {}: median {:.3} ms per image over {} passes (min {:.3})",
         files.len(),
-        if cfg!(feature = "full") { "libjpeg-turbo" } else { "zune-jpeg" },
+        if cfg!(feature = "full") {
+            "libjpeg-turbo"
+        } else {
+            "zune-jpeg"
+        },
         per_image[per_image.len() / 2] * 1e3,
         per_image.len(),
         per_image[0] * 1e3
