@@ -8,7 +8,7 @@
 //!    reads it back, as a project that keeps its tables on disk would.
 //! 3. Streams GPS pairs through `PairLoaderBuilder … .into_burn(device)` (burn's `DataLoader`)
 //!    onto this project's own device (burn's Flex CPU backend with autodiff, chosen in its
-//!    Cargo.toml), and trains its own tiny encoder with NT-Xent for 4 steps.
+//!    Cargo.toml), and trains its own tiny encoder (`src/lib.rs`) with NT-Xent for 4 steps.
 //!
 //! Every step checks that each partner is in its anchor's list (`anchor_ids` / `partner_ids`),
 //! that the views are `[64, 1, 28, 28]` on the project's device, and that the loss is finite;
@@ -18,60 +18,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use burn::data::dataloader::DataLoader;
-use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::activation::{log_softmax, relu};
-use burn::tensor::{Device, Tensor};
+use burn::optim::AdamConfig;
+use burn::tensor::Device;
 use gps_ssl::knn::Metric;
 use gps_ssl::loader::TensorPairBatch;
 use gps_ssl::prelude::*;
+use gps_ssl_downstream::{train_step, Net};
 
 const K: usize = 5;
 const BATCH: usize = 64;
 const STEPS: usize = 4;
-
-/// The project's own encoder: two strided convolutions and a projection.
-#[derive(Module, Debug)]
-struct Net {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    proj: Linear,
-}
-
-impl Net {
-    fn new(device: &Device) -> Self {
-        let conv = |i, o| {
-            Conv2dConfig::new([i, o], [3, 3])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
-        Net {
-            conv1: conv(1, 8),
-            conv2: conv(8, 16),
-            proj: LinearConfig::new(16, 16).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.conv1.forward(x));
-        let x = relu(self.conv2.forward(x));
-        let x: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
-        let z = self.proj.forward(x);
-        let norm = z.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6);
-        z / norm
-    }
-}
-
-/// NT-Xent between the two views, in-batch false negatives (same partner list) masked out.
-fn nt_xent(za: Tensor<2>, zb: Tensor<2>, mask: Tensor<2>, temperature: f32) -> Tensor<1> {
-    let b = za.dims()[0];
-    let logits = za.matmul(zb.transpose()) / temperature - mask * 1e9;
-    let eye = Tensor::<2>::eye(b, &logits.device());
-    -(log_softmax(logits, 1) * eye).sum() / b as f32
-}
 
 /// Raw pixels in [0, 1], one row per image: the hand-crafted prior.
 fn pixel_vectors(data: &dyn DataSource) -> Result<(Vec<f32>, usize)> {
@@ -141,7 +97,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .build()?
         .into_burn(device.clone());
 
-    let mut model = Net::new(&device);
+    let mut model = Net::new(1, &device);
     let mut optim = AdamConfig::new().init();
     let mut it = loader.iter();
     for step in 0..STEPS {
@@ -158,23 +114,13 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         if dims != [BATCH, 1, 28, 28] || batch.view_a.device() != device {
             return Err(format!("views {dims:?} on {:?}", batch.view_a.device()).into());
         }
-        let mask = batch.false_negative_mask();
-        let loss = nt_xent(
-            model.forward(batch.view_a),
-            model.forward(batch.view_b),
-            mask,
-            0.2,
-        );
-        let value: f32 = loss.clone().into_scalar();
+        let pairs = batch.anchor_ids.len();
+        let (next, value) = train_step(model, &mut optim, batch, 1e-3);
+        model = next;
         if !value.is_finite() {
             return Err(format!("step {step}: loss {value}").into());
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-3, model, grads);
-        println!(
-            "step {step}: loss {value:.4}, {} pairs, every partner in its anchor's list",
-            batch.anchor_ids.len()
-        );
+        println!("step {step}: loss {value:.4}, {pairs} pairs, every partner in its anchor's list");
     }
     println!("ok: {STEPS} GPS steps on {device:?}");
     Ok(())

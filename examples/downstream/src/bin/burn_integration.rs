@@ -1,6 +1,7 @@
 //! An ordinary Burn SimCLR-style training loop that switches to GPS pairs with one builder call.
 //!
-//! `cargo run --release --example burn_integration [-- --plain]`
+//! `cd examples/downstream && cargo run --release --bin burn_integration [-- --plain]`
+//! (it was `cargo run --example burn_integration` in gps-ssl itself before 2026-12-06)
 //!
 //! The data is the repository's Fashion-MNIST subset (`data/fashion-mnist`). The prior for the
 //! neighbour table is the raw pixels (a hand-crafted prior from the paper), searched exactly
@@ -8,12 +9,8 @@
 //! The loop prints the loss and how long it waited on the loader versus the step time.
 
 use burn::data::dataloader::DataLoader;
-use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::activation::{log_softmax, relu};
-use burn::tensor::{Device, Tensor};
+use burn::optim::AdamConfig;
+use burn::tensor::Device;
 use flate2::read::GzDecoder;
 use gps_ssl::{
     augment::AugRecipe,
@@ -27,53 +24,14 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gps_ssl_downstream::{train_step, Net};
+
+type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
 const N: usize = 1024;
 const K: usize = 4;
 const BATCH: usize = 128;
 const STEPS: usize = 8;
-
-/// The tiny encoder + projection an existing project would already have.
-#[derive(Module, Debug)]
-struct Net {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    proj: Linear,
-}
-
-impl Net {
-    fn new(channels: usize, device: &Device) -> Self {
-        let conv = |i, o| {
-            Conv2dConfig::new([i, o], [3, 3])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
-        Net {
-            conv1: conv(channels, 16),
-            conv2: conv(16, 32),
-            proj: LinearConfig::new(32, 32).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.conv1.forward(x));
-        let x = relu(self.conv2.forward(x));
-        let x: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
-        let z = self.proj.forward(x);
-        let norm = z.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6);
-        z / norm
-    }
-}
-
-/// NT-Xent (InfoNCE) between the two views; `mask` `[B, B]` (1 = in-batch false negative)
-/// removes those logits, as the loader's `false_negative_mask` allows.
-fn nt_xent(za: Tensor<2>, zb: Tensor<2>, mask: Tensor<2>, temperature: f32) -> Tensor<1> {
-    let b = za.dims()[0];
-    let logits = za.matmul(zb.transpose()) / temperature - mask * 1e9;
-    let eye = Tensor::<2>::eye(b, &logits.device());
-    let logp = log_softmax(logits, 1);
-    -(logp * eye).sum() / b as f32
-}
 
 /// The project's own dataset type (here: the first `N` Fashion-MNIST test-subset images).
 struct Fashion {
@@ -119,14 +77,14 @@ impl DataSource for Fashion {
     }
 }
 
-fn gunzip(path: &str) -> anyhow::Result<Vec<u8>> {
+fn gunzip(path: &str) -> AnyResult<Vec<u8>> {
     let mut out = Vec::new();
     GzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut out)?;
     Ok(out)
 }
 
 /// Exact k-NN on raw pixels (the hand-crafted prior), self excluded.
-fn pixel_neighbours(data: &Fashion) -> anyhow::Result<NeighbourLists> {
+fn pixel_neighbours(data: &Fashion) -> AnyResult<NeighbourLists> {
     let v: Vec<f32> = data.pixels[..N * 784]
         .iter()
         .map(|&p| p as f32 / 255.0)
@@ -152,10 +110,10 @@ fn pixel_neighbours(data: &Fashion) -> anyhow::Result<NeighbourLists> {
     Ok(NeighbourLists::new(K, ids, dists)?)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> AnyResult<()> {
     gps_ssl::process::reuse_freed_memory();
     let plain = std::env::args().any(|a| a == "--plain");
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/fashion-mnist");
     let pixels = gunzip(&format!("{root}/t10k-images-idx3-ubyte.gz"))?[16..].to_vec();
     let labels = gunzip(&format!("{root}/t10k-labels-idx1-ubyte.gz"))?[8..].to_vec();
     let fashion = Fashion { pixels, labels };
@@ -190,16 +148,8 @@ fn main() -> anyhow::Result<()> {
             let Some(batch) = it.next() else { break };
             let batch = batch?;
             let t1 = Instant::now();
-            let mask = batch.false_negative_mask();
-            let loss = nt_xent(
-                model.forward(batch.view_a),
-                model.forward(batch.view_b),
-                mask,
-                0.2,
-            );
-            let value: f32 = loss.clone().into_scalar();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(1e-3, model, grads);
+            let (next, value) = train_step(model, &mut optim, batch, 1e-3);
+            model = next;
             let t2 = Instant::now();
             waited += t1 - t0;
             total += t2 - t0;
