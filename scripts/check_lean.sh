@@ -7,7 +7,7 @@
 # - examples/downstream (burn with Flex + autodiff, gps-ssl without default features): the same
 #   crates absent, and no burn backend but the ones it asked for (burn-flex, burn-autodiff).
 # - `cargo run --release` there: 4 GPS steps; it exits non-zero unless every partner is in its
-#   anchor's list.
+#   anchor's list. Before it, clippy over all its programs.
 #
 # Prints the crate counts (`cargo tree -e normal,build`, distinct name + version, the root
 # included). Usage: bash scripts/check_lean.sh [--no-run]
@@ -15,7 +15,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Crates the lean build must not compile, whoever would pull them in.
-FORBIDDEN='^(ort|ort-sys|clap|clap_builder|clap_derive|indicatif|console|tracing-subscriber|plotters|plotters-backend|plotters-bitmap|ab_glyph|turbojpeg|turbojpeg-sys|cmake|anyhow) v'
+FORBIDDEN='^(ort|ort-sys|clap|clap_builder|clap_derive|indicatif|tracing-subscriber|plotters|plotters-backend|plotters-bitmap|ab_glyph|turbojpeg|turbojpeg-sys|cmake|nasm-rs|pyo3|pyo3-build-config) v'
+# This crate's CPU kernels (the `train` feature's GEMM convolution): absent from the lean library
+# (a downstream project's own burn-flex brings gemm, so only the library's tree is checked).
+KERNELS='^(gemm|gemm-common|gemm-f32) v'
 # Every burn backend crate and the cubecl runtimes under them (cubecl-common, -zspace and
 # -environment are utilities burn-std itself uses).
 BACKENDS='^(burn-(flex|ndarray|cubecl|cuda|rocm|wgpu|tch|candle|cpu|fusion|router|remote|autodiff|vision)|cubecl|cubecl-(runtime|core|ir|opt|cuda|hip|wgpu|cpu|spirv|llvm|mlir)|wgpu|cudarc) v'
@@ -36,6 +39,7 @@ refuse() { # $1: what, $2: the list, $3: pattern
 lib=$(tree --no-default-features)
 refuse "gps-ssl --no-default-features" "$lib" "$FORBIDDEN"
 refuse "gps-ssl --no-default-features" "$lib" "$BACKENDS"
+refuse "gps-ssl --no-default-features" "$lib" "$KERNELS"
 echo "gps-ssl --no-default-features: $(wc -l <<<"$lib") crates; no ONNX Runtime, CLI, plot, libjpeg-turbo/cmake or burn backend crate"
 
 cd examples/downstream
@@ -51,4 +55,7 @@ echo "examples/downstream: $(wc -l <<<"$down") crates with gps-ssl's data path; 
 
 [ "${1:-}" = "--no-run" ] && exit 0
 cargo fmt --check
+# Every program of the project compiles and is lint-clean (`burn_integration`, `decode` too), then
+# the main one runs.
+cargo clippy --release --locked --all-targets -- -D warnings
 cargo run --release --locked

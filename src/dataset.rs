@@ -37,7 +37,7 @@ pub use self::parquet::{
 };
 pub use cache::{CacheUse, DecodedCache};
 pub use cifar::{CifarFormat, CifarSource, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_SIDE};
-pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS};
+pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS, JPEG_DECODER};
 
 pub use self::image::{Image, MAX_IMAGE_PIXELS};
 pub(crate) use fingerprint::hex;
@@ -152,8 +152,9 @@ pub trait DataSource: Send + Sync {
 
     /// Decodes sample `index` for a caller that needs only part of its resolution.
     /// `reduction(width, height)` receives the full size and returns the largest factor `d` the
-    /// caller can use; sources whose format can decode smaller directly (JPEG files and cells:
-    /// libjpeg-turbo's DCT scaling, `d` ∈ {1, 2, 4, 8}, see [`jpeg`](self::jpeg)) return the image at
+    /// caller can use; sources whose format can decode smaller directly (JPEG files and cells
+    /// with the `turbojpeg` feature: libjpeg-turbo's DCT scaling, `d` ∈ {1, 2, 4, 8}, see the
+    /// `jpeg` module) return the image at
     /// `⌈width/d⌉ × ⌈height/d⌉`, with the factor used and the full size. `reduction` may be
     /// called more than once, always with the full size.
     ///
@@ -169,7 +170,7 @@ pub trait DataSource: Send + Sync {
 
     /// [`get_reduced`](Self::get_reduced) for a caller that also reads only a part of the image:
     /// `ask(width, height)` gets the full size and returns the reduction and the region
-    /// ([`DecodeAsk`]). Sources that can decode a part directly (JPEG: libjpeg-turbo's cropped
+    /// ([`DecodeAsk`]). Sources that can decode a part directly (JPEG with `turbojpeg`: libjpeg-turbo's cropped
     /// decoding, rows below the region not decoded at all) return at least that part of the
     /// image decoded at `1/factor`, with its `origin`; the pixels are those of the whole decode at
     /// the same factor. `ask` may be called more than once, always with the full size.

@@ -16,8 +16,9 @@
 //! ran it (`tests/embed.rs` checks replicas against a single session).
 //!
 //! ```no_run
-//! use gps_ssl::embed::{Embedder, PriorManifest};
+//! # #[cfg(feature = "embed")]
 //! # fn main() -> gps_ssl::Result<()> {
+//! use gps_ssl::embed::{Embedder, PriorManifest};
 //! let prior = PriorManifest::load("models/efficientnet_lite0.toml")?;
 //! let mut embedder = Embedder::builder(prior).resolution(112).batch_size(64).build()?;
 //! let img = gps_ssl::dataset::Image::new(28, 28, 1, vec![0; 28 * 28]);
@@ -25,6 +26,8 @@
 //! assert_eq!(v.len(), embedder.dim());
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "embed"))]
+//! # fn main() {}
 //! ```
 
 #[cfg(feature = "embed")]
@@ -38,7 +41,7 @@ mod resize;
 mod runtime;
 
 #[cfg(feature = "embed")]
-pub use job::{EmbedJob, EmbedSummary, ShardSpec};
+pub use job::{EmbedJob, EmbedSummary, ShardSpec, JPEG_DECODER_KEY};
 pub use preprocess::Preprocess;
 pub use prior::PriorManifest;
 #[cfg(feature = "embed")]

@@ -66,10 +66,10 @@
 //! | (none) | `dataset`, `augment`, `sampler`, `knn`, `store` (read and write), `loader` + burn's `DataLoader`, `progress`, `process` | burn (`std`, `dataset`; no backend), parquet + arrow, `image` (PNG, JPEG by zune-jpeg) |
 //! | `embed` | `embed::Embedder`, `embed::EmbedJob`: run an ONNX prior | ONNX Runtime's bindings (`ort`, library loaded at run time) |
 //! | `train` | `ssl`, `train`, `eval`, `export`, `device`, `selftest` | burn's CPU backend (`flex` with autodiff, `x86-v4`), this crate's CPU kernels (`gemm`) |
-//! | `plots` | `eval::write_figure`, `eval::Montage` | plotters |
+//! | `plots` | `eval::write_figure`, `eval::Montage` (implies `train`) | plotters |
 //! | `turbojpeg` | JPEG through libjpeg-turbo: Pillow's bytes, DCT-scaled and cropped decoding (the fast path at 224 px) | libjpeg-turbo, built from C (cmake, nasm) |
 //! | `experiment` | `experiment` (= `train` + `embed` + `plots`) | |
-//! | `cli` (default) | the `gps-ssl` binary (= `experiment` + `turbojpeg`) | clap, indicatif, tracing-subscriber |
+//! | `cli` (default) | the `gps-ssl` binary (= `experiment` + `turbojpeg`) | clap, indicatif, tracing-subscriber, anyhow |
 //! | `wgpu` | burn's wgpu backend (WGSL on Vulkan / Metal / DX12): `--device wgpu`. Tested on Mesa's lavapipe in CI | wgpu, cubecl |
 //! | `vulkan` | the same, pinned to Vulkan with cubecl's SPIR-V compiler, for real GPUs: `--device vulkan` | |
 //! | `cuda` | burn's CUDA backend: `--device cuda[:N]`. Links LLVM 23: `GPS_SSL_CUDA=1 scripts/setup.sh` installs it from PyPI (docs/gpu.md) | cubecl-cuda, LLVM |

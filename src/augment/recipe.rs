@@ -146,7 +146,9 @@ pub struct AugRecipe {
     /// [`crate::augment::Augmenter::reduction`]): the resize then starts from fewer pixels, and
     /// the decode skips most of the inverse DCT and colour conversion. `false` decodes every
     /// image at full size. `true` in every recipe this crate makes; `false` when absent from a
-    /// saved recipe (runs saved before it existed decoded at full size).
+    /// saved recipe (runs saved before it existed decoded at full size). Only libjpeg-turbo
+    /// decodes scaled: without the `turbojpeg` feature every image is decoded whole, and the
+    /// trainer sets this to `false` so that a run's recipe says what it did.
     #[serde(default)]
     pub reduced_decode: bool,
 }

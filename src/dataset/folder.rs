@@ -204,18 +204,29 @@ pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// The JPEG decoder of this build: `"libjpeg-turbo"` with the `turbojpeg` feature (the default),
+/// `"zune-jpeg"` without it. Their pixels differ (see [`decode_image`]), so a training run's
+/// identity and an embedding job's `job.json` and metadata (`gps.embed.jpeg_decoder`) record it,
+/// and a resume or cache reuse across the two is refused.
+pub const JPEG_DECODER: &str = if cfg!(feature = "turbojpeg") {
+    "libjpeg-turbo"
+} else {
+    "zune-jpeg"
+};
+
 /// Decodes PNG/JPEG `bytes` (format guessed from the content) to 8-bit grey or RGB.
 ///
 /// `key` names the image in the error. A truncated file (a JPEG without its end-of-image
 /// marker, a PNG without its `IEND` chunk) is an error, as in Pillow, never decoded into grey
 /// fill.
 ///
-/// JPEG decoder: with the `turbojpeg` feature (on by default) libjpeg-turbo, whose pixels are
-/// Pillow's byte for byte, and whose DCT scaling and cropping let the pair loader decode only the
-/// resolution and region a view needs. Without it `image`'s pure-Rust decoder (zune-jpeg), always
-/// whole and at full size (a loader's view is then resized from the full image): pixels within a
-/// few grey levels of libjpeg-turbo's (its IDCT and chroma upsampling differ; docs/guide.md "As a
-/// dependency" has the measured difference and speed). PNGs are decoded by `image` either way.
+/// JPEG decoder ([`JPEG_DECODER`]): with the `turbojpeg` feature (on by default) libjpeg-turbo,
+/// whose pixels are Pillow's byte for byte, and whose DCT scaling and cropping let the pair loader
+/// decode only the resolution and region a view needs. Without it `image`'s pure-Rust decoder
+/// (zune-jpeg), always whole and at full size (a loader's view is then resized from the full
+/// image): pixels a few levels from libjpeg-turbo's (its IDCT and chroma upsampling differ), and
+/// arithmetic-coded, lossless and 12-bit JPEGs are refused (docs/guide.md "As a dependency" has
+/// the measured difference and speed). PNGs are decoded by `image` either way.
 pub fn decode_image(bytes: &[u8], key: &str) -> Result<Image> {
     decode_image_reduced(bytes, key, &mut |_, _| DecodeAsk::whole(1)).map(|d| d.image)
 }
@@ -247,9 +258,10 @@ pub(crate) struct Decoded {
 }
 
 /// [`decode_image`], JPEGs decoded at the reduction and region `ask(width, height)` asks for
-/// (see [`DataSource::get_region`]). JPEGs go through libjpeg-turbo ([`super::jpeg`]); PNGs, and
-/// JPEGs it cannot take to RGB, through `image`, whole and at full size. `ask` may be called
-/// more than once, always with the full size.
+/// (see [`DataSource::get_region`]). With the `turbojpeg` feature JPEGs go through libjpeg-turbo
+/// (`super::jpeg`); PNGs, JPEGs it cannot take to RGB, and every JPEG without the feature, through
+/// `image`, whole and at full size (factor 1). `ask` may be called more than once, always with the
+/// full size.
 pub(crate) fn decode_image_reduced(
     bytes: &[u8],
     key: &str,

@@ -1,8 +1,8 @@
 //! The decoded image type shared by every stage.
 
 /// Most pixels (`width × height`) an image file may declare: larger ones are refused from their
-/// header, before anything is allocated, by every decoder (JPEG through libjpeg-turbo, PNG and
-/// the rest through `image`), with an error naming the file. 178,956,970 is Pillow's
+/// header, before anything is allocated, by every decoder (JPEG through libjpeg-turbo with the
+/// `turbojpeg` feature, PNG and the rest through `image`), with an error naming the file. 178,956,970 is Pillow's
 /// `DecompressionBombError` threshold (twice `Image.MAX_IMAGE_PIXELS`): at most 512 MiB of RGB.
 pub const MAX_IMAGE_PIXELS: u64 = 178_956_970;
 

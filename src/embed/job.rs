@@ -29,6 +29,10 @@ use std::str::FromStr;
 
 use super::DEFAULT_ROW_GROUP_ROWS;
 
+/// Metadata key of the JPEG decoder that decoded the images ([`crate::dataset::JPEG_DECODER`];
+/// files without it were decoded by libjpeg-turbo).
+pub const JPEG_DECODER_KEY: &str = "gps.embed.jpeg_decoder";
+
 /// Metadata key of a chunk file listing the samples skipped in it (JSON).
 const BAD_KEY: &str = "gps.embed.bad";
 
@@ -105,6 +109,14 @@ struct JobState {
     /// differently.
     #[serde(default)]
     onnxruntime: String,
+    /// [`JPEG_DECODER`](crate::dataset::JPEG_DECODER): the two decoders' pixels differ. Jobs
+    /// started before it was recorded were built with libjpeg-turbo.
+    #[serde(default = "libjpeg_turbo")]
+    jpeg_decoder: String,
+}
+
+fn libjpeg_turbo() -> String {
+    "libjpeg-turbo".into()
 }
 
 /// Embeds a [`DataSource`] into an embeddings Parquet file. See the [module docs](self).
@@ -202,6 +214,7 @@ impl EmbedJob {
             skip_bad: self.skip_bad,
             execution_provider: embedder.execution_provider().to_string(),
             onnxruntime: embedder.runtime_build(),
+            jpeg_decoder: crate::dataset::JPEG_DECODER.into(),
         };
         // One writer per output: a second job on the same `out` (another process, or this
         // one) is refused while this one runs.
@@ -395,6 +408,7 @@ impl EmbedJob {
             embedder.execution_provider().to_string(),
         );
         put("gps.embed.onnxruntime", embedder.runtime_build());
+        put(JPEG_DECODER_KEY, crate::dataset::JPEG_DECODER.to_string());
         if let Some(s) = self.shard {
             put(SHARD_KEY, s.to_string());
         }
@@ -415,6 +429,37 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `job.json` written before the decoder was recorded reads as libjpeg-turbo's (every
+    /// earlier build had it), and a state with another decoder is not equal: no resume across.
+    #[test]
+    fn job_state_without_a_decoder_is_libjpeg_turbo_and_another_decoder_differs() {
+        let state = JobState {
+            version: "0.1.0".into(),
+            fingerprint: "fp".into(),
+            dataset_len: 3,
+            prior_sha256: "00".into(),
+            preprocess: "p".into(),
+            output_name: "out".into(),
+            normalized: true,
+            batch_size: 8,
+            row_group_rows: 4,
+            shard: None,
+            skip_bad: false,
+            execution_provider: "cpu".into(),
+            onnxruntime: "1.32.0".into(),
+            jpeg_decoder: "libjpeg-turbo".into(),
+        };
+        let mut json = serde_json::to_value(&state).unwrap();
+        json.as_object_mut().unwrap().remove("jpeg_decoder");
+        let old: JobState = serde_json::from_value(json).unwrap();
+        assert_eq!(old, state);
+        let other = JobState {
+            jpeg_decoder: "zune-jpeg".into(),
+            ..state.clone()
+        };
+        assert_ne!(other, state);
+    }
 
     #[test]
     fn shard_spec_parses_and_rejects() {

@@ -85,6 +85,9 @@ pub fn ensure_embeddings(
                 && m.get(PRIOR_SHA256_KEY) == Some(&prior.sha256)
                 && m.get(PRIOR_INPUT_SIZE_KEY) == Some(&size.to_string())
                 && m.get("gps.prior.preprocess") == Some(&preprocess)
+                && m.get(crate::embed::JPEG_DECODER_KEY)
+                    .map_or("libjpeg-turbo", String::as_str)
+                    == crate::dataset::JPEG_DECODER
                 && table.len() == source.len();
             if same {
                 tracing::info!(path = %out.display(), "reusing prior embeddings");

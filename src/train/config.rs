@@ -321,6 +321,19 @@ mod tests {
         assert_ne!(h1, remined.run_hash().unwrap());
     }
 
+    /// The JPEG decoder is part of a run's identity only when it is not libjpeg-turbo: builds
+    /// with `turbojpeg` keep the hashes of earlier versions, builds without it get others.
+    #[test]
+    fn the_identity_names_the_jpeg_decoder_only_without_libjpeg_turbo() {
+        let identity = with_data().identity().unwrap();
+        let recorded = identity["data"].get("jpeg_decoder").cloned();
+        if cfg!(feature = "turbojpeg") {
+            assert_eq!(recorded, None, "{identity}");
+        } else {
+            assert_eq!(recorded, Some(serde_json::json!("zune-jpeg")), "{identity}");
+        }
+    }
+
     #[test]
     fn config_round_trips_and_reads_the_old_free_text_data() {
         let dir = tempfile::tempdir().unwrap();

@@ -181,6 +181,7 @@ impl DataConfig {
             seed: self.pairs.seed,
             drop_last: true,
             neighbour_table: self.neighbour_table.as_ref(),
+            jpeg_decoder: (!cfg!(feature = "turbojpeg")).then_some(crate::dataset::JPEG_DECODER),
         }
     }
 }
@@ -206,6 +207,11 @@ pub struct DataIdentity<'a> {
     pub drop_last: bool,
     /// The neighbour table's content hash, k, τ, include-self and prior.
     pub neighbour_table: Option<&'a NeighbourProvenance>,
+    /// The JPEG decoder when it is not libjpeg-turbo (a build without the `turbojpeg` feature:
+    /// [`JPEG_DECODER`](crate::dataset::JPEG_DECODER) = `"zune-jpeg"`, other pixels). Left out
+    /// of the identity for libjpeg-turbo, so runs of earlier versions keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jpeg_decoder: Option<&'static str>,
 }
 
 impl PairData {
@@ -241,6 +247,10 @@ impl PairData {
                 )
             })?;
             source = Arc::new(DecodedCache::new(source, budget));
+            recipe = recipe.with_reduced_decode(false);
+        }
+        // Without libjpeg-turbo every JPEG is decoded whole: the recipe says so.
+        if !cfg!(feature = "turbojpeg") {
             recipe = recipe.with_reduced_decode(false);
         }
         let fingerprint = source.fingerprint();
