@@ -37,7 +37,7 @@ pub use self::parquet::{
 };
 pub use cache::{CacheUse, DecodedCache};
 pub use cifar::{CifarFormat, CifarSource, CIFAR10_CLASSES, CIFAR_PIXELS, CIFAR_SIDE};
-pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS, JPEG_DECODER};
+pub use folder::{decode_image, ImageFolderSource, IMAGE_EXTENSIONS, JPEG_DECODER, LIBJPEG_TURBO};
 
 pub use self::image::{Image, MAX_IMAGE_PIXELS};
 pub(crate) use fingerprint::hex;

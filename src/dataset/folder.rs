@@ -204,12 +204,16 @@ pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// [`JPEG_DECODER`]'s value with the `turbojpeg` feature, and what a file or job state that does
+/// not name its decoder was decoded with (every build before the name was recorded had it).
+pub const LIBJPEG_TURBO: &str = "libjpeg-turbo";
+
 /// The JPEG decoder of this build: `"libjpeg-turbo"` with the `turbojpeg` feature (the default),
 /// `"zune-jpeg"` without it. Their pixels differ (see [`decode_image`]), so a training run's
 /// identity and an embedding job's `job.json` and metadata (`gps.embed.jpeg_decoder`) record it,
 /// and a resume or cache reuse across the two is refused.
 pub const JPEG_DECODER: &str = if cfg!(feature = "turbojpeg") {
-    "libjpeg-turbo"
+    LIBJPEG_TURBO
 } else {
     "zune-jpeg"
 };

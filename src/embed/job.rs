@@ -116,7 +116,7 @@ struct JobState {
 }
 
 fn libjpeg_turbo() -> String {
-    "libjpeg-turbo".into()
+    crate::dataset::LIBJPEG_TURBO.into()
 }
 
 /// Embeds a [`DataSource`] into an embeddings Parquet file. See the [module docs](self).

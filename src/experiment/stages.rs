@@ -86,7 +86,7 @@ pub fn ensure_embeddings(
                 && m.get(PRIOR_INPUT_SIZE_KEY) == Some(&size.to_string())
                 && m.get("gps.prior.preprocess") == Some(&preprocess)
                 && m.get(crate::embed::JPEG_DECODER_KEY)
-                    .map_or("libjpeg-turbo", String::as_str)
+                    .map_or(crate::dataset::LIBJPEG_TURBO, String::as_str)
                     == crate::dataset::JPEG_DECODER
                 && table.len() == source.len();
             if same {
